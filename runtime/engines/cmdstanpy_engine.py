@@ -1,0 +1,130 @@
+"""The CmdStanPy engine: one executable per program text, cached on disk across processes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+import cmdstanpy
+import numpy as np
+
+from runtime.engines import trim_stan_message
+from runtime.engines.base import Draws, StanData
+from runtime.errors import StanFleetError
+from runtime.model_files import cache_root
+from runtime.settings import SamplerSettings
+from runtime.stan_info import read_model_info
+
+
+class CmdStanPyEngine:
+    """Compiles into ``<cache>/cmdstan/<hash of CmdStan path and program text>/``, once."""
+
+    name = "cmdstanpy"
+
+    def compile(self, stan_file: Path) -> CmdStanPyModel:
+        """Compile ``stan_file`` or reuse its cached executable; a bad program raises StanFleetError."""
+        read_model_info(stan_file)  # stanc's located message for a bad program, before any C++ build
+        try:
+            cached = _cached_copy(stan_file)
+            with _quiet():
+                model = cmdstanpy.CmdStanModel(stan_file=cached)
+        except (RuntimeError, ValueError) as exc:
+            raise StanFleetError(
+                f"{stan_file.name}: CmdStan could not build the program: {trim_stan_message(str(exc))}"
+            ) from None
+        return CmdStanPyModel(program_name=stan_file.name, model=model)
+
+
+@dataclass(frozen=True)
+class CmdStanPyModel:
+    """A compiled CmdStan executable."""
+
+    program_name: str
+    model: cmdstanpy.CmdStanModel
+
+    def sample(self, data: StanData, settings: SamplerSettings, seed: int) -> Draws:
+        """Run NUTS (diag_e, adaptation on) and return its draws; thinning is left to scoring."""
+        with self._run("sampling") as output_dir:
+            fit = self.model.sample(
+                data=dict(data),
+                chains=settings.chains,
+                iter_warmup=settings.warmup,
+                iter_sampling=settings.samples,
+                adapt_delta=settings.adapt_delta,
+                max_treedepth=settings.max_treedepth,
+                seed=seed,
+                output_dir=output_dir,
+                show_progress=False,
+            )
+            shape = (fit.chains, fit.num_draws_sampling)
+            variables = {
+                name: values.reshape(*shape, *values.shape[1:])
+                for name, values in fit.stan_variables().items()
+            }
+            sampler = {name: values.T for name, values in fit.method_variables().items()}
+        return Draws(
+            variables=variables,
+            divergent=sampler["divergent__"].astype(bool),
+            treedepth=sampler["treedepth__"].astype(np.int64),
+            energy=sampler["energy__"],
+            max_treedepth=settings.max_treedepth,
+        )
+
+    def fixed_param(
+        self, data: StanData, num_draws: int, seed: int, inits: StanData | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run fixed_param with one chain; every variable comes back shaped ``(num_draws, *dims)``."""
+        with self._run("fixed_param") as output_dir:
+            fit = self.model.sample(
+                data=dict(data),
+                fixed_param=True,
+                iter_sampling=num_draws,
+                chains=1,
+                seed=seed,
+                inits=dict(inits) if inits is not None else None,
+                output_dir=output_dir,
+                show_progress=False,
+            )
+            return fit.stan_variables()
+
+    @contextmanager
+    def _run(self, method: str) -> Iterator[str]:
+        """A private output directory, removed afterwards; CmdStan failures become StanFleetError."""
+        with tempfile.TemporaryDirectory(prefix="stanfleet_cmdstan_") as output_dir, _quiet():
+            try:
+                yield output_dir
+            except (RuntimeError, ValueError) as exc:
+                raise StanFleetError(
+                    f"{self.program_name}: {method} failed: {trim_stan_message(str(exc))}"
+                ) from None
+
+
+def _cached_copy(stan_file: Path) -> Path:
+    """Copy the program to its cache directory (once), where its executable is built and kept."""
+    code = stan_file.read_text()
+    key = hashlib.sha256(f"{cmdstanpy.cmdstan_path()}\0{code}".encode()).hexdigest()[:16]
+    cached = cache_root() / "cmdstan" / key / stan_file.name
+    if not cached.is_file():  # rewriting would touch the mtime and make CmdStan rebuild
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(code)
+        os.replace(tmp, cached)
+    return cached
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence cmdstanpy's INFO/WARNING log lines; failures still raise."""
+    logger = logging.getLogger("cmdstanpy")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+

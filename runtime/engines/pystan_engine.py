@@ -1,0 +1,148 @@
+"""The PyStan 3 engine, talking to httpstan directly.
+
+PyStan's ``Model.sample`` prints progress and Stan's messages, and keeps every seeded fit in
+httpstan's on-disk cache forever. This engine makes the same httpstan requests, prints nothing,
+and deletes each fit once read; PyStan's ``Fit`` still parses the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import stan.fit
+from stan.common import HttpstanClient, HTTPResponse
+from stan.model import DataJSONEncoder
+
+from runtime.engines import trim_stan_message
+from runtime.engines.base import Draws, StanData
+from runtime.errors import StanFleetError
+from runtime.settings import SamplerSettings
+from runtime.stan_info import read_model_info
+
+_NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
+_FIXED_PARAM = "stan::services::sample::fixed_param"
+_POLL_SECONDS = 0.01
+
+
+class PyStanEngine:
+    """Builds through httpstan's model cache: a program built before loads in milliseconds."""
+
+    name = "pystan"
+
+    def compile(self, stan_file: Path) -> PyStanModel:
+        """Build ``stan_file`` (or load it from httpstan's cache); a bad program raises StanFleetError."""
+        read_model_info(stan_file)  # stanc's located message for a bad program, before any C++ build
+        response = asyncio.run(_build(stan_file.read_text()))
+        if response.status != 201:
+            message = trim_stan_message(str(response.json().get("message", response.json())))
+            raise StanFleetError(f"{stan_file.name}: httpstan could not build the program: {message}")
+        return PyStanModel(program_name=stan_file.name, model_name=response.json()["name"])
+
+
+@dataclass(frozen=True)
+class PyStanModel:
+    """A program built by httpstan. ``model_name`` is httpstan's ``models/<id>``."""
+
+    program_name: str
+    model_name: str
+
+    def sample(self, data: StanData, settings: SamplerSettings, seed: int) -> Draws:
+        """Run NUTS (diag_e, adaptation on) and return its draws; thinning is left to scoring."""
+        args = {
+            "function": _NUTS,
+            "num_warmup": settings.warmup,
+            "num_samples": settings.samples,
+            "delta": settings.adapt_delta,
+            "max_depth": settings.max_treedepth,
+        }
+        fit = self._run(data, seed, settings.chains, args, {})
+        chains = settings.chains
+        return Draws(
+            variables={name: _chain_major(fit[name], dims, chains) for name, dims in zip(fit.param_names, fit.dims)},
+            divergent=_chain_major(fit["divergent__"], [], chains).astype(bool),
+            treedepth=_chain_major(fit["treedepth__"], [], chains).astype(np.int64),
+            energy=_chain_major(fit["energy__"], [], chains),
+            max_treedepth=settings.max_treedepth,
+        )
+
+    def fixed_param(
+        self, data: StanData, num_draws: int, seed: int, inits: StanData | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run fixed_param with one chain; every variable comes back shaped ``(num_draws, *dims)``."""
+        args = {"function": _FIXED_PARAM, "num_samples": num_draws}
+        fit = self._run(data, seed, 1, args, inits or {})
+        return {name: _chain_major(fit[name], dims, 1)[0] for name, dims in zip(fit.param_names, fit.dims)}
+
+    def _run(
+        self, data: StanData, seed: int, chains: int, args: dict[str, Any], inits: StanData
+    ) -> stan.fit.Fit:
+        request = {**args, "data": _jsonable(data), "init": _jsonable(inits), "random_seed": seed}
+        params, outputs = asyncio.run(self._fits(request, chains))
+        return stan.fit.Fit(
+            tuple(outputs),
+            chains,
+            tuple(p["name"] for p in params),
+            tuple(name for p in params for name in p["constrained_names"]),
+            tuple(p["dims"] for p in params),
+            args.get("num_warmup", 0),
+            args["num_samples"],
+            1,
+            False,
+        )
+
+    async def _fits(self, request: dict[str, Any], chains: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """Check the data, run one httpstan fit per chain, read and delete each fit."""
+        async with HttpstanClient() as client:
+            response = await client.post(f"/{self.model_name}/params", json={"data": request["data"]})
+            if response.status != 200:
+                message = trim_stan_message(response.json()["message"])
+                raise StanFleetError(f"{self.program_name}: Stan rejected the data: {message}")
+            params: list[dict[str, Any]] = response.json()["params"]
+            operations = []
+            for chain in range(1, chains + 1):
+                response = await client.post(f"/{self.model_name}/fits", json={**request, "chain": chain})
+                if response.status != 201:
+                    raise StanFleetError(f"{self.program_name}: httpstan rejected the run: {response.json()}")
+                operations.append(response.json())
+            outputs, errors = [], []
+            for operation in operations:
+                while not operation["done"]:
+                    await asyncio.sleep(_POLL_SECONDS)
+                    operation = (await client.get(f"/{operation['name']}")).json()
+                fit_name = operation["result"].get("name")
+                if fit_name is None:
+                    errors.append(str(operation["result"].get("message", operation["result"])))
+                    continue
+                outputs.append((await client.get(f"/{fit_name}")).content)
+                await client.delete(f"/{fit_name}")
+        if errors:
+            method = request["function"].rsplit("::", 1)[-1]
+            raise StanFleetError(f"{self.program_name}: {method} failed: {trim_stan_message(errors[0])}")
+        return params, outputs
+
+
+async def _build(program_code: str) -> HTTPResponse:
+    async with HttpstanClient() as client:
+        return await client.post("/models", json={"program_code": program_code})
+
+
+def _jsonable(values: StanData) -> dict[str, Any]:
+    """Plain-JSON copy of Stan data or inits (numpy arrays and integers included)."""
+    return dict(json.loads(DataJSONEncoder().encode(dict(values))))
+
+
+def _chain_major(values: np.ndarray, dims: list[int], chains: int) -> np.ndarray:
+    """Reshape PyStan's ``fit[name]`` to ``(chains, draws, *dims)``.
+
+    ``fit[name]`` is shaped ``(*dims, draws * chains)`` (``(1, draws * chains)`` for a scalar), its
+    last axis running over chains fastest: draw 0 of every chain, then draw 1, and so on.
+    """
+    draws = values.shape[-1] // chains
+    by_draw = values.reshape(*dims, draws, chains)
+    return np.moveaxis(by_draw, (-1, -2), (0, 1)).copy()

@@ -1,0 +1,34 @@
+"""A progress bar for fits in flight that can never fail the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from runtime.executor import ProgressCallback
+
+
+@contextmanager
+def progress_reporter(total: int, *, enabled: bool) -> Iterator[ProgressCallback]:
+    """Yield a callback taking the number of finished fits; draws a tqdm bar when enabled."""
+    bar = None
+    if enabled:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="fit", desc="fitting", dynamic_ncols=True)
+        except Exception:  # a progress bar must never fail the run
+            bar = None
+
+    def update(done: int) -> None:
+        if bar is not None and done > bar.n:
+            try:
+                bar.update(done - bar.n)
+            except Exception:  # a progress bar must never fail the run
+                pass
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()

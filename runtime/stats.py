@@ -1,0 +1,313 @@
+"""The statistics of simulation-based calibration: pure NumPy/SciPy, arrays in, arrays out.
+
+References
+----------
+.. [1] Talts, S., Betancourt, M., Simpson, D., Vehtari, A. and Gelman, A. (2018). Validating
+   Bayesian inference algorithms with simulation-based calibration. arXiv:1804.06788.
+.. [2] Säilynoja, T., Bürkner, P.-C. and Vehtari, A. (2022). Graphical test for discrete
+   uniformity and its applications in goodness-of-fit evaluation and multiple sample
+   comparison. Statistics and Computing 32, 32.
+.. [3] Modrák, M., Moon, A. H., Kim, S., Bürkner, P., Huurre, N., Faltejsková, K., Gelman, A.
+   and Vehtari, A. (2023). Simulation-based calibration checking for Bayesian computation:
+   the choice of test quantities shapes sensitivity. Bayesian Analysis.
+.. [4] Holm, S. (1979). A simple sequentially rejective multiple test procedure.
+   Scandinavian Journal of Statistics 6(2), 65-70.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+
+#: Monte Carlo draws of the gamma statistic under uniformity: the smallest attainable p-value is
+#: 1e-5, and p-values near 0.01 / 12 (Holm over a dozen quantities) carry ~11% relative error.
+GAMMA_NULL_SIMULATIONS = 100_000
+#: Seed of the null simulation when no generator is given, so verdicts are reproducible.
+GAMMA_NULL_SEED = 20_220_202
+#: Most evaluation points of the ECDF: K = min(N, this), keeping the null's cost O(n_sim * K).
+GAMMA_MAX_POINTS = 100
+
+_NULL_BATCH = 10_000
+
+
+# --- ranks, thinning and PIT ----------------------------------------------------------------
+
+
+def sbc_rank(draws: np.ndarray, true_value: float, rng: np.random.Generator) -> int:
+    """SBC rank of a true value among posterior draws, ties broken at random [1]_.
+
+    Parameters
+    ----------
+    draws : numpy.ndarray
+        Kept (thinned) posterior draws of one scalar, any shape.
+    true_value : float
+        The value the prior draw took.
+    rng : numpy.random.Generator
+        Breaks ties: with ``e`` draws equal to the true value the rank is
+        ``#{draws < true_value} + U{0, ..., e}``.
+
+    Returns
+    -------
+    int
+        In ``0..draws.size``.
+    """
+    if math.isnan(true_value):
+        raise ValueError("cannot rank a NaN true value")
+    values = np.asarray(draws).reshape(-1)
+    below = int(np.count_nonzero(values < true_value))
+    ties = int(np.count_nonzero(values == true_value))
+    return below + (int(rng.integers(0, ties + 1)) if ties else 0)
+
+
+def thin_chains(chain_draws: np.ndarray, factor: int) -> np.ndarray:
+    """Keep every ``factor``-th draw of each chain, starting with the first.
+
+    Parameters
+    ----------
+    chain_draws : numpy.ndarray
+        Shaped ``(chains, draws)``.
+    factor : int
+        Positive thinning factor.
+
+    Returns
+    -------
+    numpy.ndarray
+        The kept draws of all chains, flattened, ``chains * ceil(draws / factor)`` long.
+    """
+    chain_draws = np.asarray(chain_draws)
+    if chain_draws.ndim != 2:
+        raise ValueError(f"expected (chains, draws), got shape {chain_draws.shape}")
+    if isinstance(factor, bool) or int(factor) != factor or factor < 1:
+        raise ValueError(f"thinning factor must be a positive integer, got {factor!r}")
+    return chain_draws[:, :: int(factor)].reshape(-1)
+
+
+def auto_thin_factor(total_draws: int, ess_bulk: float, ess_tail: float) -> int:
+    """Thinning factor that leaves about one draw per effective sample [2]_.
+
+    Parameters
+    ----------
+    total_draws : int
+        Posterior draws over all chains, ``S``.
+    ess_bulk, ess_tail : float
+        Bulk and tail effective sample sizes of the variable.
+
+    Returns
+    -------
+    int
+        ``ceil(S / min(ess_bulk, ess_tail))`` clipped to ``1..S``; 1 when the ESS is not a
+        positive finite number (nothing to go by).
+    """
+    ess = min(ess_bulk, ess_tail)
+    if total_draws < 1 or not math.isfinite(ess) or ess <= 0:
+        return 1
+    return max(1, min(total_draws, math.ceil(total_draws / ess)))
+
+
+def randomized_pit(ranks: npt.ArrayLike, max_ranks: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
+    """Map ranks with (possibly) differing ``max_rank`` to continuous PIT values.
+
+    ``u = (rank + U(0, 1)) / (max_rank + 1)``: a rank uniform on ``0..max_rank`` gives ``u``
+    exactly Uniform(0, 1), so ranks from fits that kept different numbers of draws (auto
+    thinning) can be tested together.
+
+    Parameters
+    ----------
+    ranks : array_like of int
+        SBC ranks.
+    max_ranks : array_like of int
+        Number of kept draws of each rank (broadcast against ``ranks``).
+    rng : numpy.random.Generator
+        Source of the uniform jitter.
+
+    Returns
+    -------
+    numpy.ndarray
+        PIT values in ``[0, 1]``, shaped like the broadcast inputs.
+    """
+    r = np.asarray(ranks, dtype=float)
+    m = np.asarray(max_ranks, dtype=float)
+    r, m = np.broadcast_arrays(r, m)
+    if np.any(m < 0) or np.any(r < 0) or np.any(r > m):
+        raise ValueError("ranks must lie in 0..max_rank")
+    return (r + rng.random(r.shape)) / (m + 1.0)
+
+
+# --- uniformity: the gamma statistic of Säilynoja et al. (2022) -------------------------------
+
+
+def _num_points(n: int, num_points: int | None) -> int:
+    if num_points is None:
+        return max(2, min(n, GAMMA_MAX_POINTS))
+    if num_points < 2:
+        raise ValueError(f"num_points must be at least 2, got {num_points}")
+    return num_points
+
+
+@lru_cache(maxsize=8)
+def _gamma_table(n: int, k: int) -> np.ndarray:
+    """``2 * min(P(X <= c), P(X >= c))`` for ``X ~ Bin(n, i/k)``, rows ``i = 1..k-1``, ``c = 0..n``."""
+    from scipy.stats import binom  # scipy.stats costs ~0.6 s to import: only the report needs it
+
+    z = np.arange(1, k)[:, None] / k
+    counts = np.arange(n + 1)[None, :]
+    table = 2.0 * np.minimum(binom.cdf(counts, n, z), binom.sf(counts - 1, n, z))
+    table.setflags(write=False)
+    return table
+
+
+def _gamma_from_counts(table: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Gamma for each row of ``counts`` (``N * ECDF`` at the ``k - 1`` interior points)."""
+    return table[np.arange(table.shape[0]), counts].min(axis=-1)
+
+
+def _ecdf_counts(pit: np.ndarray, k: int) -> np.ndarray:
+    z = np.arange(1, k) / k
+    return np.searchsorted(np.sort(pit), z, side="right")
+
+
+def _check_pit(pit: np.ndarray) -> np.ndarray:
+    values = np.asarray(pit, dtype=float).reshape(-1)
+    if np.any(~np.isfinite(values)) or np.any(values < 0) or np.any(values > 1):
+        raise ValueError("PIT values must lie in [0, 1]")
+    return values
+
+
+def gamma_statistic(pit: np.ndarray, *, num_points: int | None = None) -> float:
+    """The gamma statistic of the ECDF of PIT values against Uniform(0, 1) [2]_ [3]_.
+
+    ``gamma = 2 * min_i min(Bin(N F(z_i); N, z_i), 1 - Bin(N F(z_i) - 1; N, z_i))`` over the
+    evaluation points ``z_i = i / K``, ``i = 1..K-1``, where ``Bin`` is the binomial CDF and
+    ``F`` the ECDF of the ``N`` values. Small values mean non-uniform.
+
+    Parameters
+    ----------
+    pit : numpy.ndarray
+        PIT values in ``[0, 1]``.
+    num_points : int, optional
+        ``K``; by default ``min(N, GAMMA_MAX_POINTS)`` (``K = N`` as recommended for
+        continuous values, capped for large ensembles).
+
+    Returns
+    -------
+    float
+        The statistic, NaN for an empty sample.
+    """
+    values = _check_pit(pit)
+    if values.size == 0:
+        return float("nan")
+    k = _num_points(values.size, num_points)
+    return float(_gamma_from_counts(_gamma_table(values.size, k), _ecdf_counts(values, k)))
+
+
+def _simulate_gamma_null(n: int, k: int, num_simulations: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted gamma statistics of ``num_simulations`` Uniform(0, 1) samples of size ``n``."""
+    table = _gamma_table(n, k)
+    cell = np.full(k, 1.0 / k)
+    out = np.empty(num_simulations)
+    for start in range(0, num_simulations, _NULL_BATCH):
+        size = min(_NULL_BATCH, num_simulations - start)
+        # Counts of a uniform sample in the K cells; their cumulative sums are N * ECDF(z_i).
+        counts = np.cumsum(rng.multinomial(n, cell, size=size)[:, :-1], axis=1)
+        out[start : start + size] = _gamma_from_counts(table, counts)
+    out.sort()
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=32)
+def _default_gamma_null(n: int, k: int) -> np.ndarray:
+    return _simulate_gamma_null(n, k, GAMMA_NULL_SIMULATIONS, np.random.default_rng(GAMMA_NULL_SEED))
+
+
+def gamma_uniformity_pvalue(
+    pit: np.ndarray, rng: np.random.Generator | None = None, *, num_points: int | None = None
+) -> float:
+    """Monte Carlo p-value of the gamma test that PIT values are Uniform(0, 1) [2]_ [3]_.
+
+    The null distribution of :func:`gamma_statistic` for samples of the same size is simulated
+    ``GAMMA_NULL_SIMULATIONS`` times; ``p = (1 + #{gamma_sim <= gamma_obs}) / (1 + n_sim)``.
+
+    Parameters
+    ----------
+    pit : numpy.ndarray
+        PIT values in ``[0, 1]``, e.g. from :func:`randomized_pit`.
+    rng : numpy.random.Generator, optional
+        Simulates the null. ``None`` uses a fixed seed and caches the null per ``(N, K)`` in the
+        process, so the verdict is reproducible and repeated tests are cheap.
+    num_points : int, optional
+        ``K`` as in :func:`gamma_statistic`.
+
+    Returns
+    -------
+    float
+        The p-value in ``(0, 1]``, NaN for an empty sample.
+    """
+    values = _check_pit(pit)
+    if values.size == 0:
+        return float("nan")
+    n = values.size
+    k = _num_points(n, num_points)
+    if rng is None:
+        null = _default_gamma_null(n, k)
+    else:
+        null = _simulate_gamma_null(n, k, GAMMA_NULL_SIMULATIONS, rng)
+    observed = gamma_statistic(values, num_points=k)
+    at_most = int(np.searchsorted(null, observed, side="right"))
+    return (1 + at_most) / (1 + null.size)
+
+
+def holm_calibrated(p_values: Mapping[str, float], family_level: float) -> dict[str, bool]:
+    """Holm's step-down procedure at family-wise error rate ``family_level`` [4]_.
+
+    Sorting the ``m`` p-values ascending, the ``j``-th (0-based) is rejected while
+    ``p_(j) <= family_level / (m - j)``; the first that is not stops the procedure.
+
+    Parameters
+    ----------
+    p_values : Mapping of str to float
+        One p-value per tested quantity; NaN counts as untestable and is never rejected.
+    family_level : float
+        In ``(0, 1)``.
+
+    Returns
+    -------
+    dict of str to bool
+        ``True`` when the quantity's uniformity hypothesis is *not* rejected (looks calibrated).
+    """
+    if not 0 < family_level < 1:
+        raise ValueError(f"family_level must lie in (0, 1), got {family_level}")
+    order = sorted(p_values, key=lambda name: (math.isnan(p_values[name]), p_values[name]))
+    m = len(order)
+    calibrated = dict.fromkeys(p_values, True)
+    for j, name in enumerate(order):
+        p = p_values[name]
+        if math.isnan(p) or p > family_level / (m - j):
+            break
+        calibrated[name] = False
+    return calibrated
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+
+def z_scores(mean: npt.ArrayLike, sd: npt.ArrayLike, true: npt.ArrayLike) -> np.ndarray:
+    """Posterior z-scores ``(mean - true) / sd`` (infinite or NaN where ``sd`` is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.asarray(mean, dtype=float) - np.asarray(true, dtype=float)) / np.asarray(sd, dtype=float)
+
+
+def contraction(posterior_sd: npt.ArrayLike, prior_variance: float) -> np.ndarray:
+    """Posterior contraction ``1 - posterior_var / prior_var``.
+
+    ``prior_variance`` is estimated from the ensemble's true values; the result is NaN where it
+    is zero, negative or not finite.
+    """
+    sd = np.asarray(posterior_sd, dtype=float)
+    if not math.isfinite(prior_variance) or prior_variance <= 0:
+        return np.full(sd.shape, np.nan)
+    return 1.0 - sd**2 / prior_variance

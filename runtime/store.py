@@ -1,0 +1,101 @@
+"""The object-store seam: where specs, inputs and results live.
+
+A store holds immutable byte objects under ``/``-separated keys. ``LocalDirectoryStore`` maps keys
+to files under a directory; the AWS backend adds an S3 store with the same four methods.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from runtime.errors import StanFleetError
+
+
+class ObjectStore(Protocol):
+    """Minimal object store: every write is atomic, readers never see half an object."""
+
+    uri: str
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; KeyError if it does not exist."""
+        ...
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Write the object atomically, replacing any previous version."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists."""
+        ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield every key that starts with ``prefix``, in no particular order."""
+        ...
+
+
+class LocalDirectoryStore:
+    """An object store in a local directory; keys map to relative file paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"invalid store key {key!r}")
+        return self.root / key
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; KeyError if it does not exist."""
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Write to a temporary file in the same directory, fsync, then rename over the key."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists."""
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield keys under ``prefix``; temporary files of writes in flight are skipped."""
+        directory = prefix.rpartition("/")[0]
+        base = self._path(directory) if directory else self.root
+        if not base.is_dir():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+
+def open_store(uri: str) -> ObjectStore:
+    """Open the store named by ``uri``: a directory path or ``file://`` URI.
+
+    Other schemes (``s3://``) belong to the AWS backend; an unknown scheme fails clearly.
+    """
+    if "://" not in uri:
+        return LocalDirectoryStore(Path(uri))
+    scheme, _, rest = uri.partition("://")
+    if scheme == "file":
+        return LocalDirectoryStore(Path(rest))
+    raise StanFleetError(f"--store must be a directory or file:// URI, got unsupported scheme {scheme!r}")

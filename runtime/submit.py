@@ -1,0 +1,149 @@
+"""Launch a simulation-based-calibration ensemble: ``python -m runtime.submit MODEL.stan ...``.
+
+Simulates R datasets from the generator, fits MODEL to each (only those without a result yet),
+scores every fit against the true values, and writes a report with a calibration verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from runtime.base_data import load_base_data
+from runtime.conform import conform_base_data
+from runtime.engines import ENGINE_NAMES, get_engine, resolve_engine_name
+from runtime.errors import StanFleetError
+from runtime.executor import LocalProcessExecutor
+from runtime.generators import open_generator
+from runtime.prepare import (
+    check_against_model,
+    first_missing_inputs,
+    load_results,
+    plan_ensemble,
+    publish,
+    simulate_missing_blocks,
+)
+from runtime.progress import progress_reporter
+from runtime.report import summarize, verdict_table, write_report
+from runtime.settings import AUTO_THIN, SamplerSettings
+from runtime.spec import EnsembleSpec, fit_seed
+from runtime.stan_info import read_model_info
+from runtime.store import open_store
+
+EXIT_MISCALIBRATED = 3
+DEFAULT_STORE = "~/.cache/stanfleet/store"
+
+
+def thin_value(text: str) -> int | str:
+    """``auto`` or an int (validated later with the other settings)."""
+    if text == AUTO_THIN:
+        return AUTO_THIN
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m runtime.submit``."""
+    defaults = SamplerSettings()
+    parser = argparse.ArgumentParser(prog="python -m runtime.submit", description=__doc__)
+    parser.add_argument("model", type=Path, metavar="MODEL.stan", help="the Stan model to check")
+    parser.add_argument("--generator", required=True, metavar="GENERATOR",
+                        help="a Stan program run with fixed_param whose generated quantities name every model "
+                             "parameter and every simulated data variable, or package.module:function "
+                             "called as function(numpy_rng, base_data) -> (true_values, data)")
+    parser.add_argument("--data", type=Path, metavar="DATA.json",
+                        help="base data given to both generator and model (e.g. sizes, covariates)")
+    parser.add_argument("--replicates", "-R", type=int, required=True, metavar="R",
+                        help="number of simulated datasets to fit; raising it later reuses earlier fits")
+    parser.add_argument("--seed", type=int, default=1, help="ensemble seed (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="local worker processes (default: all cores, %(default)s here)")
+    parser.add_argument("--engine", default="auto", choices=ENGINE_NAMES,
+                        help="Stan engine; auto picks cmdstanpy when CmdStan is installed, else pystan")
+    parser.add_argument("--out", type=Path,
+                        help="report directory (default: sbc-report/<model>-<ensemble id prefix>)")
+    parser.add_argument("--store", default=os.environ.get("STANFLEET_STORE", DEFAULT_STORE),
+                        help="object store for specs, inputs and results: a directory "
+                             "(default: $STANFLEET_STORE or %(default)s)")
+    sampler = parser.add_argument_group("sampler settings")
+    sampler.add_argument("--chains", type=int, default=defaults.chains, help="default: %(default)s")
+    sampler.add_argument("--warmup", type=int, default=defaults.warmup, help="warmup iterations per chain "
+                         "(default: %(default)s)")
+    sampler.add_argument("--samples", type=int, default=defaults.samples, help="sampling iterations per chain "
+                         "(default: %(default)s)")
+    sampler.add_argument("--adapt-delta", type=float, default=defaults.adapt_delta, help="default: %(default)s")
+    sampler.add_argument("--max-treedepth", type=int, default=defaults.max_treedepth, help="default: %(default)s")
+    sampler.add_argument("--thin", type=thin_value, default=defaults.thin,
+                         help="keep every k-th draw per chain for SBC ranks, or 'auto' to thin each fit by "
+                              "S / min(ESS bulk, ESS tail) (default: %(default)s, as the R package SBC)")
+    parser.add_argument("--fail-on-miscalibration", action="store_true",
+                        help=f"exit {EXIT_MISCALIBRATED} when the verdict is miscalibrated (for CI pipelines)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input."""
+    if args.replicates < 1:
+        raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+    if args.workers < 1:
+        raise StanFleetError(f"--workers must be a positive integer, got {args.workers}")
+    settings = SamplerSettings(chains=args.chains, warmup=args.warmup, samples=args.samples,
+                               adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth, thin=args.thin)
+    settings.validate()
+    engine = get_engine(resolve_engine_name(args.engine))
+    model_info = read_model_info(args.model)
+    if not model_info.parameters:
+        raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
+    base_data = conform_base_data(model_info, load_base_data(args.data))
+    generator = open_generator(args.generator, engine, model_info, base_data)
+    spec = EnsembleSpec(model_name=args.model.stem, model_code=args.model.read_text(),
+                        generator=generator.source, base_data=base_data, seed=args.seed,
+                        settings=settings, engine=engine.name)
+    store = open_store(args.store)
+    plan = plan_ensemble(spec, store, args.replicates)
+    ensemble_id = spec.ensemble_id
+    print(f"ensemble {ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
+          f"{len(plan.missing)} to fit with {engine.name} on {min(args.workers, max(1, len(plan.missing)))} "
+          "worker(s)", flush=True)
+
+    if plan.missing:
+        new_blocks = simulate_missing_blocks(plan, generator, model_info, store)
+        model = engine.compile(args.model)
+        first = first_missing_inputs(plan, new_blocks, store)
+        check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
+        publish(spec, new_blocks, store)
+        with progress_reporter(len(plan.missing), enabled=not args.no_progress) as on_progress:
+            LocalProcessExecutor(store, args.workers).run(ensemble_id, plan.missing, on_progress)
+
+    results = load_results(store, ensemble_id, plan.requested)
+    summary = summarize(results, ensemble_id=ensemble_id, requested=plan.requested, reused=plan.reused)
+    out_dir = args.out or Path("sbc-report") / f"{spec.model_name}-{ensemble_id[:8]}"
+    write_report(summary, results, out_dir)
+    print(verdict_table(summary))
+    print(f"report: {out_dir}/ (summary.json, replicates.csv, plots)")
+    if args.fail_on_miscalibration and summary.calibrated is False:
+        return EXIT_MISCALIBRATED
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one-line errors, no traceback, non-zero exit."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except StanFleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished results are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

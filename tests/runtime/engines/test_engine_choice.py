@@ -1,0 +1,87 @@
+import subprocess
+import sys
+
+import pytest
+
+import runtime.engines as engines
+from runtime.engines import ENGINE_NAMES, get_engine, resolve_engine_name, trim_stan_message
+from runtime.errors import StanFleetError
+from runtime.stan_info import cmdstan_home
+
+
+def test_engine_names() -> None:
+    assert ENGINE_NAMES == ("auto", "cmdstanpy", "pystan")
+
+
+@pytest.mark.parametrize(("installed", "expected"), [(True, "cmdstanpy"), (False, "pystan")])
+def test_auto_prefers_cmdstan_when_installed(
+    monkeypatch: pytest.MonkeyPatch, installed: bool, expected: str
+) -> None:
+    monkeypatch.setattr(engines, "cmdstan_available", lambda: installed)
+    assert resolve_engine_name("auto") == expected
+
+
+@pytest.mark.parametrize("name", ["cmdstanpy", "pystan"])
+def test_explicit_names_are_kept(name: str) -> None:
+    assert resolve_engine_name(name) == name
+
+
+def test_unknown_engine_lists_the_choices() -> None:
+    with pytest.raises(StanFleetError, match=r"^--engine must be one of auto, cmdstanpy, pystan, got 'rstan'$"):
+        resolve_engine_name("rstan")
+
+
+def test_cmdstan_available_agrees_with_cmdstanpy() -> None:
+    assert engines.cmdstan_available() == (cmdstan_home() is not None)
+
+
+def test_get_engine_pystan() -> None:
+    assert get_engine("pystan").name == "pystan"
+
+
+def test_get_engine_auto_without_cmdstan_is_pystan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines, "cmdstan_available", lambda: False)
+    assert get_engine("auto").name == "pystan"
+
+
+def test_cmdstanpy_without_cmdstan_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines, "cmdstan_available", lambda: False)
+    with pytest.raises(StanFleetError, match=r"^--engine cmdstanpy needs CmdStan, which is not installed"):
+        get_engine("cmdstanpy")
+
+
+def test_importing_the_package_loads_no_stan_library() -> None:
+    code = "import sys, runtime.engines; print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Error calling get_param_names: `Exception: mismatch in dimension declared and found in context; "
+            "processing stage=data initialization; variable name=y; position=0; dims declared=(3); "
+            "dims found=(2) (in '/tmp/httpstan_x/model_a.stan', line 1, column 23 to column 47)`",
+            "mismatch in dimension declared and found in context; processing stage=data initialization; "
+            "variable name=y; position=0; dims declared=(3); dims found=(2)",
+        ),
+        (
+            'Exception during call to services function: `RuntimeError("Initialization failed. Rejecting '
+            "initial value: Exception: lb_free: Lower bounded variable is -3, but must be greater than or "
+            "equal to 0.000000 (in '/tmp/m.stan', line 2, column 13 to column 34)\")`, traceback: `[...]`",
+            "lb_free: Lower bounded variable is -3, but must be greater than or equal to 0.000000",
+        ),
+        (
+            "Error during sampling:\nException: variable does not exist; processing stage=data initialization; "
+            "variable name=y; base type=int (in 'poisson.stan', line 3, column 2 to column 26)\n"
+            "Command and output files:\n...",
+            "variable does not exist; processing stage=data initialization; variable name=y; base type=int",
+        ),
+        ("Failed to compile Stan model 'm.stan'. Console:\nm.hpp:3: error: nope\nmake: *** Error 1", "m.hpp:3: error: nope"),
+        ("\n  something odd\nand more\n", "something odd"),
+        ("", "(no message)"),
+    ],
+)
+def test_trim_stan_message(text: str, expected: str) -> None:
+    assert trim_stan_message(text) == expected

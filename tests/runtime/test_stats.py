@@ -1,0 +1,243 @@
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from runtime import stats
+
+L = 99  # kept draws per replicate: ranks lie in 0..99
+R = 100  # replicates per ensemble
+
+
+def _conjugate_ensemble(
+    rng: np.random.Generator, shift: float = 0.0, scale: float = 1.0, replicates: int = R
+) -> np.ndarray:
+    """SBC ranks of theta ~ N(0, 1), y_i ~ N(theta, 1) (5 obs), from an exact or distorted sampler.
+
+    The exact posterior is N(sum(y) / 6, 1 / 6); the "sampler" draws from it shifted by ``shift``
+    posterior sds and with its sd scaled by ``scale``.
+    """
+    theta = rng.normal(size=replicates)
+    y = theta[:, None] + rng.normal(size=(replicates, 5))
+    post_mean, post_sd = y.sum(axis=1) / 6, 1 / math.sqrt(6)
+    draws = post_mean[:, None] + post_sd * (shift + scale * rng.normal(size=(replicates, L)))
+    return np.array([stats.sbc_rank(d, t, rng) for d, t in zip(draws, theta, strict=True)])
+
+
+def _pvalue(ranks: np.ndarray, rng: np.random.Generator) -> float:
+    return stats.gamma_uniformity_pvalue(stats.randomized_pit(ranks, L, rng))
+
+
+# --- ranks -------------------------------------------------------------------------------------
+
+
+def test_rank_counts_draws_below_the_true_value() -> None:
+    rng = np.random.default_rng(0)
+    draws = np.array([0.3, 0.1, 0.2, 0.5])
+    assert stats.sbc_rank(draws, 0.25, rng) == 2
+    assert stats.sbc_rank(draws, -1.0, rng) == 0
+    assert stats.sbc_rank(draws, 9.0, rng) == 4
+    assert stats.sbc_rank(draws.reshape(2, 2), 0.25, rng) == 2
+
+
+def test_ties_are_broken_uniformly_at_random() -> None:
+    rng = np.random.default_rng(1)
+    draws = np.full(9, 0.5)  # every draw equals the true value: rank uniform on 0..9
+    ranks = np.array([stats.sbc_rank(draws, 0.5, rng) for _ in range(5000)])
+    counts = np.bincount(ranks, minlength=10)
+    assert counts.size == 10
+    assert np.all(counts > 0)
+    assert sps.chisquare(counts).pvalue > 0.001
+
+
+def test_partial_ties_stay_within_the_tied_block() -> None:
+    rng = np.random.default_rng(2)
+    ranks = {stats.sbc_rank(np.array([1.0, 2.0, 2.0, 3.0]), 2.0, rng) for _ in range(200)}
+    assert ranks == {1, 2, 3}
+
+
+def test_nan_true_value_cannot_be_ranked() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        stats.sbc_rank(np.zeros(3), math.nan, np.random.default_rng(0))
+
+
+# --- thinning ----------------------------------------------------------------------------------
+
+
+def test_thin_keeps_every_factor_th_draw_of_each_chain() -> None:
+    chain_draws = np.arange(20).reshape(2, 10)
+    np.testing.assert_array_equal(stats.thin_chains(chain_draws, 3), [0, 3, 6, 9, 10, 13, 16, 19])
+    np.testing.assert_array_equal(stats.thin_chains(chain_draws, 1), np.arange(20))
+    assert stats.thin_chains(np.zeros((4, 1000)), 10).size == 400
+
+
+@pytest.mark.parametrize("factor", [0, -2, 1.5])
+def test_thin_rejects_bad_factors(factor: int) -> None:
+    with pytest.raises(ValueError, match="positive integer"):
+        stats.thin_chains(np.zeros((2, 10)), factor)
+
+
+def test_thin_requires_chains_by_draws() -> None:
+    with pytest.raises(ValueError, match="chains, draws"):
+        stats.thin_chains(np.zeros(10), 2)
+
+
+def test_auto_thin_factor_is_draws_over_the_smaller_ess() -> None:
+    assert stats.auto_thin_factor(4000, 400.0, 1000.0) == 10
+    assert stats.auto_thin_factor(4000, 1000.0, 400.0) == 10
+    assert stats.auto_thin_factor(4000, 401.0, 500.0) == 10  # 9.98 rounds up
+    assert stats.auto_thin_factor(4000, 399.0, 500.0) == 11
+    assert stats.auto_thin_factor(4000, 5000.0, 9000.0) == 1  # antithetic chains: keep all
+
+
+def test_auto_thin_factor_edge_cases() -> None:
+    assert stats.auto_thin_factor(4000, math.nan, 300.0) == 1
+    assert stats.auto_thin_factor(4000, 0.0, 300.0) == 1
+    assert stats.auto_thin_factor(4000, 0.5, 300.0) == 4000  # never thins below one draw
+
+
+# --- randomized PIT ----------------------------------------------------------------------------
+
+
+def test_randomized_pit_of_mixed_max_ranks_is_uniform() -> None:
+    rng = np.random.default_rng(3)
+    max_ranks = rng.choice([0, 1, 4, 99, 399], size=20_000)
+    ranks = rng.integers(0, max_ranks + 1)
+    pit = stats.randomized_pit(ranks, max_ranks, rng)
+    assert pit.shape == ranks.shape
+    assert np.all((pit >= 0) & (pit <= 1))
+    assert sps.kstest(pit, "uniform").pvalue > 0.01
+    assert stats.gamma_uniformity_pvalue(pit) > 0.01
+    # Without the jitter, ranks / max_rank from coarse fits are far from uniform.
+    naive = ranks / np.maximum(max_ranks, 1)
+    assert sps.kstest(naive, "uniform").pvalue < 1e-6
+
+
+def test_randomized_pit_stays_inside_its_rank_cell() -> None:
+    rng = np.random.default_rng(4)
+    pit = stats.randomized_pit(np.array([0, 3, 9]), 9, rng)
+    np.testing.assert_array_less([0.0, 0.3, 0.9], pit)
+    np.testing.assert_array_less(pit, [0.1, 0.4, 1.0])
+
+
+def test_randomized_pit_rejects_ranks_above_max_rank() -> None:
+    with pytest.raises(ValueError, match=r"0\.\.max_rank"):
+        stats.randomized_pit(np.array([5]), np.array([4]), np.random.default_rng(0))
+
+
+# --- gamma statistic and test ----------------------------------------------------------------
+
+
+def test_gamma_statistic_matches_its_definition() -> None:
+    pit = np.array([0.05, 0.1, 0.15, 0.6, 0.62, 0.9])
+    n = k = pit.size
+    expected = min(
+        2 * min(sps.binom.cdf(c, n, i / k), 1 - sps.binom.cdf(c - 1, n, i / k))
+        for i in range(1, k)
+        for c in [np.sum(pit <= i / k)]
+    )
+    assert stats.gamma_statistic(pit) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gamma_statistic_is_small_for_clustered_values() -> None:
+    even = (np.arange(100) + 0.5) / 100
+    clustered = np.full(100, 0.5)
+    assert stats.gamma_statistic(even) > 0.5
+    assert stats.gamma_statistic(clustered) < 1e-10
+
+
+def test_gamma_pvalue_smallest_value_and_reproducibility() -> None:
+    clustered = np.full(50, 0.01)
+    assert stats.gamma_uniformity_pvalue(clustered) == 1 / (1 + stats.GAMMA_NULL_SIMULATIONS)
+    pit = np.random.default_rng(5).random(40)
+    first = stats.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
+    assert first == stats.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
+    assert 0 < first <= 1
+    assert stats.gamma_uniformity_pvalue(pit) == stats.gamma_uniformity_pvalue(pit)
+
+
+def test_gamma_on_empty_sample_is_nan() -> None:
+    assert math.isnan(stats.gamma_statistic(np.array([])))
+    assert math.isnan(stats.gamma_uniformity_pvalue(np.array([])))
+
+
+def test_gamma_rejects_values_outside_the_unit_interval() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.gamma_statistic(np.array([0.2, 1.5]))
+
+
+def test_gamma_false_alarm_rate_of_a_correct_sampler_is_nominal() -> None:
+    rng = np.random.default_rng(6)
+    ensembles = 2000
+    # With iid posterior draws, rank | theta ~ Binomial(L, F_post(theta)): exact and cheap.
+    theta = rng.normal(size=(ensembles, R))
+    y_sum = (theta[..., None] + rng.normal(size=(ensembles, R, 5))).sum(axis=-1)
+    ranks = rng.binomial(L, sps.norm.cdf((theta - y_sum / 6) * math.sqrt(6)))
+    p_values = np.array([_pvalue(r, rng) for r in ranks])
+    rate = float(np.mean(p_values <= 0.05))
+    assert 0.03 <= rate <= 0.07  # 2000 ensembles: sd of the rate is 0.005
+    assert sps.kstest(p_values, "uniform").pvalue > 0.001
+
+
+def test_ranks_from_an_exact_sampler_pass() -> None:
+    rng = np.random.default_rng(8)
+    ranks = _conjugate_ensemble(rng)
+    assert ranks.min() >= 0
+    assert ranks.max() <= L
+    assert _pvalue(ranks, rng) > 0.05
+
+
+@pytest.mark.parametrize(
+    ("shift", "scale"),
+    [(1.0, 1.0), (-1.0, 1.0), (0.0, 2.0), (0.0, 0.5)],
+    ids=["shifted_up", "shifted_down", "overdispersed", "underdispersed"],
+)
+def test_ranks_from_a_miscalibrated_sampler_are_flagged(shift: float, scale: float) -> None:
+    rng = np.random.default_rng(9)
+    flagged = [_pvalue(_conjugate_ensemble(rng, shift, scale), rng) < 0.05 for _ in range(5)]
+    assert all(flagged)
+
+
+# --- multiplicity ------------------------------------------------------------------------------
+
+
+def test_holm_steps_down_until_the_first_acceptance() -> None:
+    p = {"a": 0.001, "b": 0.01, "c": 0.03, "d": 0.04}
+    # Thresholds 0.05/4, 0.05/3, 0.05/2, 0.05/1: a, b rejected; c fails 0.025 and stops, so d
+    # stays accepted although 0.04 < 0.05.
+    assert stats.holm_calibrated(p, 0.05) == {"a": False, "b": False, "c": True, "d": True}
+
+
+def test_holm_rejects_everything_below_its_thresholds() -> None:
+    p = {"x": 0.04, "y": 0.001, "z": 0.02}
+    assert stats.holm_calibrated(p, 0.05) == {"x": False, "y": False, "z": False}
+    assert stats.holm_calibrated(p, 0.01) == {"x": True, "y": False, "z": True}
+
+
+def test_holm_is_stricter_than_unadjusted_testing() -> None:
+    p = {f"v{i}": 0.02 for i in range(12)}
+    assert all(stats.holm_calibrated(p, 0.05).values())
+    assert stats.holm_calibrated({"only": 0.02}, 0.05) == {"only": False}
+
+
+def test_holm_edge_cases() -> None:
+    assert stats.holm_calibrated({}, 0.05) == {}
+    assert stats.holm_calibrated({"a": math.nan, "b": 0.001}, 0.05) == {"a": True, "b": False}
+    with pytest.raises(ValueError, match="family_level"):
+        stats.holm_calibrated({"a": 0.5}, 1.0)
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+
+def test_z_scores() -> None:
+    z = stats.z_scores([1.0, 0.0, 2.0], [0.5, 2.0, 0.0], [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(z[:2], [2.0, -0.5])
+    assert math.isinf(z[2])
+
+
+def test_contraction() -> None:
+    np.testing.assert_allclose(stats.contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        assert np.all(np.isnan(stats.contraction([0.5, 1.0], bad)))
