@@ -8,6 +8,7 @@ processes with PyStan. Used by bench/local_overhead.py as the baseline.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import stan
@@ -25,16 +26,19 @@ def fit_share(model_code: str, datasets: list[dict], share: int, shares: int) ->
 
 def main() -> None:
     model_file, datasets_file = sys.argv[1], sys.argv[2]
-    model_code = open(model_file).read()
-    datasets = json.load(open(datasets_file))
+    model_code = Path(model_file).read_text()
+    datasets = json.loads(Path(datasets_file).read_text())
     if sys.argv[3] == "--share":
         fit_share(model_code, datasets, int(sys.argv[4]), int(sys.argv[5]))
         return
     workers = int(sys.argv[3])
     stan.build(model_code, data=datasets[0]["data"])  # compile once (a cache hit when warm)
     processes = [
-        subprocess.Popen([sys.executable, __file__, model_file, datasets_file, "--share", str(k), str(workers)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, __file__, model_file, datasets_file, "--share", str(k), str(workers)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for k in range(workers)
     ]
     if any(process.wait() != 0 for process in processes):

@@ -27,9 +27,27 @@ GENERATOR = EXAMPLE / "generative_ensemble.stan"
 
 
 def submit_command(replicates: int, workers: int, store: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "runtime.submit", str(MODEL), "--generator", str(GENERATOR),
-            "--data", str(EXAMPLE / "data.json"), "--replicates", str(replicates), "--workers", str(workers),
-            "--engine", "pystan", "--store", str(store), "--out", str(out), "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "runtime.submit",
+        str(MODEL),
+        "--generator",
+        str(GENERATOR),
+        "--data",
+        str(EXAMPLE / "data.json"),
+        "--replicates",
+        str(replicates),
+        "--workers",
+        str(workers),
+        "--engine",
+        "pystan",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
 
 
 def hand_loop_datasets(replicates: int, path: Path) -> None:
@@ -37,8 +55,10 @@ def hand_loop_datasets(replicates: int, path: Path) -> None:
     base = json.loads((EXAMPLE / "data.json").read_text())
     output = stan.build(GENERATOR.read_text(), data=base, random_seed=1).fixed_param(num_samples=replicates)
     datasets = [
-        {"lambda": float(output["lambda"][0, r]),
-         "data": {**base, "y": output["y"][:, r].astype(int).tolist()}}
+        {
+            "lambda": float(output["lambda"][0, r]),
+            "data": {**base, "y": output["y"][:, r].astype(int).tolist()},
+        }
         for r in range(replicates)
     ]
     path.write_text(json.dumps(datasets))
@@ -62,8 +82,16 @@ def main() -> None:
 
         started = time.perf_counter()
         hand_loop_datasets(args.replicates, tmp / "datasets.json")
-        subprocess.run([sys.executable, str(ROOT / "bench" / "hand_loop.py"), str(MODEL),
-                        str(tmp / "datasets.json"), str(args.workers)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "hand_loop.py"),
+                str(MODEL),
+                str(tmp / "datasets.json"),
+                str(args.workers),
+            ],
+            check=True,
+        )
         hand_seconds = time.perf_counter() - started
 
         store = tmp / "store"
@@ -73,15 +101,21 @@ def main() -> None:
         sample = np.array([r["sample_seconds"] for r in results])
         outside = np.array([r["total_seconds"] - r["sample_seconds"] for r in results])
         fleet_per_fit = fleet_seconds * args.workers / args.replicates
-        print(f"replicates: {args.replicates} on {args.workers} workers (Poisson example, PyStan, warm caches)")
+        print(
+            f"replicates: {args.replicates} on {args.workers} workers (Poisson example, PyStan, warm caches)"
+        )
         print(f"hand loop wall time:   {hand_seconds:7.2f} s")
         print(f"StanFleet wall time:   {fleet_seconds:7.2f} s  (whole command: simulate, fit, score, report)")
         print(f"ratio StanFleet/hand:  {fleet_seconds / hand_seconds:7.3f}  (goal <= 1.10)")
         print(f"mean sampling time per fit:            {sample.mean() * 1000:7.1f} ms")
-        print(f"mean in-worker time outside sampling:  {outside.mean() * 1000:7.1f} ms "
-              f"({outside.mean() / sample.mean():.1%} of a fit; goal < 10%)")
-        print(f"whole-command time per fit-slot:       {fleet_per_fit * 1000:7.1f} ms "
-              f"(outside sampling: {(fleet_per_fit - sample.mean()) / sample.mean():.1%} of a fit)")
+        print(
+            f"mean in-worker time outside sampling:  {outside.mean() * 1000:7.1f} ms "
+            f"({outside.mean() / sample.mean():.1%} of a fit; goal < 10%)"
+        )
+        print(
+            f"whole-command time per fit-slot:       {fleet_per_fit * 1000:7.1f} ms "
+            f"(outside sampling: {(fleet_per_fit - sample.mean()) / sample.mean():.1%} of a fit)"
+        )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def load_base_data(path: Path | None) -> dict[str, Any]:
         ) from None
     if not isinstance(raw, dict):
         raise StanFleetError(
-            f"--data file {path} must hold a JSON object of variable names to values, got {type(raw).__name__}"
+            f"--data file {path} must hold a JSON object of variable names to values, "
+            f"got {type(raw).__name__}"
         )
     return raw

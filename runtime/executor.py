@@ -7,6 +7,7 @@ read from the store (results present), the same way for every executor.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.store import ObjectStore
 from runtime.worker import format_replicates
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of the run's replicates that have a result so far."""
@@ -66,14 +69,26 @@ class LocalProcessExecutor:
         if not replicates:
             return
         log_dir = Path(tempfile.mkdtemp(prefix="stanfleet-workers-"))
+        python_path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": python_path}
         processes: list[tuple[subprocess.Popen[bytes], Path]] = []
         try:
             for index, share in enumerate(split_evenly(replicates, self._workers)):
                 log_path = log_dir / f"worker-{index}.log"
-                with log_path.open("wb") as log:
-                    command = [sys.executable, "-m", "runtime.worker", "--store", self._store.uri,
-                               "--ensemble-id", ensemble_id, "--replicates", format_replicates(share)]
-                    processes.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log_path))
+                command = [
+                    sys.executable,
+                    "-m",
+                    "runtime.worker",
+                    "--store",
+                    self._store.uri,
+                    "--ensemble-id",
+                    ensemble_id,
+                    "--replicates",
+                    format_replicates(share),
+                ]
+                with log_path.open("wb") as log_file:
+                    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+                processes.append((process, log_path))
             while any(process.poll() is None for process, _ in processes):
                 on_progress(count_results(self._store, ensemble_id, replicates))
                 time.sleep(self._poll_seconds)
@@ -83,13 +98,13 @@ class LocalProcessExecutor:
                 if process.poll() is None:
                     process.terminate()
                     process.wait()
-        failed = [(process.returncode, log) for process, log in processes if process.returncode != 0]
+        failed = [(process.returncode, path) for process, path in processes if process.returncode != 0]
         if not failed:
             shutil.rmtree(log_dir, ignore_errors=True)
             return
-        code, log = failed[0]
-        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+        code, failed_log = failed[0]
+        tail = " | ".join(failed_log.read_text(errors="replace").strip().splitlines()[-3:])
         raise StanFleetError(
-            f"{len(failed)} worker(s) failed (exit code {code}; log {log}: {tail}); "
+            f"{len(failed)} worker(s) failed (exit code {code}; log {failed_log}: {tail}); "
             "finished results are kept, rerun the same command to resume"
         )

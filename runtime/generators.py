@@ -39,7 +39,9 @@ class Generator(Protocol):
 class StanGenerator:
     """A Stan program whose generated quantities name the model's parameters and simulated data."""
 
-    def __init__(self, stan_file: Path, engine: Engine, model: ModelInfo, base_data: Mapping[str, Any]) -> None:
+    def __init__(
+        self, stan_file: Path, engine: Engine, model: ModelInfo, base_data: Mapping[str, Any]
+    ) -> None:
         info = read_model_info(stan_file)
         produced = set(info.generated_quantities) | set(info.transformed_parameters)
         needed = list(model.parameters) + [name for name in model.inputs if name not in base_data]
@@ -89,7 +91,9 @@ class PythonGenerator:
         for replicate in block_replicates(block):
             rng = np.random.default_rng(generator_seed(ensemble_id, replicate))
             output = self._function(rng, self._base_data)
-            if not (isinstance(output, tuple) and len(output) == 2 and all(isinstance(o, Mapping) for o in output)):
+            if not (
+                isinstance(output, tuple) and len(output) == 2 and all(isinstance(o, Mapping) for o in output)
+            ):
                 raise StanFleetError(
                     f"generator {self._target} must return a pair of dicts (true_values, data), "
                     f"got {type(output).__name__}"
@@ -110,7 +114,7 @@ def load_python_generator(target: str) -> PythonGeneratorFunction:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise StanFleetError(f"generator module {module_name!r} has no function {function_name!r}")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def open_generator(

@@ -15,7 +15,15 @@ from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError
 from runtime.generators import Generator
 from runtime.inputs_store import InputBlockReader, encode_block
-from runtime.keys import INPUT_BLOCK_SIZE, block_of, block_replicates, inputs_key, replicate_of_result_key, results_prefix, spec_key
+from runtime.keys import (
+    INPUT_BLOCK_SIZE,
+    block_of,
+    block_replicates,
+    inputs_key,
+    replicate_of_result_key,
+    results_prefix,
+    spec_key,
+)
 from runtime.results import ReplicateResult
 from runtime.spec import EnsembleSpec
 from runtime.stan_info import ModelInfo

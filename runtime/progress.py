@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from runtime.executor import ProgressCallback
 
@@ -22,10 +22,8 @@ def progress_reporter(total: int, *, enabled: bool) -> Iterator[ProgressCallback
 
     def update(done: int) -> None:
         if bar is not None and done > bar.n:
-            try:
+            with suppress(Exception):  # a progress bar must never fail the run
                 bar.update(done - bar.n)
-            except Exception:  # a progress bar must never fail the run
-                pass
 
     try:
         yield update

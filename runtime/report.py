@@ -17,8 +17,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime.atomic_file import write_atomically
 from runtime.results import ReplicateResult, VariableScore
 from runtime.stats import contraction, gamma_uniformity_pvalue, holm_calibrated, randomized_pit, z_scores
 
@@ -308,9 +307,9 @@ def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], o
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    paths = [_atomic_write(out_dir / "summary.json", payload.encode())]
+    paths = [write_atomically(out_dir / "summary.json", payload.encode())]
     quantities = _collect(_succeeded(results))
-    paths.append(_atomic_write(out_dir / "replicates.csv", _replicates_csv(results, quantities)))
+    paths.append(write_atomically(out_dir / "replicates.csv", _replicates_csv(results, quantities)))
     plotted = [q for q in quantities if q.replicates.size >= 2]
     pits = {q.key: q.pit(summary.ensemble_id) for q in plotted}
     shown, note = _select_panels(summary, plotted)
@@ -319,8 +318,8 @@ def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], o
         ("ecdf_difference.png", _ecdf_difference),
         ("z_score_vs_contraction.png", _z_score_vs_contraction),
     ):
-        paths.append(_atomic_write(out_dir / name, _png(draw(summary, shown, pits, note))))
-    paths.append(_atomic_write(out_dir / "diagnostics.png", _png(_diagnostics_figure(summary, results))))
+        paths.append(write_atomically(out_dir / name, _png(draw(summary, shown, pits, note))))
+    paths.append(write_atomically(out_dir / "diagnostics.png", _png(_diagnostics_figure(summary, results))))
     return paths
 
 
@@ -471,21 +470,6 @@ def _yes_no(calibrated: bool | None) -> str:
 
 
 # --- files -----------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, payload: bytes) -> Path:
-    """Write to a temporary file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _csv_value(value: Any) -> Any:

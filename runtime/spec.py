@@ -43,8 +43,11 @@ class EnsembleSpec:
         """SHA-256 (first 20 hex digits) of model, generator, base data, seed, settings and engine."""
         identity = {
             "model_code": self.model_code,
-            "generator": {"kind": self.generator.kind, "code": self.generator.code,
-                          "target": self.generator.target},
+            "generator": {
+                "kind": self.generator.kind,
+                "code": self.generator.code,
+                "target": self.generator.target,
+            },
             "base_data": self.base_data,
             "seed": self.seed,
             "settings": self.settings.to_dict(),
@@ -60,8 +63,11 @@ class EnsembleSpec:
                 "ensemble_id": self.ensemble_id,
                 "model_name": self.model_name,
                 "model_code": self.model_code,
-                "generator": {"kind": self.generator.kind, "code": self.generator.code,
-                              "target": self.generator.target},
+                "generator": {
+                    "kind": self.generator.kind,
+                    "code": self.generator.code,
+                    "target": self.generator.target,
+                },
                 "base_data": self.base_data,
                 "seed": self.seed,
                 "settings": self.settings.to_dict(),

@@ -58,7 +58,8 @@ def find_stanc() -> Path:
         if packaged.is_file():
             return packaged
     raise StanFleetError(
-        "no stanc compiler found: install CmdStan (python -m cmdstanpy.install_cmdstan) or PyStan (pip install pystan)"
+        "no stanc compiler found: install CmdStan (python -m cmdstanpy.install_cmdstan) "
+        "or PyStan (pip install pystan)"
     )
 
 

@@ -6,12 +6,11 @@ to files under a directory; the AWS backend adds an S3 store with the same four 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from runtime.atomic_file import write_atomically
 from runtime.errors import StanFleetError
 
 
@@ -58,18 +57,7 @@ class LocalDirectoryStore:
 
     def put(self, key: str, payload: bytes) -> None:
         """Write to a temporary file in the same directory, fsync, then rename over the key."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(key), payload)
 
     def exists(self, key: str) -> bool:
         """Whether the object exists."""

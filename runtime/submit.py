@@ -52,37 +52,82 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = SamplerSettings()
     parser = argparse.ArgumentParser(prog="python -m runtime.submit", description=__doc__)
     parser.add_argument("model", type=Path, metavar="MODEL.stan", help="the Stan model to check")
-    parser.add_argument("--generator", required=True, metavar="GENERATOR",
-                        help="a Stan program run with fixed_param whose generated quantities name every model "
-                             "parameter and every simulated data variable, or package.module:function "
-                             "called as function(numpy_rng, base_data) -> (true_values, data)")
-    parser.add_argument("--data", type=Path, metavar="DATA.json",
-                        help="base data given to both generator and model (e.g. sizes, covariates)")
-    parser.add_argument("--replicates", "-R", type=int, required=True, metavar="R",
-                        help="number of simulated datasets to fit; raising it later reuses earlier fits")
+    parser.add_argument(
+        "--generator",
+        required=True,
+        metavar="GENERATOR",
+        help="a Stan program run with fixed_param whose generated quantities name every model "
+        "parameter and every simulated data variable, or package.module:function "
+        "called as function(numpy_rng, base_data) -> (true_values, data)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DATA.json",
+        help="base data given to both generator and model (e.g. sizes, covariates)",
+    )
+    parser.add_argument(
+        "--replicates",
+        "-R",
+        type=int,
+        required=True,
+        metavar="R",
+        help="number of simulated datasets to fit; raising it later reuses earlier fits",
+    )
     parser.add_argument("--seed", type=int, default=1, help="ensemble seed (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="local worker processes (default: all cores, %(default)s here)")
-    parser.add_argument("--engine", default="auto", choices=ENGINE_NAMES,
-                        help="Stan engine; auto picks cmdstanpy when CmdStan is installed, else pystan")
-    parser.add_argument("--out", type=Path,
-                        help="report directory (default: sbc-report/<model>-<ensemble id prefix>)")
-    parser.add_argument("--store", default=os.environ.get("STANFLEET_STORE", DEFAULT_STORE),
-                        help="object store for specs, inputs and results: a directory "
-                             "(default: $STANFLEET_STORE or %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="local worker processes (default: all cores, %(default)s here)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        help=f"Stan engine, one of {', '.join(ENGINE_NAMES)}: auto picks cmdstanpy when CmdStan is "
+        "installed, else pystan (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="report directory (default: sbc-report/<model>-<ensemble id prefix>)"
+    )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("STANFLEET_STORE", DEFAULT_STORE),
+        help="object store for specs, inputs and results: a directory "
+        "(default: $STANFLEET_STORE or %(default)s)",
+    )
     sampler = parser.add_argument_group("sampler settings")
     sampler.add_argument("--chains", type=int, default=defaults.chains, help="default: %(default)s")
-    sampler.add_argument("--warmup", type=int, default=defaults.warmup, help="warmup iterations per chain "
-                         "(default: %(default)s)")
-    sampler.add_argument("--samples", type=int, default=defaults.samples, help="sampling iterations per chain "
-                         "(default: %(default)s)")
-    sampler.add_argument("--adapt-delta", type=float, default=defaults.adapt_delta, help="default: %(default)s")
-    sampler.add_argument("--max-treedepth", type=int, default=defaults.max_treedepth, help="default: %(default)s")
-    sampler.add_argument("--thin", type=thin_value, default=defaults.thin,
-                         help="keep every k-th draw per chain for SBC ranks, or 'auto' to thin each fit by "
-                              "S / min(ESS bulk, ESS tail) (default: %(default)s, as the R package SBC)")
-    parser.add_argument("--fail-on-miscalibration", action="store_true",
-                        help=f"exit {EXIT_MISCALIBRATED} when the verdict is miscalibrated (for CI pipelines)")
+    sampler.add_argument(
+        "--warmup",
+        type=int,
+        default=defaults.warmup,
+        help="warmup iterations per chain (default: %(default)s)",
+    )
+    sampler.add_argument(
+        "--samples",
+        type=int,
+        default=defaults.samples,
+        help="sampling iterations per chain (default: %(default)s)",
+    )
+    sampler.add_argument(
+        "--adapt-delta", type=float, default=defaults.adapt_delta, help="default: %(default)s"
+    )
+    sampler.add_argument(
+        "--max-treedepth", type=int, default=defaults.max_treedepth, help="default: %(default)s"
+    )
+    sampler.add_argument(
+        "--thin",
+        type=thin_value,
+        default=defaults.thin,
+        help="keep every k-th draw per chain for SBC ranks, or 'auto' to thin each fit by "
+        "S / min(ESS bulk, ESS tail) (default: %(default)s, as the R package SBC)",
+    )
+    parser.add_argument(
+        "--fail-on-miscalibration",
+        action="store_true",
+        help=f"exit {EXIT_MISCALIBRATED} when the verdict is miscalibrated (for CI pipelines)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     return parser
 
@@ -93,8 +138,14 @@ def run(args: argparse.Namespace) -> int:
         raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
     if args.workers < 1:
         raise StanFleetError(f"--workers must be a positive integer, got {args.workers}")
-    settings = SamplerSettings(chains=args.chains, warmup=args.warmup, samples=args.samples,
-                               adapt_delta=args.adapt_delta, max_treedepth=args.max_treedepth, thin=args.thin)
+    settings = SamplerSettings(
+        chains=args.chains,
+        warmup=args.warmup,
+        samples=args.samples,
+        adapt_delta=args.adapt_delta,
+        max_treedepth=args.max_treedepth,
+        thin=args.thin,
+    )
     settings.validate()
     engine = get_engine(resolve_engine_name(args.engine))
     model_info = read_model_info(args.model)
@@ -102,15 +153,27 @@ def run(args: argparse.Namespace) -> int:
         raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
     base_data = conform_base_data(model_info, load_base_data(args.data))
     generator = open_generator(args.generator, engine, model_info, base_data)
-    spec = EnsembleSpec(model_name=args.model.stem, model_code=args.model.read_text(),
-                        generator=generator.source, base_data=base_data, seed=args.seed,
-                        settings=settings, engine=engine.name)
+    spec = EnsembleSpec(
+        model_name=args.model.stem,
+        model_code=args.model.read_text(),
+        generator=generator.source,
+        base_data=base_data,
+        seed=args.seed,
+        settings=settings,
+        engine=engine.name,
+    )
     store = open_store(args.store)
     plan = plan_ensemble(spec, store, args.replicates)
     ensemble_id = spec.ensemble_id
-    print(f"ensemble {ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
-          f"{len(plan.missing)} to fit with {engine.name} on {min(args.workers, max(1, len(plan.missing)))} "
-          "worker(s)", flush=True)
+    print(
+        f"ensemble {ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
+        + (
+            f"{len(plan.missing)} to fit with {engine.name} on {min(args.workers, len(plan.missing))} worker(s)"
+            if plan.missing
+            else "nothing to fit"
+        ),
+        flush=True,
+    )
 
     if plan.missing:
         new_blocks = simulate_missing_blocks(plan, generator, model_info, store)

@@ -77,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, help="object store holding the ensemble")
     parser.add_argument("--ensemble-id", required=True, help="id of the ensemble to work on")
-    parser.add_argument("--replicates", required=True, type=parse_replicates,
-                        help="replicates to fit, e.g. 0-99 or 0,2,4")
+    parser.add_argument(
+        "--replicates", required=True, type=parse_replicates, help="replicates to fit, e.g. 0-99 or 0,2,4"
+    )
     args = parser.parse_args(argv)
     try:
         run_worker(open_store(args.store), args.ensemble_id, args.replicates)

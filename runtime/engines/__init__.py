@@ -13,6 +13,8 @@ ENGINE_NAMES = ("auto", "cmdstanpy", "pystan")
 
 _STAN_EXCEPTION = "Exception: "
 _STAN_LOCATION_OR_QUOTE = re.compile(r" \(in '|`|\"\)")
+_STAN_LINE = re.compile(r"', line (\d+),")
+_STAN_MODEL_PREFIX = re.compile(r"^\w+_namespace::\w+: ")
 
 
 def cmdstan_available() -> bool:
@@ -46,16 +48,26 @@ def get_engine(name: str) -> Engine:
     return CmdStanPyEngine()
 
 
-def trim_stan_message(text: str) -> str:
+def trim_stan_message(text: str, program_code: str | None = None) -> str:
     """Return the useful line of an error text from Stan, httpstan or CmdStan.
 
-    That is the last ``Exception: ...`` clause without its source location (the program is
-    usually a temporary copy), else the first line mentioning an error, else the first line.
+    That is the last ``Exception: ...`` clause without the generated model's name and the source
+    location (the program is usually a temporary copy), else the first line mentioning an error,
+    else the first line. Given the program's code, the statement at the location is appended, e.g.
+    ``(line 7: real<lower=0> lambda;)``, which names the variable a constraint error is about.
     """
     start = text.rfind(_STAN_EXCEPTION)
     if start >= 0:
-        clause = text[start + len(_STAN_EXCEPTION) :].split("\n", 1)[0]
-        return _STAN_LOCATION_OR_QUOTE.split(clause, maxsplit=1)[0].strip()
+        full_clause = text[start + len(_STAN_EXCEPTION) :].split("\n", 1)[0]
+        clause = _STAN_LOCATION_OR_QUOTE.split(full_clause, maxsplit=1)[0].strip()
+        clause = _STAN_MODEL_PREFIX.sub("", clause)
+        location = _STAN_LINE.search(full_clause)
+        if location and program_code:
+            lines = program_code.splitlines()
+            number = int(location.group(1))
+            if 1 <= number <= len(lines):
+                clause += f" (line {number}: {lines[number - 1].strip()})"
+        return clause
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "(no message)"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
 import cmdstanpy
 import numpy as np
 
@@ -49,13 +50,15 @@ class CmdStanPyModel:
 
     def sample(self, data: StanData, settings: SamplerSettings, seed: int) -> Draws:
         """Run NUTS (diag_e, adaptation on) and return its draws; thinning is left to scoring."""
+        adapt = settings.warmup > 0  # Stan adapts during warmup only; cmdstanpy insists on saying so
         with self._run("sampling") as output_dir:
             fit = self.model.sample(
                 data=dict(data),
                 chains=settings.chains,
                 iter_warmup=settings.warmup,
                 iter_sampling=settings.samples,
-                adapt_delta=settings.adapt_delta,
+                adapt_engaged=adapt,
+                adapt_delta=settings.adapt_delta if adapt else None,
                 max_treedepth=settings.max_treedepth,
                 seed=seed,
                 output_dir=output_dir,
@@ -100,7 +103,7 @@ class CmdStanPyModel:
                 yield output_dir
             except (RuntimeError, ValueError) as exc:
                 raise StanFleetError(
-                    f"{self.program_name}: {method} failed: {trim_stan_message(str(exc))}"
+                    f"{self.program_name}: {method} failed: {trim_stan_message(str(exc), self.model.code())}"
                 ) from None
 
 
@@ -127,4 +130,3 @@ def _quiet() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import warnings
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-import stan.fit
-from stan.common import HttpstanClient, HTTPResponse
-from stan.model import DataJSONEncoder
 
 from runtime.engines import trim_stan_message
 from runtime.engines.base import Draws, StanData
 from runtime.errors import StanFleetError
 from runtime.settings import SamplerSettings
 from runtime.stan_info import read_model_info
+
+with warnings.catch_warnings():  # httpstan 4.13 warns about its own use of newer marshmallow
+    warnings.simplefilter("ignore")
+    import stan.fit
+    from stan.common import HTTPResponse, HttpstanClient
+    from stan.model import DataJSONEncoder
+
+_T = TypeVar("_T")
 
 _NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
 _FIXED_PARAM = "stan::services::sample::fixed_param"
@@ -38,11 +44,15 @@ class PyStanEngine:
     def compile(self, stan_file: Path) -> PyStanModel:
         """Build ``stan_file`` (or load it from httpstan's cache); a bad program raises StanFleetError."""
         read_model_info(stan_file)  # stanc's located message for a bad program, before any C++ build
-        response = asyncio.run(_build(stan_file.read_text()))
+        response = _run_quietly(_build(stan_file.read_text()))
         if response.status != 201:
             message = trim_stan_message(str(response.json().get("message", response.json())))
             raise StanFleetError(f"{stan_file.name}: httpstan could not build the program: {message}")
-        return PyStanModel(program_name=stan_file.name, model_name=response.json()["name"])
+        return PyStanModel(
+            program_name=stan_file.name,
+            program_code=stan_file.read_text(),
+            model_name=response.json()["name"],
+        )
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class PyStanModel:
     """A program built by httpstan. ``model_name`` is httpstan's ``models/<id>``."""
 
     program_name: str
+    program_code: str
     model_name: str
 
     def sample(self, data: StanData, settings: SamplerSettings, seed: int) -> Draws:
@@ -64,7 +75,10 @@ class PyStanModel:
         fit = self._run(data, seed, settings.chains, args, {})
         chains = settings.chains
         return Draws(
-            variables={name: _chain_major(fit[name], dims, chains) for name, dims in zip(fit.param_names, fit.dims)},
+            variables={
+                name: _chain_major(fit[name], dims, chains)
+                for name, dims in zip(fit.param_names, fit.dims, strict=True)
+            },
             divergent=_chain_major(fit["divergent__"], [], chains).astype(bool),
             treedepth=_chain_major(fit["treedepth__"], [], chains).astype(np.int64),
             energy=_chain_major(fit["energy__"], [], chains),
@@ -77,13 +91,16 @@ class PyStanModel:
         """Run fixed_param with one chain; every variable comes back shaped ``(num_draws, *dims)``."""
         args = {"function": _FIXED_PARAM, "num_samples": num_draws}
         fit = self._run(data, seed, 1, args, inits or {})
-        return {name: _chain_major(fit[name], dims, 1)[0] for name, dims in zip(fit.param_names, fit.dims)}
+        return {
+            name: _chain_major(fit[name], dims, 1)[0]
+            for name, dims in zip(fit.param_names, fit.dims, strict=True)
+        }
 
     def _run(
         self, data: StanData, seed: int, chains: int, args: dict[str, Any], inits: StanData
     ) -> stan.fit.Fit:
         request = {**args, "data": _jsonable(data), "init": _jsonable(inits), "random_seed": seed}
-        params, outputs = asyncio.run(self._fits(request, chains))
+        params, outputs = _run_quietly(self._fits(request, chains))
         return stan.fit.Fit(
             tuple(outputs),
             chains,
@@ -101,7 +118,7 @@ class PyStanModel:
         async with HttpstanClient() as client:
             response = await client.post(f"/{self.model_name}/params", json={"data": request["data"]})
             if response.status != 200:
-                message = trim_stan_message(response.json()["message"])
+                message = trim_stan_message(response.json()["message"], self.program_code)
                 raise StanFleetError(f"{self.program_name}: Stan rejected the data: {message}")
             params: list[dict[str, Any]] = response.json()["params"]
             operations = []
@@ -123,8 +140,17 @@ class PyStanModel:
                 await client.delete(f"/{fit_name}")
         if errors:
             method = request["function"].rsplit("::", 1)[-1]
-            raise StanFleetError(f"{self.program_name}: {method} failed: {trim_stan_message(errors[0])}")
+            raise StanFleetError(
+                f"{self.program_name}: {method} failed: {trim_stan_message(errors[0], self.program_code)}"
+            )
         return params, outputs
+
+
+def _run_quietly(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run an httpstan conversation, hiding the deprecation warnings httpstan's server code raises."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return asyncio.run(coroutine)
 
 
 async def _build(program_code: str) -> HTTPResponse:

@@ -31,7 +31,7 @@ def test_invalid_json_names_the_position(tmp_path: Path) -> None:
 def test_json_that_is_not_an_object(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
     path.write_text("[1, 2]")
-    with pytest.raises(StanFleetError, match="must hold a JSON object .* got list"):
+    with pytest.raises(StanFleetError, match=r"must hold a JSON object .* got list"):
         load_base_data(path)
 
 

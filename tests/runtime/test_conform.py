@@ -25,7 +25,9 @@ def test_simulated_data_are_the_inputs_the_base_data_lacks() -> None:
 
 
 def test_int_data_given_as_floats_are_cast() -> None:
-    inputs = conform_replicate(MODEL, BASE, 7, {"lambda": 2.0, "beta": [1, 2]}, {"y": np.array([1.0, 0.0, 4.0])})
+    inputs = conform_replicate(
+        MODEL, BASE, 7, {"lambda": 2.0, "beta": [1, 2]}, {"y": np.array([1.0, 0.0, 4.0])}
+    )
     assert inputs.replicate == 7
     assert inputs.data["y"].dtype == np.int64
     assert inputs.data["y"].tolist() == [1, 0, 4]
@@ -33,7 +35,9 @@ def test_int_data_given_as_floats_are_cast() -> None:
 
 
 def test_non_integer_int_data_are_rejected() -> None:
-    with pytest.raises(StanFleetError, match=r"'y' is declared int in the model, got non-integer values \(replicate 0\)"):
+    with pytest.raises(
+        StanFleetError, match=r"'y' is declared int in the model, got non-integer values \(replicate 0\)"
+    ):
         conform_replicate(MODEL, BASE, 0, {"lambda": 2.0, "beta": [1, 2]}, {"y": [1.5, 0, 4]})
 
 

@@ -342,19 +342,3 @@ def test_verdict_table_mentions_every_quantity_and_the_verdict(
     table = verdict_table(biased)
     assert "verdict: NOT CALIBRATED" in table
     assert "NO" in table
-
-
-def test_interrupted_write_leaves_the_previous_summary_intact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uniform_results: list[ReplicateResult]
-) -> None:
-    (tmp_path / "summary.json").write_text('{"previous": true}')
-    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
-
-    def crash(fd: int) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(report.os, "fsync", crash)
-    with pytest.raises(OSError, match="disk full"):
-        write_report(summary, uniform_results, tmp_path)
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"previous": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]

@@ -52,7 +52,9 @@ def test_syntax_error_carries_stancs_message() -> None:
 def test_semantic_error_carries_stancs_message(tmp_path: Path) -> None:
     program = tmp_path / "unknown_name.stan"
     program.write_text("parameters { real a; } model { a ~ normal(0, sigma); }")
-    with pytest.raises(StanFleetError, match=r"^unknown_name\.stan does not compile: (.|\n)*'sigma' not in scope"):
+    with pytest.raises(
+        StanFleetError, match=r"^unknown_name\.stan does not compile: (.|\n)*'sigma' not in scope"
+    ):
         read_model_info(program)
 
 

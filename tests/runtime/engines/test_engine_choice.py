@@ -27,7 +27,9 @@ def test_explicit_names_are_kept(name: str) -> None:
 
 
 def test_unknown_engine_lists_the_choices() -> None:
-    with pytest.raises(StanFleetError, match=r"^--engine must be one of auto, cmdstanpy, pystan, got 'rstan'$"):
+    with pytest.raises(
+        StanFleetError, match=r"^--engine must be one of auto, cmdstanpy, pystan, got 'rstan'$"
+    ):
         resolve_engine_name("rstan")
 
 
@@ -73,15 +75,37 @@ def test_importing_the_package_loads_no_stan_library() -> None:
             "lb_free: Lower bounded variable is -3, but must be greater than or equal to 0.000000",
         ),
         (
-            "Error during sampling:\nException: variable does not exist; processing stage=data initialization; "
-            "variable name=y; base type=int (in 'poisson.stan', line 3, column 2 to column 26)\n"
+            "Error during sampling:\nException: variable does not exist; "
+            "processing stage=data initialization; variable name=y; base type=int "
+            "(in 'poisson.stan', line 3, column 2 to column 26)\n"
             "Command and output files:\n...",
             "variable does not exist; processing stage=data initialization; variable name=y; base type=int",
         ),
-        ("Failed to compile Stan model 'm.stan'. Console:\nm.hpp:3: error: nope\nmake: *** Error 1", "m.hpp:3: error: nope"),
+        (
+            "Error calling get_param_names: `Exception: model_ab12_namespace::model_ab12: "
+            "y[1] is -1, but must be greater than or equal to 0.000000 "
+            "(in '/tmp/httpstan_x/model_ab12.stan', line 4, column 2)`",
+            "y[1] is -1, but must be greater than or equal to 0.000000",
+        ),
+        (
+            "Failed to compile Stan model 'm.stan'. Console:\nm.hpp:3: error: nope\nmake: *** Error 1",
+            "m.hpp:3: error: nope",
+        ),
         ("\n  something odd\nand more\n", "something odd"),
         ("", "(no message)"),
     ],
 )
 def test_trim_stan_message(text: str, expected: str) -> None:
     assert trim_stan_message(text) == expected
+
+
+def test_trim_stan_message_quotes_the_statement_at_the_location() -> None:
+    text = (
+        "Rejecting initial value: Exception: lb_free: Lower bounded variable is -1, but must be greater "
+        "than or equal to 0.000000 (in '/tmp/httpstan_x/model_ab12.stan', line 3, column 2 to column 23)"
+    )
+    program = "data {}\nparameters {\n  real<lower=0> lambda;\n}\n"
+    assert trim_stan_message(text, program) == (
+        "lb_free: Lower bounded variable is -1, but must be greater than or equal to 0.000000 "
+        "(line 3: real<lower=0> lambda;)"
+    )

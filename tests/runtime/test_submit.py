@@ -1,0 +1,260 @@
+"""The CLI end to end, with real PyStan fits of the bundled Poisson example."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.submit import EXIT_MISCALIBRATED, main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "poisson"
+MODEL = str(EXAMPLE / "fit_data.stan")
+GENERATOR = str(EXAMPLE / "generative_ensemble.stan")
+DATA = str(EXAMPLE / "data.json")
+FAST = [
+    "--chains",
+    "2",
+    "--warmup",
+    "300",
+    "--samples",
+    "300",
+    "--thin",
+    "3",
+    "--workers",
+    "2",
+    "--no-progress",
+]
+PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
+
+
+def run(tmp_path: Path, *extra: str, model: str = MODEL, generator: str = GENERATOR) -> int:
+    return main(
+        [
+            model,
+            "--generator",
+            generator,
+            "--data",
+            DATA,
+            "--store",
+            str(tmp_path / "store"),
+            "--out",
+            str(tmp_path / "out"),
+            *FAST,
+            *extra,
+        ]
+    )
+
+
+def result_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "store").glob("ensembles/*/results/*.json"))
+
+
+def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(tmp_path, "--replicates", "20") == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["replicates"] == {"requested": 20, "succeeded": 20, "failed": 0, "reused": 0}
+    assert set(summary["variables"]) == {"lambda"}
+    assert set(summary["test_quantities"]) == {"log_lik"}
+    assert summary["variables"]["lambda"]["max_rank"] == 200
+    assert 0.0 <= summary["variables"]["lambda"]["p_value"] <= 1.0
+    assert summary["variables"]["lambda"]["mean_contraction"] > 0.9
+    assert summary["calibrated"] is True
+    for plot in PLOTS:
+        assert (tmp_path / "out" / plot).stat().st_size > 5000
+    rows = (tmp_path / "out" / "replicates.csv").read_text().splitlines()
+    assert len(rows) == 1 + 20 * 2
+    output = capsys.readouterr().out
+    assert f"ensemble {summary['ensemble_id']}: 20 replicates requested, 0 reused" in output
+    assert "verdict: CALIBRATED" in output
+    assert len(result_files(tmp_path)) == 20
+
+
+def test_rerun_fits_only_what_is_missing_and_raising_r_reuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "--replicates", "4") == 0
+    first = {p.name: p.read_bytes() for p in result_files(tmp_path)}
+    capsys.readouterr()
+    assert run(tmp_path, "--replicates", "4") == 0
+    assert "4 replicates requested, 4 reused, nothing to fit" in capsys.readouterr().out
+    assert run(tmp_path, "--replicates", "6") == 0
+    assert "6 replicates requested, 4 reused, 2 to fit" in capsys.readouterr().out
+    after = {p.name: p.read_bytes() for p in result_files(tmp_path)}
+    assert len(after) == 6
+    assert all(after[name] == payload for name, payload in first.items())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["replicates"]["reused"] == 4
+
+
+def test_same_ensemble_from_a_python_generator_is_deterministic(tmp_path: Path) -> None:
+    generator = "examples.poisson.generator:simulate"
+    assert run(tmp_path / "a", "--replicates", "3", generator=generator) == 0
+    assert run(tmp_path / "b", "--replicates", "3", generator=generator) == 0
+    a = json.loads((tmp_path / "a" / "out" / "summary.json").read_text())
+    b = json.loads((tmp_path / "b" / "out" / "summary.json").read_text())
+    assert a == b
+
+
+def test_killed_run_resumes_and_loses_only_fits_in_flight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.submit",
+        MODEL,
+        "--generator",
+        GENERATOR,
+        "--data",
+        DATA,
+        "--store",
+        str(tmp_path / "store"),
+        "--out",
+        str(tmp_path / "out"),
+        "--replicates",
+        "30",
+        *FAST,
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 240
+    while len(result_files(tmp_path)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the CLI and its workers, mid-ensemble
+    process.wait()
+    survivors = {p.name: p.read_bytes() for p in result_files(tmp_path)}
+    assert 3 <= len(survivors) < 30
+    for payload in survivors.values():
+        json.loads(payload)  # every result on disk is whole
+    assert not (tmp_path / "out").exists()
+
+    assert run(tmp_path, "--replicates", "30") == 0
+    assert f"30 replicates requested, {len(survivors)} reused" in capsys.readouterr().out
+    after = {p.name: p.read_bytes() for p in result_files(tmp_path)}
+    assert len(after) == 30
+    assert all(after[name] == payload for name, payload in survivors.items())
+    assert not list((tmp_path / "store").rglob(".*.tmp"))
+
+
+def test_missing_likelihood_is_caught_by_the_log_lik_test_quantity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(ROOT / "tests" / "data" / "poisson_no_likelihood.stan")
+    assert run(tmp_path, "--replicates", "20", "--fail-on-miscalibration", model=model) == EXIT_MISCALIBRATED
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["variables"]["lambda"]["calibrated"] is True  # the prior is recovered: ranks look fine
+    assert summary["test_quantities"]["log_lik"]["calibrated"] is False
+    assert summary["calibrated"] is False
+    assert "verdict: NOT CALIBRATED" in capsys.readouterr().out
+    # Without the flag the same ensemble still exits 0: it ran.
+    assert run(tmp_path, "--replicates", "20", model=model) == 0
+
+
+BAD_STAN_GENERATOR = "generated quantities { real lambda = 1 }"
+GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(normal_rng(0, 1)); }"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"model": str(ROOT / "tests" / "data" / "syntax_error.stan")},
+            r"syntax_error\.stan does not compile",
+        ),
+        ({"generator_code": BAD_STAN_GENERATOR}, r"gen\.stan does not compile"),
+        ({"generator_code": GENERATOR_WITHOUT_Y}, r"generator gen\.stan does not generate 'y'"),
+        ({"generator": "tests.runtime.sbc_generators:missing_data"}, r"no value for data variable 'y'"),
+        ({"generator": "tests.runtime.sbc_generators:real_counts"}, r"'y' is declared int .* non-integer"),
+        ({"generator": "tests.runtime.sbc_generators:vector_rate"}, r"'lambda' is declared with 0 dimension"),
+        (
+            {"generator": "tests.runtime.sbc_generators:wrong_size"},
+            r"model rejects replicate 0's simulated data",
+        ),
+        (
+            {"generator": "tests.runtime.sbc_generators:negative_rate"},
+            r"model rejects replicate 0's .*lower=0> lambda",
+        ),
+        ({"generator": "tests.runtime.sbc_generators:not_a_pair"}, r"must return a pair of dicts"),
+        ({"generator": "tests.runtime.sbc_generators:nothing_here"}, r"has no function 'nothing_here'"),
+        ({"generator": "no_such_module:f"}, r"cannot import generator module 'no_such_module'"),
+        ({"data_text": "{not json"}, r"is not valid JSON"),
+        ({"data_text": '{"N": 2.5}'}, r"'N' is declared int"),
+        ({"extra": ["--replicates", "0"]}, r"--replicates must be a positive integer, got 0"),
+        (
+            {"extra": ["--replicates", "3", "--engine", "jax"]},
+            r"--engine must be one of auto, cmdstanpy, pystan, got 'jax'",
+        ),
+        (
+            {"extra": ["--replicates", "3", "--adapt-delta", "1.5"]},
+            r"--adapt-delta must lie strictly between 0 and 1",
+        ),
+    ],
+)
+def test_bad_input_gets_one_line_error_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: dict, message: str
+) -> None:
+    model = arguments.get("model", MODEL)
+    generator = arguments.get("generator", GENERATOR)
+    if "generator_code" in arguments:
+        generator = str(tmp_path / "gen.stan")
+        Path(generator).write_text(arguments["generator_code"])
+    data = DATA
+    if "data_text" in arguments:
+        data = str(tmp_path / "data.json")
+        Path(data).write_text(arguments["data_text"])
+    extra = arguments.get("extra", ["--replicates", "3"])
+    code = main(
+        [
+            model,
+            "--generator",
+            generator,
+            "--data",
+            data,
+            "--store",
+            str(tmp_path / "store"),
+            "--out",
+            str(tmp_path / "out"),
+            *FAST,
+            *extra,
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert pytest.importorskip("re").search(message, err), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "store").exists() or not any(p.is_file() for p in (tmp_path / "store").rglob("*"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in [
+        "--generator",
+        "--data",
+        "--replicates",
+        "--seed",
+        "--workers",
+        "--engine",
+        "--out",
+        "--store",
+        "--chains",
+        "--warmup",
+        "--samples",
+        "--adapt-delta",
+        "--max-treedepth",
+        "--thin",
+        "--fail-on-miscalibration",
+        "--no-progress",
+    ]:
+        assert flag in text
