@@ -25,7 +25,10 @@ from runtime.store import ObjectStore, open_store
 
 def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
     """Fit and score every listed replicate that has no result yet; return how many were fitted."""
-    spec = EnsembleSpec.from_json(store.get(spec_key(ensemble_id)))
+    try:
+        spec = EnsembleSpec.from_json(store.get(spec_key(ensemble_id)))
+    except KeyError:
+        raise StanFleetError(f"ensemble {ensemble_id} is not in the store {store.uri}") from None
     program = materialize_stan_program(spec.model_code, spec.model_name)
     score_log_lik = LOG_LIK_NAME in read_model_info(program).generated_quantities
     model = get_engine(spec.engine).compile(program)

@@ -1,6 +1,9 @@
 from pathlib import Path
 
-from runtime.executor import count_results, split_evenly
+import pytest
+
+from runtime.errors import StanFleetError
+from runtime.executor import LocalProcessExecutor, count_results, split_evenly
 from runtime.keys import result_key
 from runtime.store import LocalDirectoryStore
 
@@ -18,3 +21,19 @@ def test_count_results_counts_only_the_listed_replicates(tmp_path: Path) -> None
         store.put(result_key("e", replicate), b"{}")
     assert count_results(store, "e", [0, 1, 2, 3]) == 2
     assert count_results(store, "other", [0]) == 0
+
+
+def test_a_failing_worker_is_reported_with_its_log_and_how_to_resume(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    seen: list[int] = []
+    with pytest.raises(
+        StanFleetError, match=r"1 worker\(s\) failed .*ensemble absent is not in the store.*rerun"
+    ):
+        LocalProcessExecutor(store, workers=1, poll_seconds=0.05).run("absent", [0, 1], seen.append)
+    assert seen[-1] == 0
+
+
+def test_nothing_to_run_starts_no_worker(tmp_path: Path) -> None:
+    seen: list[int] = []
+    LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=2).run("absent", [], seen.append)
+    assert seen == []

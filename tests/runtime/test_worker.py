@@ -1,13 +1,83 @@
-from runtime.worker import format_replicates, parse_replicates
+"""The worker with real PyStan fits on a store built by hand."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.conform import ReplicateInputs
+from runtime.inputs_store import encode_block
+from runtime.keys import INPUT_BLOCK_SIZE, inputs_key, result_key, spec_key
+from runtime.results import ReplicateResult
+from runtime.settings import SamplerSettings
+from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.store import LocalDirectoryStore
+from runtime.worker import format_replicates, main, parse_replicates, run_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_CODE = (ROOT / "examples" / "poisson" / "fit_data.stan").read_text()
 
 
-def test_ranges_compress_and_round_trip() -> None:
+def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int]) -> str:
+    spec = EnsembleSpec(
+        model_name="fit_data",
+        model_code=MODEL_CODE,
+        generator=GeneratorSource(kind="python", code="# by hand", target="tests:by_hand"),
+        base_data={"N": 5},
+        seed=3,
+        settings=SamplerSettings(chains=2, warmup=200, samples=200, thin=4),
+        engine="pystan",
+    )
+    rng = np.random.default_rng(0)
+    block = []
+    for replicate in range(INPUT_BLOCK_SIZE):
+        lam = float(rng.gamma(2.0))
+        y = rng.poisson(lam, size=5)
+        if replicate in bad_replicates:
+            y[0] = -1  # violates the model's lower bound: Stan rejects the data
+        block.append(ReplicateInputs(replicate, {"lambda": np.array(lam)}, {"y": y}))
+    store.put(spec_key(spec.ensemble_id), spec.to_json())
+    store.put(inputs_key(spec.ensemble_id, 0), encode_block(0, block))
+    return spec.ensemble_id
+
+
+def test_fits_each_replicate_and_records_a_failed_fit_as_data(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates={1})
+    assert run_worker(store, ensemble_id, [0, 1, 2]) == 3
+    results = [ReplicateResult.from_json(store.get(result_key(ensemble_id, r))) for r in range(3)]
+    assert [r.status for r in results] == ["ok", "failed", "ok"]
+    assert results[1].error is not None
+    assert "y[1] is -1" in results[1].error
+    ok = results[0]
+    assert set(ok.variables) == {"lambda"}
+    assert set(ok.test_quantities) == {"log_lik"}
+    assert ok.variables["lambda"].max_rank == 100  # 2 chains x 200 draws, thinned by 4
+    assert ok.diagnostics is not None
+    assert ok.diagnostics.num_draws == 400
+    assert 0 < ok.sample_seconds <= ok.total_seconds
+
+
+def test_skips_replicates_that_have_a_result(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    store.put(result_key(ensemble_id, 0), b"kept as is")
+    assert run_worker(store, ensemble_id, [0, 1]) == 1
+    assert store.get(result_key(ensemble_id, 0)) == b"kept as is"
+    assert json.loads(store.get(result_key(ensemble_id, 1)))["status"] == "ok"
+
+
+def test_command_line_reports_a_missing_ensemble(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--store", str(tmp_path), "--ensemble-id", "nope", "--replicates", "0-1"])
+    assert code == 1
+    assert capsys.readouterr().err.startswith("error: ensemble nope is not in the store")
+
+
+def test_replicate_ranges_compress_and_round_trip() -> None:
     replicates = [0, 1, 2, 3, 7, 9, 10, 11, 20]
     text = format_replicates(replicates)
     assert text == "0-3,7,9-11,20"
     assert parse_replicates(text) == replicates
-
-
-def test_empty_and_single() -> None:
     assert format_replicates([]) == ""
     assert parse_replicates("5") == [5]

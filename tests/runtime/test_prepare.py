@@ -1,0 +1,71 @@
+"""Planning and publishing an ensemble in the store."""
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.generators import PythonGenerator
+from runtime.inputs_store import InputBlockReader
+from runtime.keys import INPUT_BLOCK_SIZE, inputs_key, result_key, spec_key
+from runtime.prepare import (
+    first_missing_inputs,
+    load_results,
+    plan_ensemble,
+    publish,
+    simulate_missing_blocks,
+)
+from runtime.results import ReplicateResult
+from runtime.settings import SamplerSettings
+from runtime.spec import EnsembleSpec
+from runtime.stan_info import read_model_info
+from runtime.store import LocalDirectoryStore
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_FILE = ROOT / "examples" / "poisson" / "fit_data.stan"
+BASE = {"N": 4}
+
+
+def make_spec(generator: PythonGenerator) -> EnsembleSpec:
+    return EnsembleSpec(
+        "fit_data", MODEL_FILE.read_text(), generator.source, BASE, 1, SamplerSettings(), "pystan"
+    )
+
+
+def failed_result(replicate: int) -> bytes:
+    return ReplicateResult(replicate=replicate, seed=1, status="failed", engine="pystan", error="x").to_json()
+
+
+def test_plan_lists_missing_replicates_and_counts_reuse(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    spec = make_spec(PythonGenerator("examples.poisson.generator:simulate", BASE))
+    for replicate in (0, 2, 7):
+        store.put(result_key(spec.ensemble_id, replicate), failed_result(replicate))
+    plan = plan_ensemble(spec, store, 5)
+    assert plan.missing == [1, 3, 4]
+    assert plan.reused == 2
+    assert [r.replicate for r in load_results(store, spec.ensemble_id, 5)] == [0, 2]
+
+
+def test_only_blocks_missing_from_the_store_are_simulated_and_published(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    generator = PythonGenerator("examples.poisson.generator:simulate", BASE)
+    spec = make_spec(generator)
+    model = read_model_info(MODEL_FILE)
+    plan = plan_ensemble(spec, store, INPUT_BLOCK_SIZE + 3)
+    blocks = simulate_missing_blocks(plan, generator, model, store)
+    assert sorted(blocks) == [0, 1]
+    assert all(len(block) == INPUT_BLOCK_SIZE for block in blocks.values())
+    assert blocks[1][0].replicate == INPUT_BLOCK_SIZE
+    assert first_missing_inputs(plan, blocks, store).replicate == 0
+
+    publish(spec, blocks, store)
+    assert store.exists(spec_key(spec.ensemble_id))
+    assert store.exists(inputs_key(spec.ensemble_id, 1))
+    stored = InputBlockReader(store, spec.ensemble_id).replicate(INPUT_BLOCK_SIZE + 2)
+    np.testing.assert_array_equal(stored.data["y"], blocks[1][2].data["y"])
+    assert stored.data["y"].dtype.kind == "i"
+
+    store.put(result_key(spec.ensemble_id, 0), failed_result(0))
+    replan = plan_ensemble(spec, store, 2 * INPUT_BLOCK_SIZE + 1)
+    assert sorted(simulate_missing_blocks(replan, generator, model, store)) == [2]
+    assert first_missing_inputs(replan, {}, store).replicate == 1
