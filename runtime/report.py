@@ -18,7 +18,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,6 +153,8 @@ class EnsembleSummary:
     test_quantities: dict[str, QuantitySummary]
     diagnostics: DiagnosticsSummary
     failures: list[Failure]
+    fit_seconds: float = 0.0
+    run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def quantities_checked(self) -> int:
@@ -187,6 +189,8 @@ class EnsembleSummary:
                 "test_quantities": {name: q.to_dict() for name, q in self.test_quantities.items()},
                 "diagnostics": self.diagnostics.to_dict(),
                 "failures": [{"replicate": f.replicate, "error": f.error} for f in self.failures],
+                "fit_seconds_total": self.fit_seconds,
+                "run": self.run,
             }
         )
 
@@ -232,6 +236,7 @@ def summarize(
     requested: int,
     reused: int,
     family_level: float = 0.01,
+    run: dict[str, Any] | None = None,
 ) -> EnsembleSummary:
     """Aggregate replicate results into the ensemble's calibration verdict.
 
@@ -245,6 +250,8 @@ def summarize(
         Replicates asked for, and how many results were reused from an earlier run.
     family_level
         Family-wise error level of the Holm-corrected uniformity tests over all checked quantities.
+    run
+        How the ensemble was produced (model, generator, engine, settings), copied into the summary.
 
     Returns
     -------
@@ -296,6 +303,8 @@ def summarize(
         test_quantities=summaries[TEST_QUANTITY],
         diagnostics=_diagnostics(ok),
         failures=[Failure(r.replicate, _first_line(r.error)) for r in failed],
+        fit_seconds=float(sum(r.total_seconds for r in results)),
+        run=dict(run or {}),
     )
 
 

@@ -185,7 +185,16 @@ def run(args: argparse.Namespace) -> int:
             LocalProcessExecutor(store, args.workers).run(ensemble_id, plan.missing, on_progress)
 
     results = load_results(store, ensemble_id, plan.requested)
-    summary = summarize(results, ensemble_id=ensemble_id, requested=plan.requested, reused=plan.reused)
+    run_info = {
+        "model": str(args.model),
+        "generator": args.generator,
+        "engine": spec.engine,
+        "seed": spec.seed,
+        "settings": settings.to_dict(),
+    }
+    summary = summarize(
+        results, ensemble_id=ensemble_id, requested=plan.requested, reused=plan.reused, run=run_info
+    )
     out_dir = args.out or Path("sbc-report") / f"{spec.model_name}-{ensemble_id[:8]}"
     write_report(summary, results, out_dir)
     print(verdict_table(summary))

@@ -342,3 +342,14 @@ def test_verdict_table_mentions_every_quantity_and_the_verdict(
     table = verdict_table(biased)
     assert "verdict: NOT CALIBRATED" in table
     assert "NO" in table
+
+
+def test_run_description_and_fit_time_are_carried_into_the_summary(
+    uniform_results: list[ReplicateResult],
+) -> None:
+    run = {"engine": "pystan", "settings": {"chains": 4}}
+    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=3, run=run)
+    as_dict = summary.to_dict()
+    assert as_dict["run"] == run
+    assert as_dict["fit_seconds_total"] == pytest.approx(sum(r.total_seconds for r in uniform_results))
+    assert as_dict["replicates"]["reused"] == 3

@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,14 +35,14 @@ FAST = [
 PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
 
 
-def run(tmp_path: Path, *extra: str, model: str = MODEL, generator: str = GENERATOR) -> int:
+def run(tmp_path: Path, *extra: str, model: str = MODEL, generator: str = GENERATOR, data: str = DATA) -> int:
     return main(
         [
             model,
             "--generator",
             generator,
             "--data",
-            DATA,
+            data,
             "--store",
             str(tmp_path / "store"),
             "--out",
@@ -65,6 +67,9 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert 0.0 <= summary["variables"]["lambda"]["p_value"] <= 1.0
     assert summary["variables"]["lambda"]["mean_contraction"] > 0.9
     assert summary["calibrated"] is True
+    assert summary["run"]["engine"] == "pystan"
+    assert summary["run"]["settings"]["thin"] == 3
+    assert summary["fit_seconds_total"] > 0
     for plot in PLOTS:
         assert (tmp_path / "out" / plot).stat().st_size > 5000
     rows = (tmp_path / "out" / "replicates.csv").read_text().splitlines()
@@ -198,7 +203,7 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
     ],
 )
 def test_bad_input_gets_one_line_error_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: dict, message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: dict[str, Any], message: str
 ) -> None:
     model = arguments.get("model", MODEL)
     generator = arguments.get("generator", GENERATOR)
@@ -210,25 +215,10 @@ def test_bad_input_gets_one_line_error_and_writes_nothing(
         data = str(tmp_path / "data.json")
         Path(data).write_text(arguments["data_text"])
     extra = arguments.get("extra", ["--replicates", "3"])
-    code = main(
-        [
-            model,
-            "--generator",
-            generator,
-            "--data",
-            data,
-            "--store",
-            str(tmp_path / "store"),
-            "--out",
-            str(tmp_path / "out"),
-            *FAST,
-            *extra,
-        ]
-    )
-    assert code == 1
+    assert run(tmp_path, *extra, model=model, generator=generator, data=data) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ")
-    assert pytest.importorskip("re").search(message, err), err
+    assert re.search(message, err), err
     assert "Traceback" not in err
     assert not (tmp_path / "store").exists() or not any(p.is_file() for p in (tmp_path / "store").rglob("*"))
     assert not (tmp_path / "out").exists()
