@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import warnings
 
-import arviz as az
 import numpy as np
+
+from runtime.arviz_quiet import arviz as az
 
 
 def rank_normalized_diagnostics(chain_draws: np.ndarray) -> tuple[float, float, float]:

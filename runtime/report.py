@@ -672,9 +672,11 @@ def _ecdf_difference(
     The band depends only on the number of replicates, so it is computed once per sample size
     with ArviZ's own band routine (the one ``az.plot_ecdf`` calls) instead of once per panel.
     """
-    import arviz as az
-    from arviz.stats.ecdf_utils import ecdf_confidence_band
     from scipy.stats import uniform
+
+    from runtime.arviz_quiet import arviz as az
+
+    ecdf_confidence_band = az.stats.ecdf_utils.ecdf_confidence_band
 
     title = f"PIT ECDF minus uniform CDF, simultaneous 99% band{note}"
     if not shown:

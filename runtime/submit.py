@@ -34,6 +34,7 @@ from runtime.stan_info import read_model_info
 from runtime.store import open_store
 
 EXIT_MISCALIBRATED = 3
+BACKENDS = ("local",)
 DEFAULT_STORE = "~/.cache/stanfleet/store"
 
 
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="object store for specs, inputs and results: a directory "
         "(default: $STANFLEET_STORE or %(default)s)",
     )
+    parser.add_argument(
+        "--backend",
+        default="local",
+        help=f"where fits run, one of {', '.join(BACKENDS)}: local runs worker processes on this machine "
+        "(default: %(default)s)",
+    )
     sampler = parser.add_argument_group("sampler settings")
     sampler.add_argument("--chains", type=int, default=defaults.chains, help="default: %(default)s")
     sampler.add_argument(
@@ -136,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input."""
     if args.replicates < 1:
         raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+    if args.backend not in BACKENDS:
+        raise StanFleetError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     if args.workers < 1:
         raise StanFleetError(f"--workers must be a positive integer, got {args.workers}")
     settings = SamplerSettings(

@@ -21,6 +21,9 @@ from runtime.model_files import cache_root
 from runtime.settings import SamplerSettings
 from runtime.stan_info import read_model_info
 
+#: Significant figures CmdStan writes (its default is 6, too coarse for ranks of log_lik-sized values).
+SIG_FIGS = 18
+
 
 class CmdStanPyEngine:
     """Compiles into ``<cache>/cmdstan/<hash of CmdStan path and program text>/``, once."""
@@ -63,6 +66,7 @@ class CmdStanPyModel:
                 seed=seed,
                 output_dir=output_dir,
                 show_progress=False,
+                sig_figs=SIG_FIGS,
             )
             shape = (fit.chains, fit.num_draws_sampling)
             variables = {
@@ -92,6 +96,7 @@ class CmdStanPyModel:
                 inits=dict(inits) if inits is not None else None,
                 output_dir=output_dir,
                 show_progress=False,
+                sig_figs=SIG_FIGS,
             )
             return fit.stan_variables()
 

@@ -8,6 +8,7 @@ and deletes each fit once read; PyStan's ``Fit`` still parses the output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import warnings
 from collections.abc import Coroutine
@@ -20,6 +21,7 @@ import numpy as np
 from runtime.engines import trim_stan_message
 from runtime.engines.base import Draws, StanData
 from runtime.errors import StanFleetError
+from runtime.model_files import cache_root
 from runtime.settings import SamplerSettings
 from runtime.stan_info import read_model_info
 
@@ -44,13 +46,18 @@ class PyStanEngine:
     def compile(self, stan_file: Path) -> PyStanModel:
         """Build ``stan_file`` (or load it from httpstan's cache); a bad program raises StanFleetError."""
         read_model_info(stan_file)  # stanc's located message for a bad program, before any C++ build
-        response = _run_quietly(_build(stan_file.read_text()))
+        program_code = stan_file.read_text()
+        # httpstan's C++ build writes ./build: keep it out of the user's working directory.
+        build_dir = cache_root() / "httpstan-build"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.chdir(build_dir):
+            response = _run_quietly(_build(program_code))
         if response.status != 201:
             message = trim_stan_message(str(response.json().get("message", response.json())))
             raise StanFleetError(f"{stan_file.name}: httpstan could not build the program: {message}")
         return PyStanModel(
             program_name=stan_file.name,
-            program_code=stan_file.read_text(),
+            program_code=program_code,
             model_name=response.json()["name"],
         )
 
