@@ -27,11 +27,12 @@ from runtime.prepare import (
     simulate_missing_blocks,
 )
 from runtime.progress import progress_reporter
-from runtime.report import summarize, verdict_table, write_report
+from runtime.report import write_report
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
 from runtime.store import open_store
+from runtime.summary import summarize, verdict_table
 
 EXIT_MISCALIBRATED = 3
 BACKENDS = ("local",)

@@ -1,0 +1,227 @@
+"""Tests of the calibration verdict: summarize, EnsembleSummary and the terminal verdict table."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.results import FitDiagnostics, ReplicateResult
+from runtime.summary import MAX_TABLE_ROWS, Failure, summarize, verdict_table
+from tests.runtime.sbc_results import (
+    MAX_RANK,
+    ensemble,
+    failed_result,
+    high_rank,
+    many_quantities,
+    ok_result,
+    score,
+    tiny_ensemble,
+    uniform_rank,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def uniform_results() -> list[ReplicateResult]:
+    return ensemble(100, uniform_rank)
+
+
+def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) -> None:
+    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
+    assert summary.calibrated is True
+    assert set(summary.variables) == {"lambda", "beta[1]"}
+    assert set(summary.test_quantities) == {"log_lik"}
+    for _, _, q in summary.quantities():
+        assert q.calibrated is True
+        assert q.p_value is not None and 0.01 < q.p_value <= 1
+        assert q.max_rank == MAX_RANK
+        assert q.replicates == 100
+        assert q.mean_rank is not None and 40 < q.mean_rank < 60
+    data = summary.to_dict()
+    assert data["uniformity_test"]["correction"] == "holm"
+    assert data["uniformity_test"]["family_level"] == 0.01
+    assert data["uniformity_test"]["quantities_checked"] == 3
+    assert "gamma" in data["uniformity_test"]["method"]
+    assert data["replicates"] == {"requested": 100, "succeeded": 100, "failed": 0, "reused": 0}
+
+
+def test_summary_is_reproducible_and_order_independent(uniform_results: list[ReplicateResult]) -> None:
+    first = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
+    again = summarize(uniform_results[::-1], ensemble_id="ens-uniform", requested=100, reused=0)
+    assert first.to_dict() == again.to_dict()
+
+
+def test_biased_ranks_are_not_calibrated() -> None:
+    results = ensemble(100, high_rank)
+    summary = summarize(results, ensemble_id="ens-biased", requested=100, reused=0)
+    assert summary.calibrated is False
+    assert summary.to_dict()["calibrated"] is False
+    for _, _, q in summary.quantities():
+        assert q.calibrated is False
+        assert q.p_value is not None and q.p_value < 0.001
+        assert q.mean_rank is not None and q.mean_rank > MAX_RANK - 6
+
+
+def test_one_biased_quantity_makes_the_ensemble_uncalibrated(uniform_results: list[ReplicateResult]) -> None:
+    rng = np.random.default_rng(5)
+    results = [
+        ok_result(
+            r.replicate,
+            {**r.variables, "sigma": score(float(rng.normal()), high_rank(rng))},
+            r.test_quantities,
+        )
+        for r in uniform_results
+    ]
+    summary = summarize(results, ensemble_id="ens-mixed", requested=100, reused=0)
+    assert summary.calibrated is False
+    assert summary.variables["sigma"].calibrated is False
+    assert summary.variables["lambda"].calibrated is True
+    assert summary.quantities_checked == 4
+
+
+def test_failed_replicate_is_counted_and_listed(uniform_results: list[ReplicateResult]) -> None:
+    results = [r for r in uniform_results if r.replicate != 7]
+    results.append(
+        failed_result(7, "RuntimeError: chain 2 crashed\nTraceback (most recent call last):\n  ...")
+    )
+    summary = summarize(results, ensemble_id="ens-failed", requested=100, reused=3)
+    assert summary.succeeded == 99
+    assert summary.failed == 1
+    assert summary.failures == [Failure(replicate=7, error="RuntimeError: chain 2 crashed")]
+    data = summary.to_dict()
+    assert data["failures"] == [{"replicate": 7, "error": "RuntimeError: chain 2 crashed"}]
+    assert data["replicates"] == {"requested": 100, "succeeded": 99, "failed": 1, "reused": 3}
+    assert summary.variables["lambda"].replicates == 99
+
+
+def test_reused_count_passes_through(uniform_results: list[ReplicateResult]) -> None:
+    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=120, reused=40)
+    assert summary.reused == 40
+    assert summary.to_dict()["replicates"]["reused"] == 40
+    assert summary.to_dict()["replicates"]["requested"] == 120
+    assert "40 reused" in verdict_table(summary)
+
+
+def test_contraction_uses_the_ensemble_prior_variance() -> None:
+    # true values -2 and +2: prior variance (ddof=1) is 8; posterior sds 1 and 2 give 1 - 1/8 and 1 - 4/8.
+    results = [
+        ok_result(0, {"mu": score(-2.0, 10, mean=-2.0, sd=1.0)}),
+        ok_result(1, {"mu": score(2.0, 80, mean=2.0, sd=2.0)}),
+    ]
+    summary = summarize(results, ensemble_id="ens-contraction", requested=2, reused=0)
+    mu = summary.variables["mu"]
+    assert mu.prior_variance == pytest.approx(8.0)
+    assert mu.mean_contraction == pytest.approx((0.875 + 0.5) / 2)
+    assert mu.mean_z_score == pytest.approx(0.0)
+    assert mu.mean_rank == pytest.approx(45.0)
+
+
+def test_z_score_is_posterior_error_in_posterior_sds() -> None:
+    results = [
+        ok_result(0, {"mu": score(0.0, 10, mean=1.0, sd=0.5)}),
+        ok_result(1, {"mu": score(1.0, 80, mean=2.0, sd=0.5)}),
+    ]
+    summary = summarize(results, ensemble_id="ens-z", requested=2, reused=0)
+    assert summary.variables["mu"].mean_z_score == pytest.approx(2.0)
+
+
+def test_zero_prior_variance_gives_null_contraction() -> None:
+    results = [ok_result(r, {"fixed": score(1.0, r * 20, mean=1.0, sd=0.1)}) for r in range(5)]
+    summary = summarize(results, ensemble_id="ens-fixed", requested=5, reused=0)
+    data = summary.to_dict()
+    assert data["variables"]["fixed"]["mean_contraction"] is None
+    json.dumps(data, allow_nan=False)
+
+
+@pytest.mark.parametrize("n_ok", [0, 1])
+def test_fewer_than_two_succeeded_gives_nulls(n_ok: int) -> None:
+    results = tiny_ensemble(n_ok)
+    summary = summarize(results, ensemble_id="ens-tiny", requested=4, reused=0)
+    assert summary.calibrated is None
+    assert summary.succeeded == n_ok and summary.failed == 1
+    data = summary.to_dict()
+    json.dumps(data, allow_nan=False)
+    assert data["calibrated"] is None
+    assert data["uniformity_test"]["quantities_checked"] == 0
+    for group in ("variables", "test_quantities"):
+        for stats in data[group].values():
+            assert stats["calibrated"] is None
+            assert stats["p_value"] is None
+            assert stats["mean_z_score"] is None
+            assert stats["mean_contraction"] is None
+    assert "UNDETERMINED" in verdict_table(summary)
+
+
+def test_diagnostics_are_counted() -> None:
+    def fit(divergences: int = 0, treedepth: int = 0, ebfmi: float = 1.0) -> FitDiagnostics:
+        return FitDiagnostics(
+            divergences=divergences, max_treedepth_hits=treedepth, min_ebfmi=ebfmi, num_draws=1000
+        )
+
+    results = [
+        ok_result(0, {"a": score(0.0, 1)}, diagnostics=fit(divergences=3)),
+        ok_result(1, {"a": score(1.0, 2, rhat=1.05)}, diagnostics=fit(treedepth=10, ebfmi=0.1)),
+        ok_result(2, {"a": score(2.0, 3, ess=50.0)}, diagnostics=fit(divergences=1, ebfmi=math.nan)),
+        ok_result(3, {"a": score(3.0, 4, rhat=math.nan)}),
+    ]
+    diagnostics = summarize(results, ensemble_id="ens-diag", requested=4, reused=0).to_dict()["diagnostics"]
+    assert diagnostics["replicates_with_divergences"] == 2
+    assert diagnostics["replicates_with_max_treedepth"] == 1
+    assert diagnostics["replicates_with_low_ebfmi"] == 1
+    assert diagnostics["replicates_with_high_rhat"] == 1
+    assert diagnostics["replicates_with_low_ess"] == 1
+    assert diagnostics["ebfmi_threshold"] == 0.3
+    assert diagnostics["rhat_threshold"] == 1.01
+    assert diagnostics["ess_threshold"] > 0
+
+
+def test_verdict_table_is_capped_with_many_quantities() -> None:
+    summary = summarize(many_quantities(35, 40), ensemble_id="ens-many", requested=40, reused=0)
+    assert summary.quantities_checked == 35
+    table = verdict_table(summary)
+    assert "5 more quantities" in table
+    assert "theta[5] " in table and "theta[35] " in table  # the biased ones are listed first
+    assert len(table.splitlines()) == 1 + MAX_TABLE_ROWS + 4
+
+
+def test_verdict_table_mentions_every_quantity_and_the_verdict(
+    uniform_results: list[ReplicateResult],
+) -> None:
+    calibrated = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
+    table = verdict_table(calibrated)
+    for name in ("lambda", "beta[1]", "log_lik"):
+        assert name in table
+    assert "verdict: CALIBRATED" in table
+    assert "100 succeeded, 0 failed, 0 reused" in table
+    assert "divergences" in table
+
+    biased = summarize(ensemble(100, high_rank), ensemble_id="ens-biased", requested=100, reused=0)
+    table = verdict_table(biased)
+    assert "verdict: NOT CALIBRATED" in table
+    assert "NO" in table
+
+
+def test_run_description_and_fit_time_are_carried_into_the_summary(
+    uniform_results: list[ReplicateResult],
+) -> None:
+    run = {"engine": "pystan", "settings": {"chains": 4}}
+    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=3, run=run)
+    as_dict = summary.to_dict()
+    assert as_dict["run"] == run
+    assert as_dict["fit_seconds_total"] == pytest.approx(sum(r.total_seconds for r in uniform_results))
+    assert as_dict["replicates"]["reused"] == 3
+
+
+def test_importing_summary_loads_no_plotting_library() -> None:
+    code = "import sys, runtime.summary; print(sorted({'matplotlib', 'arviz'} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
