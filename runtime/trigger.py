@@ -1,0 +1,162 @@
+"""The trigger Lambda: an uploaded manifest becomes one compile job and array jobs over what is missing.
+
+Stdlib + boto3 only (plus the stdlib-only ``runtime.keys`` and ``runtime.manifest``), so cold starts
+stay fast. S3 events arrive at least once and unordered, so the handler claims each manifest upload
+with a conditional write (``If-None-Match: *``) under ``CLAIM_PREFIX`` before submitting anything:
+duplicate events lead to one submission. The claim object doubles as the array plan that the
+children read. A malformed manifest is logged and dropped (no exception, so no retry storm).
+
+Environment: JOB_QUEUE_ARN, FIT_JOB_DEFINITION_ARN, COMPILE_JOB_DEFINITION_ARN, MANIFEST_PREFIX,
+CLAIM_PREFIX.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.parse
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from runtime.keys import replicate_of_result_key, results_prefix
+from runtime.manifest import Manifest, ManifestError, parse_manifest
+
+LOG = logging.getLogger(__name__)
+LOG.setLevel(logging.INFO)
+
+MAX_ARRAY_SIZE = 10_000
+"""AWS Batch's largest array job; bigger ensembles are split into several array jobs."""
+STALE_CLAIM_SECONDS = 15 * 60
+"""A claim without job ids older than the Lambda's longest run belongs to a crashed invocation."""
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
+    """The S3 client, made on first use (not at import)."""
+    return boto3.client("s3")
+
+
+@lru_cache(maxsize=1)
+def batch_client() -> Any:
+    """The Batch client, made on first use (not at import)."""
+    return boto3.client("batch")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Handle every record of an S3 object-created event; unexpected failures raise (and retry)."""
+    outcomes = []
+    for record in event.get("Records", []):
+        bucket = record["s3"]["bucket"]["name"]
+        key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])
+        upload = record["s3"]["object"].get("versionId") or record["s3"]["object"].get("eTag", "unversioned")
+        outcomes.append(handle_manifest(bucket, key, upload))
+    return {"outcomes": outcomes}
+
+
+def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
+    """Claim one manifest upload and submit its jobs; return what happened."""
+    if not key.startswith(os.environ["MANIFEST_PREFIX"]) or not key.endswith(".json"):
+        LOG.warning("ignored %s: not a manifest", key)
+        return {"key": key, "status": "ignored"}
+    try:
+        manifest = parse_manifest(s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ManifestError as exc:
+        LOG.error("rejected manifest s3://%s/%s: %s", bucket, key, exc)
+        return {"key": key, "status": "rejected", "reason": str(exc)}
+
+    claim_key = f"{os.environ['CLAIM_PREFIX']}{manifest.ensemble_id}/{_safe(upload)}.json"
+    missing = missing_replicates(bucket, manifest)
+    plan = {
+        "ensemble_id": manifest.ensemble_id,
+        "manifest": key,
+        "replicates_per_child": manifest.replicates_per_child,
+        "missing": missing,
+        "claimed_at": time.time(),
+    }
+    etag = claim(bucket, claim_key, plan)
+    if etag is None:
+        LOG.info("skipped %s: upload %s already claimed", key, upload)
+        return {"key": key, "status": "duplicate"}
+    if not missing:
+        LOG.info("nothing to fit for ensemble %s", manifest.ensemble_id)
+        return {"key": key, "status": "complete", "claim": claim_key}
+
+    job_ids = submit_jobs(bucket, manifest, claim_key, len(missing))
+    s3_client().put_object(
+        Bucket=bucket, Key=claim_key, Body=json.dumps({**plan, "job_ids": job_ids}).encode(), IfMatch=etag
+    )
+    LOG.info("submitted ensemble %s: %d replicates, jobs %s", manifest.ensemble_id, len(missing), job_ids)
+    return {"key": key, "status": "submitted", "claim": claim_key, "job_ids": job_ids}
+
+
+def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
+    """Replicates ``0..R-1`` without a result in the bucket (one listing, paginated)."""
+    done: set[int] = set()
+    pages = (
+        s3_client()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=results_prefix(manifest.ensemble_id))
+    )
+    for page in pages:
+        done.update(replicate_of_result_key(item["Key"]) for item in page.get("Contents", []))
+    return [r for r in range(manifest.replicates) if r not in done]
+
+
+def claim(bucket: str, claim_key: str, plan: dict[str, Any]) -> str | None:
+    """Write the claim if nobody holds it, or take over a stale one; return its ETag, or None."""
+    body = json.dumps(plan).encode()
+    try:
+        return str(s3_client().put_object(Bucket=bucket, Key=claim_key, Body=body, IfNoneMatch="*")["ETag"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise
+    held = s3_client().get_object(Bucket=bucket, Key=claim_key)
+    current = json.loads(held["Body"].read())
+    if "job_ids" in current or time.time() - current["claimed_at"] < STALE_CLAIM_SECONDS:
+        return None
+    try:  # the holder died between claiming and submitting: take over, but only once
+        return str(
+            s3_client().put_object(Bucket=bucket, Key=claim_key, Body=body, IfMatch=held["ETag"])["ETag"]
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return None
+        raise
+
+
+def submit_jobs(bucket: str, manifest: Manifest, claim_key: str, missing: int) -> list[str]:
+    """One compile job, then array jobs over the plan's children, each depending on the compile job."""
+    queue = os.environ["JOB_QUEUE_ARN"]
+    name = f"stanfleet-{manifest.ensemble_id}"
+    parameters = {"store": f"s3://{bucket}", "ensemble_id": manifest.ensemble_id, "plan": claim_key}
+    compile_job = batch_client().submit_job(
+        jobName=f"{name}-compile",
+        jobQueue=queue,
+        jobDefinition=os.environ["COMPILE_JOB_DEFINITION_ARN"],
+        parameters=parameters,
+    )["jobId"]
+    children = -(-missing // manifest.replicates_per_child)
+    job_ids = [compile_job]
+    for offset in range(0, children, MAX_ARRAY_SIZE):
+        size = min(MAX_ARRAY_SIZE, children - offset)
+        request: dict[str, Any] = {
+            "jobName": f"{name}-fit-{offset // MAX_ARRAY_SIZE}",
+            "jobQueue": queue,
+            "jobDefinition": os.environ["FIT_JOB_DEFINITION_ARN"],
+            "parameters": parameters,
+            "dependsOn": [{"jobId": compile_job}],
+            "containerOverrides": {"environment": [{"name": "STANFLEET_CHILD_OFFSET", "value": str(offset)}]},
+        }
+        if size > 1:  # Batch arrays hold 2..10,000 children; a single child is a plain job (index 0)
+            request["arrayProperties"] = {"size": size}
+        job_ids.append(batch_client().submit_job(**request)["jobId"])
+    return job_ids
+
+
+def _safe(upload: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in upload)

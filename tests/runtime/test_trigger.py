@@ -1,0 +1,196 @@
+"""The trigger handler against moto's S3 and Batch, with S3 events built inline."""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from runtime import trigger
+from runtime.keys import result_key
+from runtime.manifest import Manifest
+
+BUCKET = "stanfleet-test-bucket"
+ENSEMBLE = "0123456789abcdef0123"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    trigger.s3_client.cache_clear()
+    trigger.batch_client.cache_clear()
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        batch = boto3.client("batch")
+        role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        environment = batch.create_compute_environment(
+            computeEnvironmentName="stanfleet-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )["computeEnvironmentArn"]
+        queue = batch.create_job_queue(
+            jobQueueName="queue",
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )["jobQueueArn"]
+        definitions = {
+            name: batch.register_job_definition(
+                jobDefinitionName=name,
+                type="container",
+                containerProperties={"image": "worker", "vcpus": 1, "memory": 512, "command": ["Ref::store"]},
+            )["jobDefinitionArn"]
+            for name in ("fit", "compile")
+        }
+        monkeypatch.setenv("JOB_QUEUE_ARN", queue)
+        monkeypatch.setenv("FIT_JOB_DEFINITION_ARN", definitions["fit"])
+        monkeypatch.setenv("COMPILE_JOB_DEFINITION_ARN", definitions["compile"])
+        monkeypatch.setenv("MANIFEST_PREFIX", "manifests/")
+        monkeypatch.setenv("CLAIM_PREFIX", "claims/")
+        yield {"s3": s3, "batch": batch, "queue": queue}
+        trigger.s3_client.cache_clear()
+        trigger.batch_client.cache_clear()
+
+
+def upload(s3: Any, payload: bytes, key: str = f"manifests/{ENSEMBLE}.json") -> dict[str, Any]:
+    """Upload a manifest and return the S3 event that upload produces (key URL-encoded, as S3 sends it)."""
+    version = s3.put_object(Bucket=BUCKET, Key=key, Body=payload)["VersionId"]
+    encoded = key.replace(" ", "+")
+    return {
+        "Records": [{"s3": {"bucket": {"name": BUCKET}, "object": {"key": encoded, "versionId": version}}}]
+    }
+
+
+def manifest(replicates: int, per_child: int) -> bytes:
+    return Manifest(ensemble_id=ENSEMBLE, replicates=replicates, replicates_per_child=per_child).to_json()
+
+
+def jobs(batch: Any, queue: str) -> list[dict[str, Any]]:
+    """Every job submitted to the queue, once each, without array children (``<parent id>:<index>``)."""
+    ids: set[str] = set()
+    for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+        listed = batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]
+        ids.update(j["jobId"] for j in listed if ":" not in j["jobId"])
+    return batch.describe_jobs(jobs=sorted(ids))["jobs"] if ids else []
+
+
+def test_manifest_becomes_a_compile_job_and_a_dependent_array_job(aws: dict[str, Any]) -> None:
+    s3 = aws["s3"]
+    for replicate in (0, 3):
+        s3.put_object(Bucket=BUCKET, Key=result_key(ENSEMBLE, replicate), Body=b"{}")
+    outcome = trigger.handler(upload(s3, manifest(10, 3)), None)["outcomes"][0]
+    assert outcome["status"] == "submitted"
+    compile_id, fit_id = outcome["job_ids"]
+    described = {job["jobId"]: job for job in jobs(aws["batch"], aws["queue"])}
+    assert described[fit_id]["arrayProperties"]["size"] == 3  # 8 missing replicates, 3 per child
+    assert described[fit_id]["dependsOn"] == [{"jobId": compile_id}]
+    assert described[fit_id]["parameters"]["plan"] == outcome["claim"]
+    assert described[compile_id]["parameters"]["store"] == f"s3://{BUCKET}"
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=outcome["claim"])["Body"].read())
+    assert plan["missing"] == [1, 2, 4, 5, 6, 7, 8, 9]
+    assert plan["replicates_per_child"] == 3
+    assert plan["job_ids"] == [compile_id, fit_id]
+
+
+def test_duplicate_events_submit_once(aws: dict[str, Any]) -> None:
+    event = upload(aws["s3"], manifest(4, 2))
+    first = trigger.handler(event, None)["outcomes"][0]
+    again = trigger.handler(event, None)["outcomes"][0]
+    assert first["status"] == "submitted"
+    assert again["status"] == "duplicate"
+    assert len(jobs(aws["batch"], aws["queue"])) == 2
+
+
+def test_a_new_upload_of_the_same_manifest_is_a_new_submission(aws: dict[str, Any]) -> None:
+    first = trigger.handler(upload(aws["s3"], manifest(4, 2)), None)["outcomes"][0]
+    second = trigger.handler(upload(aws["s3"], manifest(4, 2)), None)["outcomes"][0]
+    assert first["claim"] != second["claim"]
+    assert second["status"] == "submitted"
+
+
+def test_a_stale_claim_of_a_crashed_invocation_is_taken_over(aws: dict[str, Any]) -> None:
+    event = upload(aws["s3"], manifest(4, 2))
+    version = event["Records"][0]["s3"]["object"]["versionId"]
+    claim_key = f"claims/{ENSEMBLE}/{version}.json"
+    stale = {"claimed_at": time.time() - trigger.STALE_CLAIM_SECONDS - 1, "missing": [0, 1, 2, 3]}
+    aws["s3"].put_object(Bucket=BUCKET, Key=claim_key, Body=json.dumps(stale).encode())
+    assert trigger.handler(event, None)["outcomes"][0]["status"] == "submitted"
+
+
+def test_a_fresh_claim_without_jobs_is_left_to_its_holder(aws: dict[str, Any]) -> None:
+    event = upload(aws["s3"], manifest(4, 2))
+    version = event["Records"][0]["s3"]["object"]["versionId"]
+    fresh = {"claimed_at": time.time(), "missing": [0, 1, 2, 3]}
+    aws["s3"].put_object(
+        Bucket=BUCKET, Key=f"claims/{ENSEMBLE}/{version}.json", Body=json.dumps(fresh).encode()
+    )
+    assert trigger.handler(event, None)["outcomes"][0]["status"] == "duplicate"
+    assert jobs(aws["batch"], aws["queue"]) == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[1]",
+        json.dumps({"ensemble_id": "x", "replicates": 3, "replicates_per_child": 1, "version": 1}).encode(),
+        json.dumps(
+            {"ensemble_id": ENSEMBLE, "replicates": 0, "replicates_per_child": 1, "version": 1}
+        ).encode(),
+    ],
+)
+def test_a_malformed_manifest_is_rejected_without_submission_or_claim(
+    aws: dict[str, Any], payload: bytes
+) -> None:
+    outcome = trigger.handler(upload(aws["s3"], payload), None)["outcomes"][0]
+    assert outcome["status"] == "rejected"
+    assert jobs(aws["batch"], aws["queue"]) == []
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="claims/")
+
+
+def test_complete_ensemble_submits_nothing(aws: dict[str, Any]) -> None:
+    for replicate in range(2):
+        aws["s3"].put_object(Bucket=BUCKET, Key=result_key(ENSEMBLE, replicate), Body=b"{}")
+    assert trigger.handler(upload(aws["s3"], manifest(2, 1)), None)["outcomes"][0]["status"] == "complete"
+    assert jobs(aws["batch"], aws["queue"]) == []
+
+
+def test_ensembles_larger_than_one_array_are_split(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trigger, "MAX_ARRAY_SIZE", 4)
+    outcome = trigger.handler(upload(aws["s3"], manifest(9, 1)), None)["outcomes"][0]
+    described = {job["jobId"]: job for job in jobs(aws["batch"], aws["queue"])}
+    fits = [described[job_id] for job_id in outcome["job_ids"][1:]]
+    assert [job.get("arrayProperties", {}).get("size") for job in fits] == [4, 4, None]
+    offsets = [job["container"]["environment"] for job in fits]
+    assert [
+        {"name": "STANFLEET_CHILD_OFFSET", "value": v} in env for env, v in zip(offsets, "048", strict=True)
+    ] == [True] * 3
+
+
+def test_keys_are_url_decoded_and_other_keys_ignored(aws: dict[str, Any]) -> None:
+    event = upload(aws["s3"], manifest(2, 2), key="manifests/my run.json")
+    assert event["Records"][0]["s3"]["object"]["key"] == "manifests/my+run.json"
+    assert trigger.handler(event, None)["outcomes"][0]["status"] == "submitted"
+    other = upload(aws["s3"], b"{}", key="results/x.json")
+    assert trigger.handler(other, None)["outcomes"][0]["status"] == "ignored"
+
+
+def test_importing_the_handler_leaves_numpy_out() -> None:
+    code = "import sys, runtime.trigger; print('numpy' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "False\n"
+    )
