@@ -1,7 +1,7 @@
 """The object-store seam: where specs, inputs and results live.
 
-A store holds immutable byte objects under ``/``-separated keys. ``LocalDirectoryStore`` maps keys
-to files under a directory; the AWS backend adds an S3 store with the same four methods.
+A store holds byte objects under ``/``-separated keys. ``LocalDirectoryStore`` maps keys to files
+under a directory; ``runtime.s3_store.S3Store`` keeps them in a bucket, with the same four methods.
 """
 
 from __future__ import annotations
@@ -77,13 +77,19 @@ class LocalDirectoryStore:
 
 
 def open_store(uri: str) -> ObjectStore:
-    """Open the store named by ``uri``: a directory path or ``file://`` URI.
-
-    Other schemes (``s3://``) belong to the AWS backend; an unknown scheme fails clearly.
-    """
+    """Open the store named by ``uri``: a directory path, ``file://`` URI or ``s3://bucket[/prefix]``."""
     if "://" not in uri:
         return LocalDirectoryStore(Path(uri))
     scheme, _, rest = uri.partition("://")
     if scheme == "file":
         return LocalDirectoryStore(Path(rest))
-    raise StanFleetError(f"--store must be a directory or file:// URI, got unsupported scheme {scheme!r}")
+    if scheme == "s3":
+        from runtime.s3_store import S3Store  # boto3 only when an S3 store is asked for
+
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise StanFleetError(f"--store must name a bucket, got {uri!r}")
+        return S3Store(bucket, prefix)
+    raise StanFleetError(
+        f"--store must be a directory, file:// or s3:// URI, got unsupported scheme {scheme!r}"
+    )

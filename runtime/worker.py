@@ -1,15 +1,23 @@
 """The fit-and-score worker: fits a share of an ensemble's replicates, one result at a time.
 
-Run as ``python -m runtime.worker --store URI --ensemble-id ID --replicates 0,2,4``. Replicates
-that already have a result are skipped, and each result is written the moment it is done, so a killed
-worker loses at most the fit in flight.
+Three forms, all with ``--store URI --ensemble-id ID``:
+
+- ``--replicates 0-9,12``: fit these (the local executor).
+- ``--plan KEY``: an AWS Batch array child; its replicates are its slice of the plan object at KEY,
+  child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default to 0).
+- ``--compile-only``: compile the model and publish the build to the store (the compile job).
+
+Replicates that already have a result are skipped, and each result is written the moment it is
+done, so a killed worker (or a reclaimed spot instance) loses at most the fit in flight.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from runtime.engines import get_engine
 from runtime.errors import StanFleetError
@@ -18,20 +26,33 @@ from runtime.inputs_store import InputBlockReader
 from runtime.keys import result_key, spec_key
 from runtime.model_files import materialize_stan_program
 from runtime.scoring import LOG_LIK_NAME
+from runtime.shared_builds import compile_shared
 from runtime.spec import EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
 from runtime.store import ObjectStore, open_store
 
 
-def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
-    """Fit and score every listed replicate that has no result yet; return how many were fitted."""
+def load_spec(store: ObjectStore, ensemble_id: str) -> EnsembleSpec:
+    """The ensemble's spec; StanFleetError if the store does not hold the ensemble."""
     try:
-        spec = EnsembleSpec.from_json(store.get(spec_key(ensemble_id)))
+        return EnsembleSpec.from_json(store.get(spec_key(ensemble_id)))
     except KeyError:
         raise StanFleetError(f"ensemble {ensemble_id} is not in the store {store.uri}") from None
+
+
+def compile_ensemble_model(store: ObjectStore, ensemble_id: str) -> None:
+    """The compile job: build the model once and publish the build for every worker."""
+    spec = load_spec(store, ensemble_id)
+    program = materialize_stan_program(spec.model_code, spec.model_name)
+    compile_shared(get_engine(spec.engine), program, store, publish=True)
+
+
+def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
+    """Fit and score every listed replicate that has no result yet; return how many were fitted."""
+    spec = load_spec(store, ensemble_id)
     program = materialize_stan_program(spec.model_code, spec.model_name)
     score_log_lik = LOG_LIK_NAME in read_model_info(program).generated_quantities
-    model = get_engine(spec.engine).compile(program)
+    model = compile_shared(get_engine(spec.engine), program, store, publish=False)
     inputs = InputBlockReader(store, ensemble_id)
     fitted = 0
     for replicate in replicates:
@@ -50,6 +71,23 @@ def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) 
         store.put(key, result.to_json())
         fitted += 1
     return fitted
+
+
+def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[int]:
+    """One array child's slice of the plan that the trigger wrote (its claim object)."""
+    try:
+        plan = json.loads(store.get(plan_key))
+    except KeyError:
+        raise StanFleetError(f"plan {plan_key} is not in the store {store.uri}") from None
+    size = int(plan["replicates_per_child"])
+    return [int(r) for r in plan["missing"][child * size : (child + 1) * size]]
+
+
+def child_index(environment: Mapping[str, str]) -> int:
+    """This array child's index across all array jobs of a submission."""
+    return int(environment.get("STANFLEET_CHILD_OFFSET", "0")) + int(
+        environment.get("AWS_BATCH_JOB_ARRAY_INDEX", "0")
+    )
 
 
 def parse_replicates(text: str) -> list[int]:
@@ -80,12 +118,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, help="object store holding the ensemble")
     parser.add_argument("--ensemble-id", required=True, help="id of the ensemble to work on")
-    parser.add_argument(
-        "--replicates", required=True, type=parse_replicates, help="replicates to fit, e.g. 0-99 or 0,2,4"
-    )
+    work = parser.add_mutually_exclusive_group(required=True)
+    work.add_argument("--replicates", type=parse_replicates, help="replicates to fit, e.g. 0-99 or 0,2,4")
+    work.add_argument("--plan", help="store key of an array plan: fit this Batch array child's slice of it")
+    work.add_argument("--compile-only", action="store_true", help="compile the model and publish the build")
     args = parser.parse_args(argv)
     try:
-        run_worker(open_store(args.store), args.ensemble_id, args.replicates)
+        store = open_store(args.store)
+        if args.compile_only:
+            compile_ensemble_model(store, args.ensemble_id)
+        else:
+            replicates = args.replicates
+            if args.plan is not None:
+                replicates = replicates_of_child(store, args.plan, child_index(os.environ))
+            run_worker(store, args.ensemble_id, replicates)
     except StanFleetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -48,6 +48,14 @@ class CompiledModel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SharedBuild:
+    """A compiled artifact other machines can reuse: ``path`` locally, ``key`` in the object store."""
+
+    key: str
+    path: Path
+
+
 class Engine(Protocol):
     """Compiles Stan programs. Compiling the same program twice must hit a cache."""
 
@@ -55,4 +63,8 @@ class Engine(Protocol):
 
     def compile(self, stan_file: Path) -> CompiledModel:
         """Compile ``stan_file`` (or reuse a cached build); a compile error raises StanFleetError."""
+        ...
+
+    def shared_build(self, stan_file: Path) -> SharedBuild | None:
+        """Where this program's build lives locally and in the store, if it can be shared at all."""
         ...

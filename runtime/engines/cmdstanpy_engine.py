@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import platform
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import cmdstanpy
 import numpy as np
 
 from runtime.engines import trim_stan_message
-from runtime.engines.base import Draws, StanData
+from runtime.engines.base import Draws, SharedBuild, StanData
 from runtime.errors import StanFleetError
 from runtime.model_files import cache_root
 from runtime.settings import SamplerSettings
@@ -42,6 +43,13 @@ class CmdStanPyEngine:
                 f"{stan_file.name}: CmdStan could not build the program: {trim_stan_message(str(exc))}"
             ) from None
         return CmdStanPyModel(program_name=stan_file.name, model=model)
+
+    def shared_build(self, stan_file: Path) -> SharedBuild | None:
+        """The executable, keyed in the store by CmdStan version, machine type and program hash."""
+        cached = _cached_copy(stan_file)
+        version = ".".join(map(str, cmdstanpy.cmdstan_version() or ("unknown",)))
+        key = f"models/cmdstan-{version}-{platform.machine()}/{cached.parent.name}/{cached.stem}"
+        return SharedBuild(key=key, path=cached.with_suffix(""))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from runtime.engines import trim_stan_message
-from runtime.engines.base import Draws, StanData
+from runtime.engines.base import Draws, SharedBuild, StanData
 from runtime.errors import StanFleetError
 from runtime.model_files import cache_root
 from runtime.settings import SamplerSettings
@@ -60,6 +60,10 @@ class PyStanEngine:
             program_code=program_code,
             model_name=response.json()["name"],
         )
+
+    def shared_build(self, stan_file: Path) -> SharedBuild | None:
+        """None: httpstan's builds live in its own cache and are not shared between machines."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,14 @@ from runtime.results import ReplicateResult
 from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
-from runtime.worker import format_replicates, main, parse_replicates, run_worker
+from runtime.worker import (
+    child_index,
+    format_replicates,
+    main,
+    parse_replicates,
+    replicates_of_child,
+    run_worker,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_CODE = (ROOT / "examples" / "poisson" / "fit_data.stan").read_text()
@@ -81,3 +88,32 @@ def test_replicate_ranges_compress_and_round_trip() -> None:
     assert parse_replicates(text) == replicates
     assert format_replicates([]) == ""
     assert parse_replicates("5") == [5]
+
+
+def test_an_array_child_fits_its_slice_of_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    plan = {"replicates_per_child": 2, "missing": [1, 4, 5, 7, 9], "ensemble_id": ensemble_id}
+    store.put("claims/plan.json", json.dumps(plan).encode())
+    monkeypatch.setenv("STANFLEET_CHILD_OFFSET", "2")
+    monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "0")  # child 2 of the submission: the last, short slice
+    assert main(["--store", str(tmp_path), "--ensemble-id", ensemble_id, "--plan", "claims/plan.json"]) == 0
+    written = sorted(k for k in store.list_keys(f"ensembles/{ensemble_id}/results/"))
+    assert written == [result_key(ensemble_id, 9)]
+    assert replicates_of_child(store, "claims/plan.json", 0) == [1, 4]
+    assert child_index({"AWS_BATCH_JOB_ARRAY_INDEX": "3"}) == 3
+    assert child_index({}) == 0
+
+
+def test_compile_only_builds_without_fitting(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    assert main(["--store", str(tmp_path), "--ensemble-id", ensemble_id, "--compile-only"]) == 0
+    assert list(store.list_keys(f"ensembles/{ensemble_id}/results/")) == []
+
+
+def test_a_missing_plan_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    assert main(["--store", str(tmp_path), "--ensemble-id", ensemble_id, "--plan", "claims/none.json"]) == 1
+    assert "plan claims/none.json is not in the store" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+"""The S3 object store: the same four operations as the local directory store, on a bucket.
+
+``s3://bucket`` or ``s3://bucket/prefix``. The endpoint follows boto3's own configuration (e.g.
+``AWS_ENDPOINT_URL_S3`` for a moto server). S3 writes are atomic per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+
+class S3Store:
+    """An object store on an S3 bucket, keys under an optional prefix."""
+
+    def __init__(self, bucket: str, prefix: str = "") -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    @cached_property
+    def _client(self) -> Any:
+        return boto3.client("s3")
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; KeyError if it does not exist."""
+        try:
+            body: bytes = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                raise KeyError(key) from None
+            raise
+        return body
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Write the object (S3 replaces objects atomically)."""
+        self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=payload)
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists (one HEAD request)."""
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield keys under ``prefix`` through the list_objects_v2 paginator."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix) :]
