@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -24,8 +24,11 @@ from runtime.worker import format_replicates
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
-ProgressCallback = Callable[[int], None]
-"""Called with the number of the run's replicates that have a result so far."""
+
+class ProgressCallback(Protocol):
+    """Called with the number of the run's replicates that have a result so far, and a status line."""
+
+    def __call__(self, done: int, detail: str = "") -> None: ...
 
 
 class Executor(Protocol):

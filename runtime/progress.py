@@ -10,7 +10,7 @@ from runtime.executor import ProgressCallback
 
 @contextmanager
 def progress_reporter(total: int, *, enabled: bool) -> Iterator[ProgressCallback]:
-    """Yield a callback taking the number of finished fits; draws a tqdm bar when enabled."""
+    """Yield a callback taking the number of finished fits and a status; draws a tqdm bar when enabled."""
     bar = None
     if enabled:
         try:
@@ -20,10 +20,16 @@ def progress_reporter(total: int, *, enabled: bool) -> Iterator[ProgressCallback
         except Exception:  # a progress bar must never fail the run
             bar = None
 
-    def update(done: int) -> None:
-        if bar is not None and done > bar.n:
-            with suppress(Exception):  # a progress bar must never fail the run
+    def update(done: int, detail: str = "") -> None:
+        if bar is None:
+            return
+        with suppress(Exception):  # a progress bar must never fail the run
+            if detail:
+                bar.set_postfix_str(detail, refresh=False)
+            if done > bar.n:
                 bar.update(done - bar.n)
+            else:
+                bar.refresh()
 
     try:
         yield update

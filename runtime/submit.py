@@ -11,12 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from runtime.aws_stack import DEFAULT_STACK
+from runtime.backends import BACKENDS, open_backend
 from runtime.base_data import load_base_data
+from runtime.collect import report_ensemble
 from runtime.conform import conform_base_data
-from runtime.engines import ENGINE_NAMES, get_engine, resolve_engine_name
+from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost
+from runtime.engines import ENGINE_NAMES
 from runtime.errors import StanFleetError
-from runtime.executor import LocalProcessExecutor
 from runtime.generators import open_generator
 from runtime.prepare import (
     check_against_model,
@@ -27,15 +31,12 @@ from runtime.prepare import (
     simulate_missing_blocks,
 )
 from runtime.progress import progress_reporter
-from runtime.report import write_report
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
-from runtime.store import open_store
-from runtime.summary import summarize, verdict_table
 
 EXIT_MISCALIBRATED = 3
-BACKENDS = ("local",)
+DEFAULT_REPLICATES_PER_CHILD = 20
 DEFAULT_STORE = "~/.cache/stanfleet/store"
 
 
@@ -101,8 +102,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--backend",
         default="local",
-        help=f"where fits run, one of {', '.join(BACKENDS)}: local runs worker processes on this machine "
+        help=f"where fits run, one of {', '.join(BACKENDS)}: local runs worker processes on this machine, "
+        "aws runs Batch jobs on the deployed stack (default: %(default)s)",
+    )
+    aws = parser.add_argument_group("AWS backend")
+    aws.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
+    aws.add_argument("--region", help="the stack's AWS region (default: the AWS configuration's)")
+    aws.add_argument(
+        "--replicates-per-child",
+        type=int,
+        default=DEFAULT_REPLICATES_PER_CHILD,
+        help="replicates each Batch array child fits in turn, so children run minutes, not seconds "
         "(default: %(default)s)",
+    )
+    aws.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow the jobs and write the report when done; --no-wait returns after submitting "
+        "(collect later with python -m runtime.collect)",
+    )
+    aws.add_argument(
+        "--spot-price",
+        type=float,
+        default=ASSUMED_SPOT_PRICE_PER_VCPU_HOUR,
+        help="assumed spot price in USD per vCPU-hour for the cost estimate (default: %(default)s)",
     )
     sampler = parser.add_argument_group("sampler settings")
     sampler.add_argument("--chains", type=int, default=defaults.chains, help="default: %(default)s")
@@ -142,12 +166,86 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input."""
+    settings = validated_settings(args)
+    backend = open_backend(args)
+    model_info = read_model_info(args.model)
+    if not model_info.parameters:
+        raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
+    base_data = conform_base_data(model_info, load_base_data(args.data))
+    generator = open_generator(args.generator, backend.local_engine, model_info, base_data)
+    spec = EnsembleSpec(
+        model_name=args.model.stem,
+        model_code=args.model.read_text(),
+        generator=generator.source,
+        base_data=base_data,
+        seed=args.seed,
+        settings=settings,
+        engine=backend.fit_engine,
+    )
+    plan = plan_ensemble(spec, backend.store, args.replicates)
+    ensemble_id = spec.ensemble_id
+    print(
+        f"ensemble {ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
+        + (
+            f"{len(plan.missing)} to fit with {spec.engine} {backend.where}"
+            if plan.missing
+            else "nothing to fit"
+        ),
+        flush=True,
+    )
+    if plan.missing:
+        new_blocks = simulate_missing_blocks(plan, generator, model_info, backend.store)
+        model = backend.local_engine.compile(args.model)
+        first = first_missing_inputs(plan, new_blocks, backend.store)
+        check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
+        publish(spec, new_blocks, backend.store)
+        executor = backend.executor(requested=plan.requested, wait=args.wait)
+        with progress_reporter(len(plan.missing), enabled=not args.no_progress and args.wait) as on_progress:
+            executor.run(ensemble_id, plan.missing, on_progress)
+        if not args.wait:
+            print(
+                f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}"
+                + (f" --stack {args.stack}" if args.stack != DEFAULT_STACK else "")
+            )
+            return 0
+
+    run_info: dict[str, Any] = {
+        "model": str(args.model),
+        "model_name": spec.model_name,
+        "generator": args.generator,
+        "engine": spec.engine,
+        "backend": args.backend,
+        "seed": spec.seed,
+        "settings": settings.to_dict(),
+    }
+    if backend.vcpus_per_job is not None:
+        fit_seconds = sum(r.total_seconds for r in load_results(backend.store, ensemble_id, plan.requested))
+        cost = estimate_cost(fit_seconds, backend.vcpus_per_job, args.spot_price)
+        run_info["cost_estimate"] = cost.to_dict()
+        print(cost.describe())
+    summary, _ = report_ensemble(
+        backend.store,
+        ensemble_id,
+        requested=plan.requested,
+        reused=plan.reused,
+        out_dir=args.out,
+        run=run_info,
+    )
+    if args.fail_on_miscalibration and summary.calibrated is False:
+        return EXIT_MISCALIBRATED
+    return 0
+
+
+def validated_settings(args: argparse.Namespace) -> SamplerSettings:
+    """Check the numeric flags and build the sampler settings."""
     if args.replicates < 1:
         raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
-    if args.backend not in BACKENDS:
-        raise StanFleetError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     if args.workers < 1:
         raise StanFleetError(f"--workers must be a positive integer, got {args.workers}")
+    if args.replicates_per_child < 1:
+        raise StanFleetError(
+            f"--replicates-per-child must be a positive integer, got {args.replicates_per_child}"
+        )
     settings = SamplerSettings(
         chains=args.chains,
         warmup=args.warmup,
@@ -157,61 +255,7 @@ def run(args: argparse.Namespace) -> int:
         thin=args.thin,
     )
     settings.validate()
-    engine = get_engine(resolve_engine_name(args.engine))
-    model_info = read_model_info(args.model)
-    if not model_info.parameters:
-        raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
-    base_data = conform_base_data(model_info, load_base_data(args.data))
-    generator = open_generator(args.generator, engine, model_info, base_data)
-    spec = EnsembleSpec(
-        model_name=args.model.stem,
-        model_code=args.model.read_text(),
-        generator=generator.source,
-        base_data=base_data,
-        seed=args.seed,
-        settings=settings,
-        engine=engine.name,
-    )
-    store = open_store(args.store)
-    plan = plan_ensemble(spec, store, args.replicates)
-    ensemble_id = spec.ensemble_id
-    print(
-        f"ensemble {ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
-        + (
-            f"{len(plan.missing)} to fit with {engine.name} on {min(args.workers, len(plan.missing))} worker(s)"
-            if plan.missing
-            else "nothing to fit"
-        ),
-        flush=True,
-    )
-
-    if plan.missing:
-        new_blocks = simulate_missing_blocks(plan, generator, model_info, store)
-        model = engine.compile(args.model)
-        first = first_missing_inputs(plan, new_blocks, store)
-        check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
-        publish(spec, new_blocks, store)
-        with progress_reporter(len(plan.missing), enabled=not args.no_progress) as on_progress:
-            LocalProcessExecutor(store, args.workers).run(ensemble_id, plan.missing, on_progress)
-
-    results = load_results(store, ensemble_id, plan.requested)
-    run_info = {
-        "model": str(args.model),
-        "generator": args.generator,
-        "engine": spec.engine,
-        "seed": spec.seed,
-        "settings": settings.to_dict(),
-    }
-    summary = summarize(
-        results, ensemble_id=ensemble_id, requested=plan.requested, reused=plan.reused, run=run_info
-    )
-    out_dir = args.out or Path("sbc-report") / f"{spec.model_name}-{ensemble_id[:8]}"
-    write_report(summary, results, out_dir)
-    print(verdict_table(summary))
-    print(f"report: {out_dir}/ (summary.json, replicates.csv, plots)")
-    if args.fail_on_miscalibration and summary.calibrated is False:
-        return EXIT_MISCALIBRATED
-    return 0
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,20 +32,25 @@ def resolve_engine_name(name: str) -> str:
 
 
 def get_engine(name: str) -> Engine:
-    """Return the engine called ``name`` (``"auto"`` resolved first)."""
+    """Return the engine called ``name`` (``"auto"`` resolved first); a missing engine is a clear error."""
     resolved = resolve_engine_name(name)
-    if resolved == "pystan":
-        from runtime.engines.pystan_engine import PyStanEngine
-
-        return PyStanEngine()
-    if not cmdstan_available():
+    if resolved == "cmdstanpy" and not cmdstan_available():
         raise StanFleetError(
             "--engine cmdstanpy needs CmdStan, which is not installed: run "
             "`python -m cmdstanpy.install_cmdstan` or use --engine pystan"
         )
-    from runtime.engines.cmdstanpy_engine import CmdStanPyEngine
+    try:
+        if resolved == "pystan":
+            from runtime.engines.pystan_engine import PyStanEngine
 
-    return CmdStanPyEngine()
+            return PyStanEngine()
+        from runtime.engines.cmdstanpy_engine import CmdStanPyEngine
+
+        return CmdStanPyEngine()
+    except ImportError as exc:
+        raise StanFleetError(
+            f"engine {resolved} is not installed here ({exc}): pip install {resolved}"
+        ) from None
 
 
 def trim_stan_message(text: str, program_code: str | None = None) -> str:

@@ -200,7 +200,7 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         ),
         (
             {"extra": ["--replicates", "3", "--backend", "slurm"]},
-            r"--backend must be one of local, got 'slurm'",
+            r"--backend must be one of local, aws, got 'slurm'",
         ),
         (
             {"extra": ["--replicates", "3", "--adapt-delta", "1.5"]},

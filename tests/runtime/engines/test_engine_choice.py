@@ -109,3 +109,9 @@ def test_trim_stan_message_quotes_the_statement_at_the_location() -> None:
         "lb_free: Lower bounded variable is -1, but must be greater than or equal to 0.000000 "
         "(line 3: real<lower=0> lambda;)"
     )
+
+
+def test_an_engine_that_is_not_installed_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "runtime.engines.pystan_engine", None)  # as on an arm64 image
+    with pytest.raises(StanFleetError, match=r"^engine pystan is not installed here .*pip install pystan$"):
+        get_engine("pystan")

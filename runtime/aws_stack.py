@@ -1,0 +1,65 @@
+"""Find the deployed stack's resources from its CloudFormation outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from runtime.errors import StanFleetError
+
+DEFAULT_STACK = "StanFleet"
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """What the submitter needs from the deployed stack."""
+
+    bucket: str
+    job_queue_arn: str
+    fit_job_definition_arn: str
+    compile_job_definition_arn: str
+
+
+def read_stack_outputs(stack_name: str, region: str | None = None) -> StackOutputs:
+    """Describe the stack and read its outputs; a missing stack or output is a clear error."""
+    client = boto3.client("cloudformation", region_name=region)
+    where = f"region {client.meta.region_name}"
+    try:
+        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in exc.response["Error"].get("Message", ""):
+            raise StanFleetError(
+                f"stack {stack_name!r} not found in {where}: deploy it with `npx cdk deploy` "
+                "or pass --stack/--region"
+            ) from None
+        raise StanFleetError(f"cannot read stack {stack_name!r} in {where}: {exc}") from None
+    except BotoCoreError as exc:
+        raise StanFleetError(f"cannot reach AWS to read stack {stack_name!r}: {exc}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    wanted = {
+        "bucket": "BucketName",
+        "job_queue_arn": "JobQueueArn",
+        "fit_job_definition_arn": "FitJobDefinitionArn",
+        "compile_job_definition_arn": "CompileJobDefinitionArn",
+    }
+    missing = [key for key in wanted.values() if key not in outputs]
+    if missing:
+        raise StanFleetError(
+            f"stack {stack_name!r} lacks the outputs {', '.join(missing)}: is it a StanFleet stack?"
+        )
+    return StackOutputs(**{field: outputs[key] for field, key in wanted.items()})
+
+
+def worker_vcpus(job_definition_arn: str, region: str | None = None) -> float:
+    """vCPUs each fit job reserves, from its job definition."""
+    client = boto3.client("batch", region_name=region)
+    definitions = client.describe_job_definitions(jobDefinitions=[job_definition_arn])["jobDefinitions"]
+    if not definitions:
+        raise StanFleetError(f"job definition {job_definition_arn} not found")
+    container = definitions[0].get("containerProperties", {})
+    for requirement in container.get("resourceRequirements", []):
+        if requirement["type"] == "VCPU":
+            return float(requirement["value"])
+    return float(container.get("vcpus", 1))

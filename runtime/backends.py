@@ -1,0 +1,75 @@
+"""Where an ensemble runs: the two backends behind the store and executor seams, chosen in one place."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from runtime.engines import cmdstan_available, get_engine, resolve_engine_name
+from runtime.engines.base import Engine
+from runtime.errors import StanFleetError
+from runtime.executor import Executor, LocalProcessExecutor
+from runtime.store import ObjectStore, open_store
+
+BACKENDS = ("local", "aws")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A store, the engine that fits (recorded in the spec), and how to make the executor.
+
+    ``local_engine`` compiles the generator and checks the model on this machine before anything is
+    written; it is the fitting engine when that is installed here, else PyStan.
+    """
+
+    store: ObjectStore
+    fit_engine: str
+    local_engine: Engine
+    where: str
+    make_executor: Callable[[int, bool], Executor]
+    vcpus_per_job: float | None = None
+
+    def executor(self, *, requested: int, wait: bool) -> Executor:
+        """The executor for an ensemble of ``requested`` replicates."""
+        return self.make_executor(requested, wait)
+
+
+def open_backend(args: argparse.Namespace) -> Backend:
+    """Build the backend named by ``--backend`` from the parsed command line."""
+    if args.backend not in BACKENDS:
+        raise StanFleetError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    if args.backend == "local":
+        if not args.wait:
+            raise StanFleetError("--no-wait needs --backend aws: local fits run in this command")
+        fit_engine = resolve_engine_name(args.engine)
+        store = open_store(args.store)
+        return Backend(
+            store=store,
+            fit_engine=fit_engine,
+            local_engine=get_engine(fit_engine),
+            where=f"on {args.workers} local worker(s)",
+            make_executor=lambda requested, wait: LocalProcessExecutor(store, args.workers),
+        )
+    return _aws_backend(args)
+
+
+def _aws_backend(args: argparse.Namespace) -> Backend:
+    from runtime.aws_stack import read_stack_outputs, worker_vcpus
+    from runtime.batch_executor import BatchExecutor
+    from runtime.s3_store import S3Store
+
+    fit_engine = "cmdstanpy" if args.engine == "auto" else resolve_engine_name(args.engine)
+    outputs = read_stack_outputs(args.stack, args.region)
+    store = S3Store(outputs.bucket)
+    local = fit_engine if fit_engine == "pystan" or cmdstan_available() else "pystan"
+    return Backend(
+        store=store,
+        fit_engine=fit_engine,
+        local_engine=get_engine(local),
+        where=f"on AWS Batch (stack {args.stack}, {args.replicates_per_child} replicates per job)",
+        make_executor=lambda requested, wait: BatchExecutor(
+            store, outputs, requested=requested, replicates_per_child=args.replicates_per_child, wait=wait
+        ),
+        vcpus_per_job=worker_vcpus(outputs.fit_job_definition_arn, args.region),
+    )

@@ -1,0 +1,135 @@
+"""The AWS executor: one manifest upload launches the ensemble; progress is read back from S3 and Batch.
+
+The submitter makes a constant number of API calls however large the ensemble: one manifest upload,
+then per poll one results listing (one call per 1000 results) and one DescribeJobs. The trigger
+Lambda does the submitting (runtime.trigger).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+from runtime.aws_stack import StackOutputs
+from runtime.errors import StanFleetError
+from runtime.executor import ProgressCallback, count_results
+from runtime.manifest import Manifest
+from runtime.s3_store import S3Store
+
+MANIFEST_PREFIX = "manifests/"
+CLAIM_PREFIX = "claims/"
+TERMINAL = ("SUCCEEDED", "FAILED")
+
+
+def manifest_key(ensemble_id: str) -> str:
+    """Where the submitter uploads an ensemble's manifest (the trigger watches this prefix)."""
+    return f"{MANIFEST_PREFIX}{ensemble_id}.json"
+
+
+class BatchExecutor:
+    """Launches an ensemble through the deployed stack and, when waiting, follows it to the end."""
+
+    def __init__(
+        self,
+        store: S3Store,
+        outputs: StackOutputs,
+        *,
+        requested: int,
+        replicates_per_child: int,
+        wait: bool = True,
+        poll_seconds: float = 15.0,
+        trigger_timeout_seconds: float = 300.0,
+    ) -> None:
+        self._store = store
+        self._outputs = outputs
+        self._requested = requested
+        self._replicates_per_child = replicates_per_child
+        self._wait = wait
+        self._poll_seconds = poll_seconds
+        self._trigger_timeout_seconds = trigger_timeout_seconds
+
+    @cached_property
+    def _s3(self) -> Any:
+        return boto3.client("s3")
+
+    @cached_property
+    def _batch(self) -> Any:
+        return boto3.client("batch")
+
+    def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
+        """Upload the manifest; with waiting, return once every replicate has a result."""
+        manifest = Manifest(ensemble_id, self._requested, self._replicates_per_child)
+        upload = self._s3.put_object(
+            Bucket=self._outputs.bucket, Key=manifest_key(ensemble_id), Body=manifest.to_json()
+        )
+        if not self._wait:
+            return
+        claim_key = (
+            f"{CLAIM_PREFIX}{ensemble_id}/{upload.get('VersionId') or upload['ETag'].strip(chr(34))}.json"
+        )
+        job_ids = self._await_submission(claim_key, on_progress)
+        while True:
+            done = count_results(self._store, ensemble_id, replicates)
+            statuses = self._job_statuses(job_ids)
+            on_progress(done, describe_statuses(statuses))
+            if done == len(replicates):
+                return
+            if statuses and all(status in TERMINAL for status in statuses.values()):
+                done = count_results(self._store, ensemble_id, replicates)
+                if done == len(replicates):
+                    return
+                raise StanFleetError(
+                    f"the Batch jobs ended with {len(replicates) - done} of {len(replicates)} replicates "
+                    f"without a result (statuses: {describe_statuses(statuses)}); finished results are kept, "
+                    "resubmit the same command to fit the rest"
+                )
+            time.sleep(self._poll_seconds)
+
+    def _await_submission(self, claim_key: str, on_progress: ProgressCallback) -> list[str]:
+        """Wait for the trigger to claim the upload and record its job ids."""
+        deadline = time.monotonic() + self._trigger_timeout_seconds
+        while time.monotonic() < deadline:
+            try:
+                claim = json.loads(self._store.get(claim_key))
+            except KeyError:
+                claim = {}
+            if "job_ids" in claim:
+                return [str(job_id) for job_id in claim["job_ids"]]
+            on_progress(0, "waiting for the trigger")
+            time.sleep(min(self._poll_seconds, 5.0))
+        raise StanFleetError(
+            f"the trigger did not submit the ensemble within {self._trigger_timeout_seconds:.0f} s "
+            f"(no job ids in s3://{self._outputs.bucket}/{claim_key}): check the trigger Lambda's logs "
+            "and its dead-letter queue"
+        )
+
+    def _job_statuses(self, job_ids: list[str]) -> dict[str, str]:
+        """Status per array child (from its parent's status summary) and per plain job; one API call."""
+        statuses: dict[str, str] = {}
+        for job in self._batch.describe_jobs(jobs=job_ids)["jobs"]:
+            summary = job.get("arrayProperties", {}).get("statusSummary") or {}
+            children = [status for status, count in summary.items() for _ in range(count)]
+            if children and job["status"] not in TERMINAL:
+                statuses.update({f"{job['jobId']}:{index}": status for index, status in enumerate(children)})
+            else:
+                statuses[job["jobId"]] = job["status"]
+        return statuses
+
+
+def describe_statuses(statuses: dict[str, str]) -> str:
+    """``3 succeeded, 1 failed, 4 running, 2 queued`` over jobs and array children."""
+    groups = {
+        "succeeded": ("SUCCEEDED",),
+        "failed": ("FAILED",),
+        "running": ("STARTING", "RUNNING"),
+        "queued": ("SUBMITTED", "PENDING", "RUNNABLE"),
+    }
+    counts = {
+        name: sum(status in members for status in statuses.values()) for name, members in groups.items()
+    }
+    return ", ".join(f"{count} {name}" for name, count in counts.items())

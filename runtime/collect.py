@@ -1,0 +1,91 @@
+"""Write the report of an ensemble from the results it has so far: ``python -m runtime.collect ID``.
+
+For ensembles launched with ``--backend aws --no-wait`` (or still running): reads the results from the
+deployed stack's bucket (or any ``--store``) and writes the same report as the submitter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs
+from runtime.batch_executor import manifest_key
+from runtime.errors import StanFleetError
+from runtime.keys import replicate_of_result_key, results_prefix
+from runtime.prepare import load_results
+from runtime.report import write_report
+from runtime.store import ObjectStore, open_store
+from runtime.summary import EnsembleSummary, summarize, verdict_table
+from runtime.worker import load_spec
+
+
+def report_ensemble(
+    store: ObjectStore,
+    ensemble_id: str,
+    *,
+    requested: int,
+    reused: int,
+    out_dir: Path | None,
+    run: dict[str, Any],
+) -> tuple[EnsembleSummary, Path]:
+    """Summarize results ``0..requested-1`` from the store, write the report, print the verdict table."""
+    results = load_results(store, ensemble_id, requested)
+    summary = summarize(results, ensemble_id=ensemble_id, requested=requested, reused=reused, run=run)
+    out = out_dir or Path("sbc-report") / f"{run.get('model_name', 'model')}-{ensemble_id[:8]}"
+    write_report(summary, results, out)
+    print(verdict_table(summary))
+    print(f"report: {out}/ (summary.json, replicates.csv, plots)")
+    return summary, out
+
+
+def requested_replicates(store: ObjectStore, ensemble_id: str) -> int:
+    """R from the ensemble's manifest, else one past the highest replicate with a result."""
+    try:
+        return int(json.loads(store.get(manifest_key(ensemble_id)))["replicates"])
+    except KeyError:
+        done = [replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))]
+        if not done:
+            raise StanFleetError(f"ensemble {ensemble_id} has no results in {store.uri} yet") from None
+        return max(done) + 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m runtime.collect``."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.collect", description=__doc__.splitlines()[0])
+    parser.add_argument("ensemble_id", help="the id the submitter printed")
+    parser.add_argument("--store", help="object store URI (default: the deployed stack's bucket)")
+    parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
+    parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
+    parser.add_argument("--replicates", type=int, help="R (default: from the ensemble's manifest)")
+    parser.add_argument("--out", type=Path, help="report directory (default: sbc-report/<model>-<id prefix>)")
+    args = parser.parse_args(argv)
+    try:
+        store = (
+            open_store(args.store)
+            if args.store
+            else open_store(f"s3://{read_stack_outputs(args.stack, args.region).bucket}")
+        )
+        spec = load_spec(store, args.ensemble_id)
+        requested = args.replicates or requested_replicates(store, args.ensemble_id)
+        if requested < 1:
+            raise StanFleetError(f"--replicates must be a positive integer, got {requested}")
+        run = {
+            "model_name": spec.model_name,
+            "engine": spec.engine,
+            "seed": spec.seed,
+            "settings": spec.settings.to_dict(),
+        }
+        report_ensemble(store, args.ensemble_id, requested=requested, reused=0, out_dir=args.out, run=run)
+    except StanFleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
