@@ -15,6 +15,7 @@ from typing import Any
 
 from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs
 from runtime.batch_executor import manifest_key
+from runtime.cost import estimate_cost
 from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.prepare import load_results
@@ -32,9 +33,17 @@ def report_ensemble(
     reused: int,
     out_dir: Path | None,
     run: dict[str, Any],
+    pricing: tuple[float, float] | None = None,
 ) -> tuple[EnsembleSummary, Path]:
-    """Summarize results ``0..requested-1`` from the store, write the report, print the verdict table."""
+    """Summarize results ``0..requested-1`` from the store, write the report, print the verdict table.
+
+    With ``pricing = (vCPUs per job, USD per vCPU-hour)`` a cost estimate joins the summary's ``run``.
+    """
     results = load_results(store, ensemble_id, requested)
+    if pricing is not None:
+        cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)
+        run = {**run, "cost_estimate": cost.to_dict()}
+        print(cost.describe())
     summary = summarize(results, ensemble_id=ensemble_id, requested=requested, reused=reused, run=run)
     out = out_dir or Path("sbc-report") / f"{run.get('model_name', 'model')}-{ensemble_id[:8]}"
     write_report(summary, results, out)

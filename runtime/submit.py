@@ -18,14 +18,13 @@ from runtime.backends import BACKENDS, open_backend
 from runtime.base_data import load_base_data
 from runtime.collect import report_ensemble
 from runtime.conform import conform_base_data
-from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost
+from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.engines import ENGINE_NAMES
 from runtime.errors import StanFleetError
 from runtime.generators import open_generator
 from runtime.prepare import (
     check_against_model,
     first_missing_inputs,
-    load_results,
     plan_ensemble,
     publish,
     simulate_missing_blocks,
@@ -218,11 +217,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": spec.seed,
         "settings": settings.to_dict(),
     }
-    if backend.vcpus_per_job is not None:
-        fit_seconds = sum(r.total_seconds for r in load_results(backend.store, ensemble_id, plan.requested))
-        cost = estimate_cost(fit_seconds, backend.vcpus_per_job, args.spot_price)
-        run_info["cost_estimate"] = cost.to_dict()
-        print(cost.describe())
+    pricing = None if backend.vcpus_per_job is None else (backend.vcpus_per_job, args.spot_price)
     summary, _ = report_ensemble(
         backend.store,
         ensemble_id,
@@ -230,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
         reused=plan.reused,
         out_dir=args.out,
         run=run_info,
+        pricing=pricing,
     )
     if args.fail_on_miscalibration and summary.calibrated is False:
         return EXIT_MISCALIBRATED
