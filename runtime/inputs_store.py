@@ -32,10 +32,6 @@ class InputBlockReader:
         self._ensemble_id = ensemble_id
         self._blocks: dict[int, dict[int, ReplicateInputs]] = {}
 
-    def has_block(self, block: int) -> bool:
-        """Whether the block is in the store."""
-        return block in self._blocks or self._store.exists(inputs_key(self._ensemble_id, block))
-
     def replicate(self, replicate: int) -> ReplicateInputs:
         """The inputs of one replicate."""
         block = block_of(replicate)

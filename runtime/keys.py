@@ -33,9 +33,19 @@ def block_replicates(block: int) -> range:
     return range(block * INPUT_BLOCK_SIZE, (block + 1) * INPUT_BLOCK_SIZE)
 
 
+def inputs_prefix(ensemble_id: str) -> str:
+    """Prefix of every input block of one ensemble."""
+    return f"{ensemble_prefix(ensemble_id)}inputs/"
+
+
 def inputs_key(ensemble_id: str, block: int) -> str:
     """Key of one input block."""
-    return f"{ensemble_prefix(ensemble_id)}inputs/block-{block:05d}.json"
+    return f"{inputs_prefix(ensemble_id)}block-{block:05d}.json"
+
+
+def block_of_inputs_key(key: str) -> int:
+    """Inverse of :func:`inputs_key` for the block number."""
+    return int(key.rsplit("/", 1)[1].removeprefix("block-").removesuffix(".json"))
 
 
 def results_prefix(ensemble_id: str) -> str:

@@ -18,8 +18,10 @@ from runtime.inputs_store import InputBlockReader, encode_block
 from runtime.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
+    block_of_inputs_key,
     block_replicates,
     inputs_key,
+    inputs_prefix,
     replicate_of_result_key,
     results_prefix,
     spec_key,
@@ -55,11 +57,9 @@ def simulate_missing_blocks(
 ) -> dict[int, list[ReplicateInputs]]:
     """Simulate and conform every input block the missing replicates need and the store lacks."""
     ensemble_id = plan.spec.ensemble_id
-    reader = InputBlockReader(store, ensemble_id)
+    published = {block_of_inputs_key(key) for key in store.list_keys(inputs_prefix(ensemble_id))}
     blocks: dict[int, list[ReplicateInputs]] = {}
-    for block in sorted({block_of(r) for r in plan.missing}):
-        if reader.has_block(block):
-            continue
+    for block in sorted({block_of(r) for r in plan.missing} - published):
         simulations = generator.simulate_block(ensemble_id, block)
         blocks[block] = [
             conform_replicate(model, plan.spec.base_data, replicate, truths, data)
