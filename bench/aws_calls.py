@@ -1,0 +1,421 @@
+"""Count the AWS API calls of the AWS path (submitter and trigger handler) for R = 10, 1000, 10,000.
+
+Everything runs in this process under moto (no AWS account, no fits): for each R a fresh mocked
+account gets what the path needs (a versioned bucket, a Batch compute environment, queue and the fit
+and compile job definitions, and the four CloudFormation stack outputs the submitter reads, served by the bench because moto's
+CloudFormation needs a package the dev requirements lack).
+Then
+
+1. the submitter runs its AWS path, ``runtime.submit.main([... --backend aws --no-wait])`` on the
+   bundled Poisson example with PyStan: it simulates the R datasets locally (fixed_param), publishes
+   the spec and input blocks, lists existing results and uploads one manifest, and returns;
+2. the trigger Lambda's ``runtime.trigger.handler`` gets the S3 event of that manifest upload (key
+   and versionId) and submits the compile job and the array job(s).
+
+Every botocore API call is counted by operation (``BaseClient._make_api_call`` is wrapped), separately
+for the submitter and the handler; the bench's own set-up calls are not counted. A second pass per R
+(``--prefill``, default 0.5) is a resubmission of the same ensemble with that fraction of results
+already in the bucket, which shows the listing pages growing with the number of results.
+
+    .venv/bin/python bench/aws_calls.py [--replicates 10 1000 10000] [--prefill 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.client
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from moto import mock_aws  # noqa: E402
+
+from runtime import submit, trigger  # noqa: E402
+from runtime.batch_executor import CLAIM_PREFIX, MANIFEST_PREFIX, manifest_key  # noqa: E402
+from runtime.engines import get_engine  # noqa: E402
+from runtime.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "poisson"
+MODEL = EXAMPLE / "fit_data.stan"
+GENERATOR = EXAMPLE / "generative_ensemble.stan"
+STACK = "StanFleet"
+BUCKET = "stanfleet-bench-bucket"
+REGION = "us-east-1"
+LIST_PAGE = 1000
+"""Keys per ListObjectsV2 page (S3's maximum and default)."""
+
+
+class CallCounter:
+    """Counts botocore API calls by operation name into the phase that is current (None: not counted)."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.counts: dict[str, Counter[str]] = {}
+        self.canned: dict[str, dict[str, Any]] = {}
+        """Responses served by the bench instead of moto, by operation name (still counted)."""
+        self._original = botocore.client.BaseClient._make_api_call
+
+    def __enter__(self) -> CallCounter:
+        counter = self
+        original = self._original
+
+        def counting(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            if counter.phase is not None:
+                counter.counts.setdefault(counter.phase, Counter())[operation_name] += 1
+            if operation_name in counter.canned:
+                return json.loads(json.dumps(counter.canned[operation_name]))
+            return original(client, operation_name, api_params)
+
+        botocore.client.BaseClient._make_api_call = counting
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        botocore.client.BaseClient._make_api_call = self._original
+
+    @contextlib.contextmanager
+    def counting(self, phase: str) -> Iterator[Counter[str]]:
+        """Count the calls made inside the block under ``phase``."""
+        self.counts[phase] = Counter()
+        self.phase = phase
+        try:
+            yield self.counts[phase]
+        finally:
+            self.phase = None
+
+
+@dataclass
+class Row:
+    """One bench row: a scenario at one R."""
+
+    scenario: str
+    replicates: int
+    existing_results: int
+    submitter: Counter[str] = field(default_factory=Counter)
+    handler: Counter[str] = field(default_factory=Counter)
+    submit_seconds: float = 0.0
+    handler_seconds: float = 0.0
+    outcome: str = ""
+
+
+def fake_credentials() -> None:
+    """Moto needs credentials and a region; never real ones."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        os.environ[name] = value
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(name, None)
+
+
+def deploy_mock_stack(counter: CallCounter) -> None:
+    """What the stack would hold: bucket, Batch queue and job definitions, and the CloudFormation outputs.
+
+    Moto's CloudFormation needs ``openapi-spec-validator`` (moto's cloudformation extra), which the
+    dev requirements do not install, so DescribeStacks is answered by the bench with the four outputs
+    (it is still counted as one API call). Also sets the trigger Lambda's environment.
+    """
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    batch = boto3.client("batch", region_name=REGION)
+    role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    environment = batch.create_compute_environment(
+        computeEnvironmentName="stanfleet-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )["computeEnvironmentArn"]
+    queue = batch.create_job_queue(
+        jobQueueName="queue",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+    )["jobQueueArn"]
+    definitions = {
+        name: batch.register_job_definition(
+            jobDefinitionName=name,
+            type="container",
+            containerProperties={
+                "image": "worker",
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "2048"},
+                ],
+                "command": ["Ref::store"],
+            },
+        )["jobDefinitionArn"]
+        for name in ("fit", "compile")
+    }
+    outputs = {
+        "BucketName": BUCKET,
+        "JobQueueArn": queue,
+        "FitJobDefinitionArn": definitions["fit"],
+        "CompileJobDefinitionArn": definitions["compile"],
+    }
+    counter.canned["DescribeStacks"] = {
+        "Stacks": [
+            {
+                "StackName": STACK,
+                "StackStatus": "CREATE_COMPLETE",
+                "Outputs": [{"OutputKey": key, "OutputValue": value} for key, value in outputs.items()],
+            }
+        ]
+    }
+    os.environ.update(
+        {
+            "JOB_QUEUE_ARN": queue,
+            "FIT_JOB_DEFINITION_ARN": definitions["fit"],
+            "COMPILE_JOB_DEFINITION_ARN": definitions["compile"],
+            "MANIFEST_PREFIX": MANIFEST_PREFIX,
+            "CLAIM_PREFIX": CLAIM_PREFIX,
+        }
+    )
+    trigger.s3_client.cache_clear()
+    trigger.batch_client.cache_clear()
+
+
+def submit_argv(replicates: int, per_child: int) -> list[str]:
+    return [
+        str(MODEL),
+        "--generator",
+        str(GENERATOR),
+        "--data",
+        str(EXAMPLE / "data.json"),
+        "--replicates",
+        str(replicates),
+        "--engine",
+        "pystan",
+        "--backend",
+        "aws",
+        "--stack",
+        STACK,
+        "--region",
+        REGION,
+        "--replicates-per-child",
+        str(per_child),
+        "--no-wait",
+        "--no-progress",
+    ]
+
+
+def run_submitter(counter: CallCounter, row: Row, per_child: int) -> str:
+    """Run the submitter's AWS path in-process; return the ensemble id it uploaded a manifest for."""
+    output = io.StringIO()
+    started = time.perf_counter()
+    with (
+        counter.counting(f"submit-{row.scenario}-{row.replicates}") as calls,
+        contextlib.redirect_stdout(output),
+        contextlib.redirect_stderr(output),
+    ):
+        code = submit.main(submit_argv(row.replicates, per_child))
+    row.submit_seconds = time.perf_counter() - started
+    row.submitter = calls
+    if code != 0:
+        raise SystemExit(f"the submitter failed (exit {code}):\n{output.getvalue()}")
+    manifests = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=MANIFEST_PREFIX)["Contents"]
+    return str(manifests[0]["Key"]).removeprefix(MANIFEST_PREFIX).removesuffix(".json")
+
+
+def run_handler(counter: CallCounter, row: Row, ensemble_id: str) -> None:
+    """Call the trigger handler on the S3 event of the latest manifest upload."""
+    key = manifest_key(ensemble_id)
+    version = boto3.client("s3").head_object(Bucket=BUCKET, Key=key)["VersionId"]
+    event = {"Records": [{"s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "versionId": version}}}]}
+    started = time.perf_counter()
+    with counter.counting(f"handler-{row.scenario}-{row.replicates}") as calls:
+        outcome = trigger.handler(event, None)["outcomes"][0]
+    row.handler_seconds = time.perf_counter() - started
+    row.handler = calls
+    if outcome["status"] != "submitted":
+        raise SystemExit(f"the handler did not submit: {outcome}")
+    row.outcome = f"{len(outcome['job_ids'])} jobs"
+
+
+def prefill_results(ensemble_id: str, count: int) -> None:
+    """Write placeholder results for replicates 0..count-1 (only their keys are read here)."""
+    s3 = boto3.client("s3")
+    for replicate in range(count):
+        s3.put_object(Bucket=BUCKET, Key=result_key(ensemble_id, replicate), Body=b"{}")
+
+
+def measure(replicates: int, per_child: int, prefill: float, counter: CallCounter) -> list[Row]:
+    """A first submission of R replicates, then (with prefill) a resubmission with some results present."""
+    rows = []
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        deploy_mock_stack(counter)
+        first = Row("first", replicates, 0)
+        ensemble_id = run_submitter(counter, first, per_child)
+        run_handler(counter, first, ensemble_id)
+        rows.append(first)
+        existing = math.floor(replicates * prefill)
+        if 0 < existing < replicates:
+            prefill_results(ensemble_id, existing)
+            again = Row("resubmit", replicates, existing)
+            run_submitter(counter, again, per_child)
+            run_handler(counter, again, ensemble_id)
+            rows.append(again)
+    trigger.s3_client.cache_clear()
+    trigger.batch_client.cache_clear()
+    return rows
+
+
+def describe(calls: Counter[str]) -> str:
+    return ", ".join(f"{op} {n}" for op, n in sorted(calls.items())) + f" (total {sum(calls.values())})"
+
+
+def expected_growth(replicates: int, existing: int, per_child: int) -> dict[str, int]:
+    """What the code says the R-dependent counts should be, to check the measured table against."""
+    missing = replicates - existing
+    blocks_needed = len({r // INPUT_BLOCK_SIZE for r in range(existing, replicates)})
+    pages = max(1, math.ceil(existing / LIST_PAGE))
+    published_blocks = math.ceil(existing / INPUT_BLOCK_SIZE) if existing else 0
+    input_pages = max(1, math.ceil(published_blocks / LIST_PAGE))
+    children = math.ceil(missing / per_child)
+    return {
+        "submitter ListObjectsV2": pages + input_pages,
+        "submitter HeadObject": 1,
+        "submitter PutObject": (blocks_needed + 2) if existing == 0 else 1,
+        "handler ListObjectsV2": pages,
+        "handler SubmitJob": 1 + math.ceil(children / trigger.MAX_ARRAY_SIZE),
+    }
+
+
+def print_report(rows: list[Row], per_child: int, warm_seconds: float) -> None:
+    print(
+        f"AWS API calls of the AWS path, bundled Poisson example, {per_child} replicates per array child, "
+        f"moto {moto_version()}"
+    )
+    print(f"(compile cache warm-up before the table: {warm_seconds:.1f} s, not counted)\n")
+    header = (
+        f"{'scenario':<9} {'R':>6} {'results':>7}  {'submit calls':>12} {'handler calls':>13}  "
+        f"{'submit s':>8} {'handler s':>9}  jobs"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row.scenario:<9} {row.replicates:>6} {row.existing_results:>7}  "
+            f"{sum(row.submitter.values()):>12} {sum(row.handler.values()):>13}  "
+            f"{row.submit_seconds:>8.1f} {row.handler_seconds:>9.2f}  {row.outcome}"
+        )
+    print("\nBy operation:")
+    for row in rows:
+        print(f"  {row.scenario} R={row.replicates} (results present: {row.existing_results})")
+        print(f"    submitter: {describe(row.submitter)}")
+        print(f"    handler:   {describe(row.handler)}")
+
+    operations = sorted({op for row in rows for op in (*row.submitter, *row.handler)})
+    print("\nPer-operation table (submitter / handler):")
+    labels = [f"{row.scenario[:5]} R={row.replicates}" for row in rows]
+    width = max(14, *(len(label) for label in labels))
+    print(f"  {'operation':<34}" + "".join(f"{label:>{width + 2}}" for label in labels))
+    for side in ("submitter", "handler"):
+        for op in operations:
+            values = [getattr(row, side)[op] for row in rows]
+            if any(values):
+                print(f"  {side + ' ' + op:<34}" + "".join(f"{v:>{width + 2}}" for v in values))
+
+    print("\nCheck against the code's expected R-dependent counts:")
+    mismatches = 0
+    for row in rows:
+        for name, expected in expected_growth(row.replicates, row.existing_results, per_child).items():
+            side, op = name.split(" ")
+            measured = getattr(row, side)[op]
+            ok = measured == expected
+            mismatches += not ok
+            if not ok:
+                print(
+                    f"  MISMATCH {row.scenario} R={row.replicates}: {name} measured {measured}, expected {expected}"
+                )
+    if not mismatches:
+        print("  every row matches")
+
+    print(
+        "\nWhat grows with R, and why:\n"
+        f"  submitter PutObject   one per input block of {INPUT_BLOCK_SIZE} replicates, plus the spec and the\n"
+        "                        manifest (ceil(R/100) + 2 on a first submission; 1, the manifest, when\n"
+        "                        every block is already published).\n"
+        f"  ListObjectsV2         one page per {LIST_PAGE} existing results, at least one, in the submitter\n"
+        "                        (plan_ensemble) and again in the handler (missing_replicates); the\n"
+        f"                        submitter also lists the published input blocks (one page per {LIST_PAGE}).\n"
+        f"  handler SubmitJob     1 compile job + ceil(children / {trigger.MAX_ARRAY_SIZE:,}) array jobs, children =\n"
+        f"                        ceil(missing / {per_child}); 2 up to {trigger.MAX_ARRAY_SIZE * per_child:,} missing replicates.\n"
+        "  Everything else is constant: DescribeStacks 1, DescribeJobDefinitions 1, HeadObject 1 (spec) (submitter);\n"
+        "  GetObject 1 (manifest), PutObject 2 (conditional claim, claim rewrite with job ids) (handler).\n"
+        "  Results are uploaded by the workers, not counted here (no fits run)."
+    )
+
+
+def moto_version() -> str:
+    from importlib.metadata import version
+
+    return version("moto")
+
+
+def warm_compile_cache() -> float:
+    """Build the model and the generator once so the first row's wall time is not a C++ build."""
+    started = time.perf_counter()
+    engine = get_engine("pystan")
+    engine.compile(MODEL)
+    engine.compile(GENERATOR)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="Runs offline under moto; no AWS account or credentials are used.",
+    )
+    parser.add_argument(
+        "--replicates",
+        type=int,
+        nargs="+",
+        default=[10, 1000, 10_000],
+        metavar="R",
+        help="ensemble sizes to measure (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--replicates-per-child",
+        type=int,
+        default=submit.DEFAULT_REPLICATES_PER_CHILD,
+        help="the submitter's --replicates-per-child (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=float,
+        default=0.5,
+        help="also resubmit each ensemble with this fraction of results already present, to show the "
+        "listing pages growing; 0 skips the resubmission (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.prefill < 1:
+        parser.error("--prefill must be in [0, 1)")
+    fake_credentials()
+    total_started = time.perf_counter()
+    warm_seconds = warm_compile_cache()
+    rows: list[Row] = []
+    with CallCounter() as counter:
+        for replicates in args.replicates:
+            rows.extend(measure(replicates, args.replicates_per_child, args.prefill, counter))
+    print_report(rows, args.replicates_per_child, warm_seconds)
+    print(f"\nbench wall time: {time.perf_counter() - total_started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
