@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench synth
 
-$(STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,9 +23,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint --failure-threshold style container/Dockerfile
 
 test: lint
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/local_overhead.py
+
+# The AWS CDK app (app.py, stacks/): `make synth` writes the CloudFormation template and the staged
+# assets to cdk.out/ with the pinned CDK CLI (npm ci installs it), cdk-nag's checks included. No AWS
+# account or Docker is needed to synthesize; `npx cdk deploy` needs both (README: Deploying to AWS).
+# jsii warns on every run that Node 20 is past end-of-life; these silence that banner.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+synth: $(STAMP)
+	npx --no-install cdk synth --quiet

@@ -1,7 +1,7 @@
 """The worker image's entrypoint command, run outside the image.
 
 The command is read from container/Dockerfile's ENTRYPOINT (``python`` becomes this interpreter) and
-given the job definition's arguments, from a working directory laid out as the image's WORKDIR: only
+given the job definitions' arguments (stacks/compute.py: the compile job, then each array child), from a working directory laid out as the image's WORKDIR: only
 the files the Dockerfile COPYs out of the build context the root .dockerignore admits. The ensemble is
 published by the real CLI into a local directory store. Here the spec's engine is whatever ``auto``
 picks on this machine (PyStan without CmdStan); in the image it is CmdStanPy.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stacks.compute import COMPILE_COMMAND, FIT_COMMAND
 from tests.container.dockerfile import ROOT, build_context, copy_sources, dockerfile, variables_before
 
 SUBMIT = [
@@ -76,22 +77,19 @@ def entrypoint_command() -> list[str]:
     return [sys.executable, *entrypoint[1:]]
 
 
+def job_arguments(command: list[str], parameters: dict[str, str]) -> list[str]:
+    """A job definition's command with Batch's ``Ref::name`` parameters filled in."""
+    return [parameters[word.removeprefix("Ref::")] if word.startswith("Ref::") else word for word in command]
+
+
 def run_entrypoint(
-    workdir: Path, store: Path, ensemble_id: str, replicates: str
+    workdir: Path, command: list[str], parameters: dict[str, str], environment: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The image's entrypoint with the job definition's arguments, from the image-like working directory."""
+    """The image's entrypoint with a job definition's arguments, from the image-like working directory."""
     return subprocess.run(
-        [
-            *entrypoint_command(),
-            "--store",
-            str(store),
-            "--ensemble-id",
-            ensemble_id,
-            "--replicates",
-            replicates,
-        ],
+        [*entrypoint_command(), *job_arguments(command, parameters)],
         cwd=workdir,
-        env=entrypoint_environment(workdir),
+        env={**entrypoint_environment(workdir), **(environment or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -122,9 +120,17 @@ def test_the_entrypoint_refits_a_missing_result_of_a_published_ensemble(tmp_path
     kept_before, deleted_before = kept.read_bytes(), deleted.read_bytes()
     deleted.unlink()
 
-    worker = run_entrypoint(image_workdir(tmp_path), store, ensemble.name, "0-1")
-
-    assert worker.returncode == 0, worker.stderr
+    workdir = image_workdir(tmp_path)
+    store.joinpath("claims").mkdir()
+    store.joinpath("claims", "plan.json").write_text(
+        json.dumps({"replicates_per_child": 1, "missing": [0, 1]})
+    )
+    parameters = {"store": str(store), "ensemble_id": ensemble.name, "plan": "claims/plan.json"}
+    compiled = run_entrypoint(workdir, COMPILE_COMMAND, parameters)
+    assert compiled.returncode == 0, compiled.stderr
+    for child in ("0", "1"):  # the array's two children, as Batch starts them
+        worker = run_entrypoint(workdir, FIT_COMMAND, parameters, {"AWS_BATCH_JOB_ARRAY_INDEX": child})
+        assert worker.returncode == 0, worker.stderr
     assert deleted.is_file(), "the worker did not write the missing result"
     # Same seed for the same ensemble and replicate: the refit matches the lost result.
     assert without_timings(deleted.read_bytes()) == without_timings(deleted_before)
@@ -133,6 +139,7 @@ def test_the_entrypoint_refits_a_missing_result_of_a_published_ensemble(tmp_path
 
 
 def test_the_entrypoint_reports_an_unknown_ensemble(tmp_path: Path) -> None:
-    worker = run_entrypoint(image_workdir(tmp_path), tmp_path / "store", "0" * 20, "0")
+    parameters = {"store": str(tmp_path / "store"), "ensemble_id": "0" * 20, "plan": "claims/plan.json"}
+    worker = run_entrypoint(image_workdir(tmp_path), COMPILE_COMMAND, parameters)
     assert worker.returncode == 1
     assert f"error: ensemble {'0' * 20} is not in the store" in worker.stderr
