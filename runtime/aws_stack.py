@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from runtime.errors import StanFleetError
 
@@ -24,7 +25,7 @@ class StackOutputs:
 
 def read_stack_outputs(stack_name: str, region: str | None = None) -> StackOutputs:
     """Describe the stack and read its outputs; a missing stack or output is a clear error."""
-    client = boto3.client("cloudformation", region_name=region)
+    client = _client("cloudformation", region)
     where = f"region {client.meta.region_name}"
     try:
         stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
@@ -54,8 +55,12 @@ def read_stack_outputs(stack_name: str, region: str | None = None) -> StackOutpu
 
 def worker_vcpus(job_definition_arn: str, region: str | None = None) -> float:
     """vCPUs each fit job reserves, from its job definition."""
-    client = boto3.client("batch", region_name=region)
-    definitions = client.describe_job_definitions(jobDefinitions=[job_definition_arn])["jobDefinitions"]
+    try:
+        definitions = _client("batch", region).describe_job_definitions(jobDefinitions=[job_definition_arn])[
+            "jobDefinitions"
+        ]
+    except (BotoCoreError, ClientError) as exc:
+        raise StanFleetError(f"cannot read job definition {job_definition_arn}: {exc}") from None
     if not definitions:
         raise StanFleetError(f"job definition {job_definition_arn} not found")
     container = definitions[0].get("containerProperties", {})
@@ -63,3 +68,13 @@ def worker_vcpus(job_definition_arn: str, region: str | None = None) -> float:
         if requirement["type"] == "VCPU":
             return float(requirement["value"])
     return float(container.get("vcpus", 1))
+
+
+def _client(service: str, region: str | None) -> Any:
+    """A boto3 client; no region anywhere (flag, environment, AWS config) is a clear error."""
+    try:
+        return boto3.client(service, region_name=region)
+    except NoRegionError:
+        raise StanFleetError(
+            "no AWS region: pass --region or set AWS_DEFAULT_REGION (or a region in ~/.aws/config)"
+        ) from None

@@ -61,7 +61,7 @@ def _aws_backend(args: argparse.Namespace) -> Backend:
 
     fit_engine = "cmdstanpy" if args.engine == "auto" else resolve_engine_name(args.engine)
     outputs = read_stack_outputs(args.stack, args.region)
-    store = S3Store(outputs.bucket)
+    store = S3Store(outputs.bucket, region=args.region)
     local = fit_engine if fit_engine == "pystan" or cmdstan_available() else "pystan"
     return Backend(
         store=store,
@@ -69,7 +69,12 @@ def _aws_backend(args: argparse.Namespace) -> Backend:
         local_engine=get_engine(local),
         where=f"on AWS Batch (stack {args.stack}, {args.replicates_per_child} replicates per job)",
         make_executor=lambda requested, wait: BatchExecutor(
-            store, outputs, requested=requested, replicates_per_child=args.replicates_per_child, wait=wait
+            store,
+            outputs,
+            requested=requested,
+            replicates_per_child=args.replicates_per_child,
+            wait=wait,
+            region=args.region,
         ),
         vcpus_per_job=worker_vcpus(outputs.fit_job_definition_arn, args.region),
     )

@@ -1,8 +1,8 @@
 """The AWS executor: one manifest upload launches the ensemble; progress is read back from S3 and Batch.
 
 The submitter makes a constant number of API calls however large the ensemble: one manifest upload,
-then per poll one results listing (one call per 1000 results) and one DescribeJobs. The trigger
-Lambda does the submitting (runtime.trigger).
+then per poll one results listing (one call per 1000 results) and one DescribeJobs (per 100 jobs: one
+array job holds 10,000 children). The trigger Lambda does the submitting (runtime.trigger).
 """
 
 from __future__ import annotations
@@ -20,10 +20,17 @@ from runtime.errors import StanFleetError
 from runtime.executor import ProgressCallback, count_results
 from runtime.manifest import Manifest
 from runtime.s3_store import S3Store
+from runtime.trigger import claim_key
 
 MANIFEST_PREFIX = "manifests/"
 CLAIM_PREFIX = "claims/"
 TERMINAL = ("SUCCEEDED", "FAILED")
+POLL_SECONDS = 15.0
+"""Seconds between two progress polls while waiting (tests make it small)."""
+TRIGGER_TIMEOUT_SECONDS = 300.0
+"""How long to wait for the trigger to record the job ids of an upload."""
+DESCRIBE_JOBS_LIMIT = 100
+"""Job ids one DescribeJobs call accepts."""
 
 
 def manifest_key(ensemble_id: str) -> str:
@@ -42,24 +49,28 @@ class BatchExecutor:
         requested: int,
         replicates_per_child: int,
         wait: bool = True,
-        poll_seconds: float = 15.0,
-        trigger_timeout_seconds: float = 300.0,
+        region: str | None = None,
+        poll_seconds: float | None = None,
+        trigger_timeout_seconds: float | None = None,
     ) -> None:
         self._store = store
         self._outputs = outputs
         self._requested = requested
         self._replicates_per_child = replicates_per_child
         self._wait = wait
-        self._poll_seconds = poll_seconds
-        self._trigger_timeout_seconds = trigger_timeout_seconds
+        self._region = region
+        self._poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
+        self._trigger_timeout_seconds = (
+            TRIGGER_TIMEOUT_SECONDS if trigger_timeout_seconds is None else trigger_timeout_seconds
+        )
 
     @cached_property
     def _s3(self) -> Any:
-        return boto3.client("s3")
+        return boto3.client("s3", region_name=self._region)
 
     @cached_property
     def _batch(self) -> Any:
-        return boto3.client("batch")
+        return boto3.client("batch", region_name=self._region)
 
     def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
         """Upload the manifest; with waiting, return once every replicate has a result."""
@@ -69,10 +80,8 @@ class BatchExecutor:
         )
         if not self._wait:
             return
-        claim_key = (
-            f"{CLAIM_PREFIX}{ensemble_id}/{upload.get('VersionId') or upload['ETag'].strip(chr(34))}.json"
-        )
-        job_ids = self._await_submission(claim_key, on_progress)
+        upload_id = upload.get("VersionId") or upload["ETag"].strip('"')
+        job_ids = self._await_submission(claim_key(ensemble_id, upload_id, CLAIM_PREFIX), on_progress)
         while True:
             done = count_results(self._store, ensemble_id, replicates)
             statuses = self._job_statuses(job_ids)
@@ -90,28 +99,38 @@ class BatchExecutor:
                 )
             time.sleep(self._poll_seconds)
 
-    def _await_submission(self, claim_key: str, on_progress: ProgressCallback) -> list[str]:
+    def _await_submission(self, plan_key: str, on_progress: ProgressCallback) -> list[str]:
         """Wait for the trigger to claim the upload and record its job ids."""
         deadline = time.monotonic() + self._trigger_timeout_seconds
         while time.monotonic() < deadline:
             try:
-                claim = json.loads(self._store.get(claim_key))
+                claim = json.loads(self._store.get(plan_key))
             except KeyError:
                 claim = {}
             if "job_ids" in claim:
                 return [str(job_id) for job_id in claim["job_ids"]]
+            if claim.get("missing") == []:  # every result was there when the trigger looked: no jobs
+                return []
             on_progress(0, "waiting for the trigger")
             time.sleep(min(self._poll_seconds, 5.0))
         raise StanFleetError(
             f"the trigger did not submit the ensemble within {self._trigger_timeout_seconds:.0f} s "
-            f"(no job ids in s3://{self._outputs.bucket}/{claim_key}): check the trigger Lambda's logs "
+            f"(no job ids in s3://{self._outputs.bucket}/{plan_key}): check the trigger Lambda's logs "
             "and its dead-letter queue"
         )
 
     def _job_statuses(self, job_ids: list[str]) -> dict[str, str]:
-        """Status per array child (from its parent's status summary) and per plain job; one API call."""
+        """Status per array child (from its parent's status summary) and per plain job.
+
+        One API call per 100 jobs (DescribeJobs' limit): one call unless the ensemble spans 99+ arrays.
+        """
         statuses: dict[str, str] = {}
-        for job in self._batch.describe_jobs(jobs=job_ids)["jobs"]:
+        jobs = [
+            job
+            for start in range(0, len(job_ids), DESCRIBE_JOBS_LIMIT)
+            for job in self._batch.describe_jobs(jobs=job_ids[start : start + DESCRIBE_JOBS_LIMIT])["jobs"]
+        ]
+        for job in jobs:
             summary = job.get("arrayProperties", {}).get("statusSummary") or {}
             children = [status for status, count in summary.items() for _ in range(count)]
             if children and job["status"] not in TERMINAL:

@@ -20,6 +20,7 @@ from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.prepare import load_results
 from runtime.report import write_report
+from runtime.s3_store import S3Store
 from runtime.store import ObjectStore, open_store
 from runtime.summary import EnsembleSummary, summarize, verdict_table
 from runtime.worker import load_spec
@@ -74,15 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="report directory (default: sbc-report/<model>-<id prefix>)")
     args = parser.parse_args(argv)
     try:
+        if args.replicates is not None and args.replicates < 1:
+            raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
         store = (
             open_store(args.store)
             if args.store
-            else open_store(f"s3://{read_stack_outputs(args.stack, args.region).bucket}")
+            else S3Store(read_stack_outputs(args.stack, args.region).bucket, region=args.region)
         )
         spec = load_spec(store, args.ensemble_id)
         requested = args.replicates or requested_replicates(store, args.ensemble_id)
-        if requested < 1:
-            raise StanFleetError(f"--replicates must be a positive integer, got {requested}")
         run = {
             "model_name": spec.model_name,
             "engine": spec.engine,

@@ -1,7 +1,8 @@
 """The S3 object store: the same four operations as the local directory store, on a bucket.
 
-``s3://bucket`` or ``s3://bucket/prefix``. The endpoint follows boto3's own configuration (e.g.
-``AWS_ENDPOINT_URL_S3`` for a moto server). S3 writes are atomic per object.
+``s3://bucket`` or ``s3://bucket/prefix``. The endpoint and region follow boto3's own configuration
+(e.g. ``AWS_ENDPOINT_URL_S3`` for a moto server) unless a region is given. S3 writes are atomic per
+object.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from botocore.exceptions import ClientError
 class S3Store:
     """An object store on an S3 bucket, keys under an optional prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "") -> None:
+    def __init__(self, bucket: str, prefix: str = "", *, region: str | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._region = region
 
     @cached_property
     def _client(self) -> Any:
-        return boto3.client("s3")
+        return boto3.client("s3", region_name=self._region)
 
     def get(self, key: str) -> bytes:
         """Return the object's bytes; KeyError if it does not exist."""

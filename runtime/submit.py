@@ -205,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}"
                 + (f" --stack {args.stack}" if args.stack != DEFAULT_STACK else "")
+                + (f" --region {args.region}" if args.region else "")
             )
             return 0
 

@@ -69,7 +69,7 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         LOG.error("rejected manifest s3://%s/%s: %s", bucket, key, exc)
         return {"key": key, "status": "rejected", "reason": str(exc)}
 
-    claim_key = f"{os.environ['CLAIM_PREFIX']}{manifest.ensemble_id}/{_safe(upload)}.json"
+    claimed = claim_key(manifest.ensemble_id, upload, os.environ["CLAIM_PREFIX"])
     missing = missing_replicates(bucket, manifest)
     plan = {
         "ensemble_id": manifest.ensemble_id,
@@ -78,20 +78,20 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         "missing": missing,
         "claimed_at": time.time(),
     }
-    etag = claim(bucket, claim_key, plan)
+    etag = claim(bucket, claimed, plan)
     if etag is None:
         LOG.info("skipped %s: upload %s already claimed", key, upload)
         return {"key": key, "status": "duplicate"}
     if not missing:
         LOG.info("nothing to fit for ensemble %s", manifest.ensemble_id)
-        return {"key": key, "status": "complete", "claim": claim_key}
+        return {"key": key, "status": "complete", "claim": claimed}
 
-    job_ids = submit_jobs(bucket, manifest, claim_key, len(missing))
+    job_ids = submit_jobs(bucket, manifest, claimed, len(missing))
     s3_client().put_object(
-        Bucket=bucket, Key=claim_key, Body=json.dumps({**plan, "job_ids": job_ids}).encode(), IfMatch=etag
+        Bucket=bucket, Key=claimed, Body=json.dumps({**plan, "job_ids": job_ids}).encode(), IfMatch=etag
     )
     LOG.info("submitted ensemble %s: %d replicates, jobs %s", manifest.ensemble_id, len(missing), job_ids)
-    return {"key": key, "status": "submitted", "claim": claim_key, "job_ids": job_ids}
+    return {"key": key, "status": "submitted", "claim": claimed, "job_ids": job_ids}
 
 
 def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
@@ -107,33 +107,31 @@ def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
     return [r for r in range(manifest.replicates) if r not in done]
 
 
-def claim(bucket: str, claim_key: str, plan: dict[str, Any]) -> str | None:
+def claim(bucket: str, key: str, plan: dict[str, Any]) -> str | None:
     """Write the claim if nobody holds it, or take over a stale one; return its ETag, or None."""
     body = json.dumps(plan).encode()
     try:
-        return str(s3_client().put_object(Bucket=bucket, Key=claim_key, Body=body, IfNoneMatch="*")["ETag"])
+        return str(s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
             raise
-    held = s3_client().get_object(Bucket=bucket, Key=claim_key)
+    held = s3_client().get_object(Bucket=bucket, Key=key)
     current = json.loads(held["Body"].read())
     if "job_ids" in current or time.time() - current["claimed_at"] < STALE_CLAIM_SECONDS:
         return None
     try:  # the holder died between claiming and submitting: take over, but only once
-        return str(
-            s3_client().put_object(Bucket=bucket, Key=claim_key, Body=body, IfMatch=held["ETag"])["ETag"]
-        )
+        return str(s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfMatch=held["ETag"])["ETag"])
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
             return None
         raise
 
 
-def submit_jobs(bucket: str, manifest: Manifest, claim_key: str, missing: int) -> list[str]:
+def submit_jobs(bucket: str, manifest: Manifest, plan_key: str, missing: int) -> list[str]:
     """One compile job, then array jobs over the plan's children, each depending on the compile job."""
     queue = os.environ["JOB_QUEUE_ARN"]
     name = f"stanfleet-{manifest.ensemble_id}"
-    parameters = {"store": f"s3://{bucket}", "ensemble_id": manifest.ensemble_id, "plan": claim_key}
+    parameters = {"store": f"s3://{bucket}", "ensemble_id": manifest.ensemble_id, "plan": plan_key}
     compile_job = batch_client().submit_job(
         jobName=f"{name}-compile",
         jobQueue=queue,
@@ -158,5 +156,11 @@ def submit_jobs(bucket: str, manifest: Manifest, claim_key: str, missing: int) -
     return job_ids
 
 
-def _safe(upload: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in upload)
+def claim_key(ensemble_id: str, upload: str, prefix: str) -> str:
+    """Key of the claim (and array plan) of one manifest upload, named by its version id or ETag.
+
+    The submitter computes the same key from its PutObject response to find the job ids, so both
+    sides must go through this function: version ids may hold ``/`` and ``+``, which become ``_``.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in upload)
+    return f"{prefix}{ensemble_id}/{safe}.json"

@@ -1,0 +1,502 @@
+"""The AWS backend end to end, in moto: select with ``pytest -m aws_e2e``.
+
+``python -m runtime.submit --backend aws`` runs in this process against moto's server (a thread here),
+reading the stack outputs from CloudFormation and publishing through the S3 API. Its manifest upload
+makes moto send an S3 event to an SQS queue; the test hands that event to the real trigger handler,
+which claims it and submits the jobs to moto's Batch. The Batch runner (tests/runtime/batch_runner.py)
+then runs each job and array child as the container would: ``python -m runtime.worker`` with the job
+definition's command and the child's environment, in a subprocess talking to the same moto server.
+``python -m runtime.collect`` writes the report. Fits are real (PyStan, small sampler settings).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import re
+import signal
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from runtime import batch_executor, trigger
+from runtime.collect import main as collect_main
+from runtime.keys import replicate_of_result_key, result_key, results_prefix
+from runtime.manifest import Manifest
+from runtime.submit import main as submit_main
+from tests.runtime.batch_runner import (
+    COMPILE_COMMAND,
+    FIT_COMMAND,
+    FIT_VCPUS,
+    BatchRunner,
+    FakeStack,
+    assert_succeeded,
+    deploy_fake_stack,
+    manifest_events,
+)
+
+pytestmark = pytest.mark.aws_e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "poisson"
+COMMAND = [
+    str(EXAMPLE / "fit_data.stan"),
+    "--generator",
+    str(EXAMPLE / "generative_ensemble.stan"),
+    "--data",
+    str(EXAMPLE / "data.json"),
+    "--engine",
+    "pystan",
+    "--chains",
+    "2",
+    "--warmup",
+    "300",
+    "--samples",
+    "300",
+    "--thin",
+    "3",
+    "--no-progress",
+]
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+TIMINGS = ("sample_seconds", "total_seconds")
+JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def stack_constant(name: str) -> Any:
+    """A literal module constant of stacks/compute.py, read without importing the CDK."""
+    tree = ast.parse((ROOT / "stacks" / "compute.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"stacks/compute.py defines no {name}")
+
+
+def test_the_fake_stack_runs_the_deployed_job_commands() -> None:
+    assert stack_constant("FIT_COMMAND") == FIT_COMMAND
+    assert stack_constant("COMPILE_COMMAND") == COMPILE_COMMAND
+
+
+def moto_api(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Call moto's own API (``/moto-api/...``); POST when there is a body."""
+    data = None if body is None else json.dumps(body).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/{path}", data=data)) as reply:
+        payload = reply.read()
+    return json.loads(payload) if payload else None
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on a free port, its Batch told not to use Docker (jobs are recorded, not run)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    previous = moto_api(endpoint, "config")
+    moto_api(endpoint, "config", {"batch": {"use_docker": False}})
+    try:
+        yield endpoint
+    finally:
+        moto_api(endpoint, "config", {"batch": previous["batch"]})
+        moto_api(endpoint, "reset", {})  # the server shares moto's in-process state: leave it empty
+        server.stop()
+
+
+@dataclass
+class Aws:
+    """One test's deployment in moto, with the clients and the runner the tests use."""
+
+    stack: FakeStack
+    s3: Any
+    sqs: Any
+    batch: Any
+    runner: BatchRunner
+    tmp: Path
+
+    def submit(self, *arguments: str, replicates: int, per_child: int, wait: bool = False) -> int:
+        """``python -m runtime.submit ... --backend aws`` (in this process)."""
+        return submit_main(
+            [
+                *COMMAND,
+                "--backend",
+                "aws",
+                "--stack",
+                self.stack.name,
+                "--replicates",
+                str(replicates),
+                "--replicates-per-child",
+                str(per_child),
+                "--wait" if wait else "--no-wait",
+                "--out",
+                str(self.tmp / "aws-report"),
+                *arguments,
+            ]
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        """The S3 events delivered since the last call."""
+        return manifest_events(self.stack, sqs=self.sqs, s3=self.s3)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job submitted to the stack's queue (array parents, not their children)."""
+        ids = {
+            job["jobId"]
+            for status in JOB_STATUSES
+            for job in self.batch.list_jobs(jobQueue=self.stack.job_queue_arn, jobStatus=status)[
+                "jobSummaryList"
+            ]
+            if ":" not in job["jobId"]
+        }
+        return self.batch.describe_jobs(jobs=sorted(ids))["jobs"] if ids else []
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.stack.bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def result_versions(self, ensemble_id: str) -> dict[str, list[tuple[str, Any, bytes]]]:
+        """Every version ever written of each result: (version id, last modified, bytes)."""
+        listed = self.s3.list_object_versions(Bucket=self.stack.bucket, Prefix=results_prefix(ensemble_id))
+        versions: dict[str, list[tuple[str, Any, bytes]]] = {}
+        for version in listed.get("Versions", []):
+            body = self.s3.get_object(
+                Bucket=self.stack.bucket, Key=version["Key"], VersionId=version["VersionId"]
+            )["Body"].read()
+            versions.setdefault(version["Key"], []).append(
+                (version["VersionId"], version["LastModified"], body)
+            )
+        return versions
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """A fresh stack (own bucket, event queue, Batch queue, CloudFormation stack) for each test."""
+    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no session cached with another endpoint
+    suffix = uuid.uuid4().hex[:8]
+    stack = deploy_fake_stack(f"StanFleetE2E{suffix}", bucket=f"stanfleet-e2e-{suffix}")
+    for name, value in stack.trigger_environment().items():
+        monkeypatch.setenv(name, value)
+    clients = (trigger.s3_client, trigger.batch_client)  # a test may replace them
+    for client in clients:
+        client.cache_clear()
+        client()  # made here, not in a test's helper thread: creating clients is not thread-safe
+    batch = boto3.client("batch")
+    runner = BatchRunner(
+        batch,
+        environment={**CREDENTIALS, "AWS_ENDPOINT_URL": moto_endpoint},
+        log_dir=tmp_path / "batch-logs",
+    )
+    yield Aws(stack, boto3.client("s3"), boto3.client("sqs"), batch, runner, tmp_path)
+    for client in clients:
+        client.cache_clear()
+
+
+def ensemble_of(output: str) -> str:
+    found = re.search(r"ensemble ([0-9a-f]{20}):", output)
+    assert found, output
+    return found.group(1)
+
+
+def handle(event: dict[str, Any]) -> dict[str, Any]:
+    """The real trigger handler on one S3 event of one record; its outcome."""
+    (outcome,) = trigger.handler(event, None)["outcomes"]
+    return dict(outcome)
+
+
+def launch(
+    aws: Aws, capsys: pytest.CaptureFixture[str], *, replicates: int, per_child: int
+) -> tuple[str, dict[str, Any]]:
+    """Submit with --no-wait and hand the upload's S3 event to the trigger: (ensemble id, outcome)."""
+    assert aws.submit(replicates=replicates, per_child=per_child) == 0
+    ensemble_id = ensemble_of(capsys.readouterr().out)
+    (event,) = aws.events()
+    outcome = handle(event)
+    assert outcome["status"] == "submitted", outcome
+    return ensemble_id, outcome
+
+
+def without_timings(result: bytes) -> dict[str, Any]:
+    fields = dict(json.loads(result))
+    for name in TIMINGS:
+        fields.pop(name)
+    return fields
+
+
+def test_aws_run_collects_the_same_report_as_a_local_run(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert aws.submit(replicates=12, per_child=5) == 0
+    output = capsys.readouterr().out
+    ensemble_id = ensemble_of(output)
+    assert f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}" in output
+    assert not (aws.tmp / "aws-report").exists()
+    assert aws.read_json(f"manifests/{ensemble_id}.json") == {
+        "ensemble_id": ensemble_id,
+        "replicates": 12,
+        "replicates_per_child": 5,
+        "version": 1,
+    }
+
+    (event,) = aws.events()
+    assert unquote_plus(event["Records"][0]["s3"]["object"]["key"]) == f"manifests/{ensemble_id}.json"
+    outcome = handle(event)
+    assert outcome["status"] == "submitted"
+    compile_job, fit_job = outcome["job_ids"]
+    described = {job["jobId"]: job for job in aws.jobs()}
+    assert set(described) == {compile_job, fit_job}
+    assert described[fit_job]["arrayProperties"]["size"] == 3  # 12 replicates, 5 per child
+    assert described[fit_job]["dependsOn"] == [{"jobId": compile_job}]
+
+    children = aws.runner.children(outcome["job_ids"])
+    assert [child.job_id for child in children] == [compile_job, *(f"{fit_job}:{i}" for i in range(3))]
+    assert children[0].argv[1:] == (
+        "-m",
+        "runtime.worker",
+        "--store",
+        f"s3://{aws.stack.bucket}",
+        "--ensemble-id",
+        ensemble_id,
+        "--compile-only",
+    )
+    assert children[1].argv[-2:] == ("--plan", outcome["claim"])
+    assert [child.environment.get("AWS_BATCH_JOB_ARRAY_INDEX") for child in children] == [None, "0", "1", "2"]
+    assert {child.environment.get("STANFLEET_CHILD_OFFSET") for child in children[1:]} == {"0"}
+    assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
+    written = aws.result_versions(ensemble_id)
+    assert sorted(replicate_of_result_key(key) for key in written) == list(range(12))
+    assert all(len(versions) == 1 for versions in written.values())  # each child fitted its own share
+
+    assert collect_main([ensemble_id, "--stack", aws.stack.name, "--out", str(aws.tmp / "collected")]) == 0
+    assert "verdict: CALIBRATED" in capsys.readouterr().out
+    collected = json.loads((aws.tmp / "collected" / "summary.json").read_text())
+
+    local_store = aws.tmp / "local-store"
+    local = [*COMMAND, "--replicates", "12", "--store", str(local_store), "--workers", "2"]
+    assert submit_main([*local, "--out", str(aws.tmp / "local-report")]) == 0
+    assert ensemble_of(capsys.readouterr().out) == ensemble_id  # the backend is not part of the id
+    expected = json.loads((aws.tmp / "local-report" / "summary.json").read_text())
+
+    for summary in (collected, expected):
+        assert summary.pop("fit_seconds_total") > 0
+        summary["replicates"].pop("reused")
+    collected_run, expected_run = collected.pop("run"), expected.pop("run")
+    assert collected == expected
+    assert collected["replicates"] == {"requested": 12, "succeeded": 12, "failed": 0}
+    # collect knows the spec, not the submitting command line: the model path, the --generator
+    # argument and the backend are the local report's only extra run fields.
+    assert collected_run == {key: expected_run[key] for key in collected_run}
+    assert set(expected_run) - set(collected_run) == {"model", "generator", "backend"}
+
+    for key in aws.keys(results_prefix(ensemble_id)):  # the same fits: same seeds, same draws
+        body = aws.s3.get_object(Bucket=aws.stack.bucket, Key=key)["Body"].read()
+        assert without_timings(body) == without_timings((local_store / key).read_bytes())
+
+
+def test_duplicate_events_submit_once(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    assert aws.submit("--region", "us-east-1", replicates=4, per_child=2) == 0
+    output = capsys.readouterr().out
+    ensemble_id = ensemble_of(output)
+    hint = f"python -m runtime.collect {ensemble_id} --stack {aws.stack.name} --region us-east-1"
+    assert hint in output
+    (event,) = aws.events()
+    first = handle(event)
+    again = handle(event)
+    assert (first["status"], again["status"]) == ("submitted", "duplicate")
+    assert sorted(job["jobId"] for job in aws.jobs()) == sorted(first["job_ids"])
+    assert aws.keys("claims/") == [first["claim"]]
+    assert aws.read_json(first["claim"])["job_ids"] == first["job_ids"]
+    assert first["claim"].startswith(f"claims/{ensemble_id}/")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"{not json",
+        Manifest("0123456789abcdef0123", 0, 1).to_json(),
+        json.dumps({"ensemble_id": "0123456789abcdef0123", "replicates": 3}).encode(),
+    ],
+    ids=["not-json", "zero-replicates", "missing-fields"],
+)
+def test_a_malformed_manifest_is_rejected_without_submission_or_claim(aws: Aws, payload: bytes) -> None:
+    aws.s3.put_object(Bucket=aws.stack.bucket, Key="manifests/0123456789abcdef0123.json", Body=payload)
+    (event,) = aws.events()
+    outcome = handle(event)
+    assert outcome["status"] == "rejected"
+    assert outcome["reason"]
+    assert aws.jobs() == []
+    assert aws.keys("claims/") == []
+
+
+def test_a_child_killed_mid_way_and_retried_loses_and_repeats_nothing(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ensemble_id, outcome = launch(aws, capsys, replicates=10, per_child=5)
+    compile_job, first, second = aws.runner.children(outcome["job_ids"])
+    assert_succeeded([aws.runner.run(compile_job)])
+    plan = aws.read_json(outcome["claim"])
+    first_share = {result_key(ensemble_id, r) for r in plan["missing"][:5]}
+
+    process = aws.runner.start(first)
+    deadline = time.monotonic() + 120
+    while not aws.keys(results_prefix(ensemble_id)) and process.poll() is None:
+        assert time.monotonic() < deadline, aws.runner.output(first)
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)  # as a reclaimed spot instance would, mid-way through its share
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, aws.runner.output(first)
+    survivors = aws.result_versions(ensemble_id)
+    assert 1 <= len(survivors) < 5
+    assert set(survivors) <= first_share
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # Batch's retry (the same child) and the other child
+        assert_succeeded(list(pool.map(aws.runner.run, [first, second])))
+    after = aws.result_versions(ensemble_id)
+    assert sorted(replicate_of_result_key(key) for key in after) == list(range(10))
+    assert all(len(versions) == 1 for versions in after.values())  # no result written twice
+    for key, versions in survivors.items():
+        assert after[key] == versions  # same version, modification time and bytes
+    for key, [(_, _, body)] in after.items():
+        assert json.loads(body)["replicate"] == replicate_of_result_key(key)
+        assert json.loads(body)["status"] == "ok"
+
+
+def test_a_missing_stack_is_one_line_and_uploads_nothing(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert aws.submit("--stack", "NoSuchStack", replicates=4, per_child=2) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: stack 'NoSuchStack' not found in region us-east-1")
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert "ensemble" not in captured.out
+    assert aws.keys("") == []
+    assert aws.events() == []
+    assert not (aws.tmp / "aws-report").exists()
+
+
+def test_an_ensemble_larger_than_one_array_job_fits_every_replicate_once(
+    aws: Aws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trigger, "MAX_ARRAY_SIZE", 2)  # the handler runs in this process
+    ensemble_id, outcome = launch(aws, capsys, replicates=3, per_child=1)
+    compile_job, *fit_jobs = outcome["job_ids"]
+    described = {job["jobId"]: job for job in aws.jobs()}
+    assert set(described) == set(outcome["job_ids"])
+    # Three children: an array of two, then the last child alone as a plain job (Batch arrays hold 2+).
+    assert [described[job].get("arrayProperties", {}).get("size") for job in fit_jobs] == [2, None]
+    offsets = [
+        {e["name"]: e["value"] for e in described[job]["container"]["environment"]}["STANFLEET_CHILD_OFFSET"]
+        for job in fit_jobs
+    ]
+    assert offsets == ["0", "2"]
+    assert all(described[job]["dependsOn"] == [{"jobId": compile_job}] for job in fit_jobs)
+
+    finished = aws.runner.run_jobs(outcome["job_ids"])
+    assert_succeeded(finished)
+    assert [run.child.job_id for run in finished] == [
+        compile_job,
+        f"{fit_jobs[0]}:0",
+        f"{fit_jobs[0]}:1",
+        fit_jobs[1],
+    ]
+    versions = aws.result_versions(ensemble_id)
+    assert sorted(replicate_of_result_key(key) for key in versions) == list(range(3))
+    assert all(len(written) == 1 for written in versions.values())
+
+
+def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    ensemble_id, outcome = launch(aws, capsys, replicates=4, per_child=4)
+    assert len(outcome["job_ids"]) == 2  # the compile job and one plain fit job (a single child)
+    assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
+    before = aws.result_versions(ensemble_id)
+    assert len(before) == 4
+
+    assert aws.submit(replicates=4, per_child=4) == 0
+    output = capsys.readouterr().out
+    assert f"ensemble {ensemble_id}: 4 replicates requested, 4 reused, nothing to fit" in output
+    assert aws.events() == []  # no manifest upload, so no trigger and no jobs
+    assert len(aws.jobs()) == 2
+    assert aws.result_versions(ensemble_id) == before
+    summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
+    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 4}
+
+
+class RunOnSubmit:
+    """The trigger's Batch client, with each submitted job run to its end before submit_job returns.
+
+    moto's Batch (without Docker) reports every job SUCCEEDED the moment it is submitted; running the
+    job inside submit_job makes that status true, so a waiting submitter sees what real Batch would.
+    """
+
+    def __init__(self, batch: Any, runner: BatchRunner) -> None:
+        self._batch = batch
+        self._runner = runner
+
+    def submit_job(self, **request: Any) -> Any:
+        response = self._batch.submit_job(**request)
+        assert_succeeded(self._runner.run_jobs([response["jobId"]]))
+        return response
+
+
+def test_wait_follows_the_jobs_and_writes_the_report(
+    aws: Aws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_executor, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(batch_executor, "TRIGGER_TIMEOUT_SECONDS", 120.0)
+    run_on_submit = RunOnSubmit(trigger.batch_client(), aws.runner)
+    monkeypatch.setattr(trigger, "batch_client", lambda: run_on_submit)
+    outcomes: list[dict[str, Any]] = []
+    failures: list[BaseException] = []
+
+    def lambda_and_batch() -> None:
+        """Deliver the upload's event to the handler as soon as S3 sends it."""
+        try:
+            deadline = time.monotonic() + 60
+            while not (events := aws.events()):
+                assert time.monotonic() < deadline, "no S3 event within 60 s"
+                time.sleep(0.05)
+            outcomes.extend(handle(event) for event in events)
+        except BaseException as exc:
+            failures.append(exc)
+
+    driver = threading.Thread(target=lambda_and_batch)
+    driver.start()
+    try:
+        code = aws.submit(replicates=4, per_child=2, wait=True)
+    finally:
+        driver.join()
+    assert not failures, failures
+    assert code == 0, capsys.readouterr().err
+    output = capsys.readouterr().out
+    assert "estimated cost: $" in output
+    assert "submitted; collect" not in output
+    [outcome] = outcomes
+    assert outcome["status"] == "submitted"
+    summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
+    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 0}
+    assert summary["run"]["backend"] == "aws"
+    cost = summary["run"]["cost_estimate"]
+    assert cost["vcpu_seconds"] == pytest.approx(summary["fit_seconds_total"] * FIT_VCPUS)
