@@ -24,12 +24,10 @@ def progress_reporter(total: int, *, enabled: bool) -> Iterator[ProgressCallback
         if bar is None:
             return
         with suppress(Exception):  # a progress bar must never fail the run
-            if detail:
-                bar.set_postfix_str(detail, refresh=False)
             if done > bar.n:
                 bar.update(done - bar.n)
-            else:
-                bar.refresh()
+            if detail and detail != bar.postfix:
+                bar.set_postfix_str(detail)
 
     try:
         yield update

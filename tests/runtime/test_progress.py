@@ -27,3 +27,12 @@ def test_a_broken_bar_never_fails_the_run(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(tqdm, "tqdm", broken)
     with progress_reporter(2, enabled=True) as update:
         update(1)
+
+
+def test_status_detail_is_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    with progress_reporter(4, enabled=True) as update:
+        update(0, "0 succeeded, 0 failed, 2 running, 1 queued")
+        update(2, "2 succeeded, 0 failed, 1 running, 0 queued")
+    err = capsys.readouterr().err
+    assert "2 running, 1 queued" in err
+    assert "2 succeeded" in err
