@@ -45,9 +45,16 @@ sys.path.insert(0, str(ROOT))
 from moto import mock_aws  # noqa: E402
 
 from runtime import submit, trigger  # noqa: E402
-from runtime.batch_executor import CLAIM_PREFIX, MANIFEST_PREFIX, manifest_key  # noqa: E402
+from runtime.batch_executor import MANIFEST_PREFIX, manifest_key  # noqa: E402
 from runtime.engines import get_engine  # noqa: E402
 from runtime.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
+from tests.runtime.batch_runner import (  # noqa: E402
+    CREDENTIALS,
+    create_fake_batch,
+    create_versioned_bucket,
+    stack_outputs,
+)
+from tests.runtime.poisson_example import example_arguments  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"
@@ -113,14 +120,7 @@ class Row:
 
 def fake_credentials() -> None:
     """Moto needs credentials and a region; never real ones."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        os.environ[name] = value
+    os.environ.update({**CREDENTIALS, "AWS_SECURITY_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION})
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         os.environ.pop(name, None)
 
@@ -132,41 +132,9 @@ def deploy_mock_stack(counter: CallCounter) -> None:
     dev requirements do not install, so DescribeStacks is answered by the bench with the four outputs
     (it is still counted as one API call). Also sets the trigger Lambda's environment.
     """
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    batch = boto3.client("batch", region_name=REGION)
-    role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    environment = batch.create_compute_environment(
-        computeEnvironmentName="stanfleet-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
-    )["computeEnvironmentArn"]
-    queue = batch.create_job_queue(
-        jobQueueName="queue",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-    )["jobQueueArn"]
-    definitions = {
-        name: batch.register_job_definition(
-            jobDefinitionName=name,
-            type="container",
-            containerProperties={
-                "image": "worker",
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": "2048"},
-                ],
-                "command": ["Ref::store"],
-            },
-        )["jobDefinitionArn"]
-        for name in ("fit", "compile")
-    }
-    outputs = {
-        "BucketName": BUCKET,
-        "JobQueueArn": queue,
-        "FitJobDefinitionArn": definitions["fit"],
-        "CompileJobDefinitionArn": definitions["compile"],
-    }
+    create_versioned_bucket(BUCKET, region=REGION)
+    batch = create_fake_batch(STACK, bucket=BUCKET, region=REGION)
+    outputs = stack_outputs(BUCKET, batch)
     counter.canned["DescribeStacks"] = {
         "Stacks": [
             {
@@ -176,26 +144,14 @@ def deploy_mock_stack(counter: CallCounter) -> None:
             }
         ]
     }
-    os.environ.update(
-        {
-            "JOB_QUEUE_ARN": queue,
-            "FIT_JOB_DEFINITION_ARN": definitions["fit"],
-            "COMPILE_JOB_DEFINITION_ARN": definitions["compile"],
-            "MANIFEST_PREFIX": MANIFEST_PREFIX,
-            "CLAIM_PREFIX": CLAIM_PREFIX,
-        }
-    )
+    os.environ.update(batch.trigger_environment())
     trigger.s3_client.cache_clear()
     trigger.batch_client.cache_clear()
 
 
 def submit_argv(replicates: int, per_child: int) -> list[str]:
     return [
-        str(MODEL),
-        "--generator",
-        str(GENERATOR),
-        "--data",
-        str(EXAMPLE / "data.json"),
+        *example_arguments(str(MODEL), str(GENERATOR), str(EXAMPLE / "data.json")),
         "--replicates",
         str(replicates),
         "--engine",

@@ -1,9 +1,13 @@
 """Stand-ins for the deployed stack in moto: the stack outputs, the S3 event route, and a Batch runner.
 
+- :data:`CREDENTIALS` are the fake credentials and region moto is reached with (never real ones).
+- :func:`create_fake_batch` creates a Batch job queue (on an UNMANAGED compute environment) and the fit
+  and compile job definitions, with the container's commands (:data:`FIT_COMMAND`,
+  :data:`COMPILE_COMMAND`, the same as stacks/compute.py's).
 - :func:`deploy_fake_stack` creates, in whatever moto the boto3 clients reach, what the submitter and
-  the trigger need: a versioned bucket whose ``manifests/*.json`` uploads notify an SQS queue, a Batch
-  queue with the fit and compile job definitions (the container's commands), and a CloudFormation
-  stack whose outputs name them (a template with one trivial resource and literal output values).
+  the trigger need: a versioned bucket whose ``manifests/*.json`` uploads notify an SQS queue, the
+  fake Batch, and a CloudFormation stack whose outputs name them (a template with one trivial
+  resource and literal output values).
 - :func:`manifest_events` hands over the S3 events moto delivered to that queue, as the trigger
   Lambda would receive them.
 - :class:`BatchRunner` plays AWS Batch: moto's Batch without Docker records each submitted job and
@@ -39,16 +43,19 @@ FIT_VCPUS = 2
 MANIFEST_PREFIX = "manifests/"
 CLAIM_PREFIX = "claims/"
 _REF = re.compile(r"Ref::(\w+)")
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""What moto needs to be reached: credentials and a region, never real ones."""
 
 
 @dataclass(frozen=True)
-class FakeStack:
-    """What :func:`deploy_fake_stack` made."""
+class FakeBatch:
+    """What :func:`create_fake_batch` made."""
 
-    name: str
-    region: str
-    bucket: str
-    event_queue_url: str
     job_queue_arn: str
     fit_job_definition_arn: str
     compile_job_definition_arn: str
@@ -64,42 +71,34 @@ class FakeStack:
         }
 
 
-def deploy_fake_stack(
-    name: str = "StanFleet", *, region: str = "us-east-1", bucket: str = "stanfleet-e2e-bucket"
-) -> FakeStack:
-    """Create the stack's resources and a CloudFormation stack with its outputs, through boto3."""
+@dataclass(frozen=True)
+class FakeStack(FakeBatch):
+    """What :func:`deploy_fake_stack` made."""
+
+    name: str
+    region: str
+    bucket: str
+    event_queue_url: str
+
+
+def create_versioned_bucket(bucket: str, *, region: str = "us-east-1") -> Any:
+    """Create a bucket with versioning enabled; return the S3 client."""
     s3 = boto3.client("s3", region_name=region)
-    sqs = boto3.client("sqs", region_name=region)
-    batch = boto3.client("batch", region_name=region)
     if region == "us-east-1":
         s3.create_bucket(Bucket=bucket)
     else:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    queue_url = sqs.create_queue(QueueName="manifest-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": MANIFEST_PREFIX},
-                                {"Name": "suffix", "Value": ".json"},
-                            ]
-                        }
-                    },
-                }
-            ]
-        },
-    )
-    drain(sqs, queue_url)  # S3 announces a new notification configuration with an s3:TestEvent
+    return s3
+
+
+def create_fake_batch(name: str = "StanFleet", *, bucket: str, region: str = "us-east-1") -> FakeBatch:
+    """A job queue on an UNMANAGED compute environment and the fit and compile job definitions.
+
+    The definitions run the container's commands with ``STANFLEET_BUCKET`` set to ``bucket``; the fit
+    jobs take :data:`FIT_VCPUS` vCPUs.
+    """
+    batch = boto3.client("batch", region_name=region)
     role = boto3.client("iam", region_name=region).create_role(
         RoleName=f"{name}-batch", AssumeRolePolicyDocument="{}"
     )["Role"]["Arn"]
@@ -128,22 +127,64 @@ def deploy_fake_stack(
         )["jobDefinitionArn"]
         for kind, command in (("fit", FIT_COMMAND), ("compile", COMPILE_COMMAND))
     }
-    outputs = {
-        "BucketName": bucket,
-        "JobQueueArn": job_queue,
-        "FitJobDefinitionArn": definitions["fit"],
-        "CompileJobDefinitionArn": definitions["compile"],
-    }
-    create_stack(name, outputs, region=region)
+    return FakeBatch(
+        job_queue_arn=job_queue,
+        fit_job_definition_arn=definitions["fit"],
+        compile_job_definition_arn=definitions["compile"],
+    )
+
+
+def deploy_fake_stack(
+    name: str = "StanFleet", *, region: str = "us-east-1", bucket: str = "stanfleet-e2e-bucket"
+) -> FakeStack:
+    """Create the stack's resources and a CloudFormation stack with its outputs, through boto3."""
+    s3 = create_versioned_bucket(bucket, region=region)
+    sqs = boto3.client("sqs", region_name=region)
+    queue_url = sqs.create_queue(QueueName="manifest-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": MANIFEST_PREFIX},
+                                {"Name": "suffix", "Value": ".json"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
+    drain(sqs, queue_url)  # S3 announces a new notification configuration with an s3:TestEvent
+    batch = create_fake_batch(name, bucket=bucket, region=region)
+    create_stack(name, stack_outputs(bucket, batch), region=region)
     return FakeStack(
         name=name,
         region=region,
         bucket=bucket,
         event_queue_url=queue_url,
-        job_queue_arn=job_queue,
-        fit_job_definition_arn=definitions["fit"],
-        compile_job_definition_arn=definitions["compile"],
+        job_queue_arn=batch.job_queue_arn,
+        fit_job_definition_arn=batch.fit_job_definition_arn,
+        compile_job_definition_arn=batch.compile_job_definition_arn,
     )
+
+
+def stack_outputs(bucket: str, batch: FakeBatch) -> dict[str, str]:
+    """The deployed stack's outputs the submitter reads (stacks/stanfleet_stack.py names them)."""
+    return {
+        "BucketName": bucket,
+        "JobQueueArn": batch.job_queue_arn,
+        "FitJobDefinitionArn": batch.fit_job_definition_arn,
+        "CompileJobDefinitionArn": batch.compile_job_definition_arn,
+    }
 
 
 def create_stack(name: str, outputs: Mapping[str, str], *, region: str = "us-east-1") -> None:

@@ -38,6 +38,7 @@ from runtime.manifest import Manifest
 from runtime.submit import main as submit_main
 from tests.runtime.batch_runner import (
     COMPILE_COMMAND,
+    CREDENTIALS,
     FIT_COMMAND,
     FIT_VCPUS,
     BatchRunner,
@@ -46,35 +47,11 @@ from tests.runtime.batch_runner import (
     deploy_fake_stack,
     manifest_events,
 )
+from tests.runtime.poisson_example import QUICK_SAMPLER, ROOT, example_arguments
 
 pytestmark = pytest.mark.aws_e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "poisson"
-COMMAND = [
-    str(EXAMPLE / "fit_data.stan"),
-    "--generator",
-    str(EXAMPLE / "generative_ensemble.stan"),
-    "--data",
-    str(EXAMPLE / "data.json"),
-    "--engine",
-    "pystan",
-    "--chains",
-    "2",
-    "--warmup",
-    "300",
-    "--samples",
-    "300",
-    "--thin",
-    "3",
-    "--no-progress",
-]
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+COMMAND = [*example_arguments(), "--engine", "pystan", *QUICK_SAMPLER, "--no-progress"]
 TIMINGS = ("sample_seconds", "total_seconds")
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
@@ -188,12 +165,11 @@ class Aws:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+def aws(
+    aws_credentials: None, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Aws]:
     """A fresh stack (own bucket, event queue, Batch queue, CloudFormation stack) for each test."""
-    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no session cached with another endpoint
     suffix = uuid.uuid4().hex[:8]
     stack = deploy_fake_stack(f"StanFleetE2E{suffix}", bucket=f"stanfleet-e2e-{suffix}")

@@ -44,16 +44,8 @@ def no_cmdstan(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def stack(aws_credentials: None) -> Iterator[str]:
     """A stack in moto (eu-west-1, not the default region) whose fit jobs take 4 vCPUs."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         fit = boto3.client("batch", region_name="eu-west-1").register_job_definition(
             jobDefinitionName="fit",

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -25,6 +24,7 @@ from runtime.keys import result_key
 from runtime.manifest import parse_manifest
 from runtime.s3_store import S3Store
 from runtime.trigger import claim_key
+from tests.runtime.batch_runner import create_versioned_bucket
 
 BUCKET = "stanfleet-executor-test"
 ENSEMBLE = "0123456789abcdef0123"
@@ -37,20 +37,9 @@ OUTPUTS = StackOutputs(
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def s3(aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        yield client
+        yield create_versioned_bucket(BUCKET)
 
 
 def job(job_id: str, status: str, **children: int) -> dict[str, Any]:

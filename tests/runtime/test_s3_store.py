@@ -15,14 +15,7 @@ BUCKET = "stanfleet-store-test"
 
 
 @pytest.fixture
-def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def bucket(aws_credentials: None) -> Iterator[str]:
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield BUCKET

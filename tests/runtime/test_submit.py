@@ -13,36 +13,16 @@ from typing import Any
 import pytest
 
 from runtime.submit import EXIT_MISCALIBRATED, main
+from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "poisson"
-MODEL = str(EXAMPLE / "fit_data.stan")
-GENERATOR = str(EXAMPLE / "generative_ensemble.stan")
-DATA = str(EXAMPLE / "data.json")
-FAST = [
-    "--chains",
-    "2",
-    "--warmup",
-    "300",
-    "--samples",
-    "300",
-    "--thin",
-    "3",
-    "--workers",
-    "2",
-    "--no-progress",
-]
+FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
 PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
 
 
 def run(tmp_path: Path, *extra: str, model: str = MODEL, generator: str = GENERATOR, data: str = DATA) -> int:
     return main(
         [
-            model,
-            "--generator",
-            generator,
-            "--data",
-            data,
+            *example_arguments(model, generator, data),
             "--store",
             str(tmp_path / "store"),
             "--out",
@@ -115,11 +95,7 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
         sys.executable,
         "-m",
         "runtime.submit",
-        MODEL,
-        "--generator",
-        GENERATOR,
-        "--data",
-        DATA,
+        *example_arguments(),
         "--store",
         str(tmp_path / "store"),
         "--out",

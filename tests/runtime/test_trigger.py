@@ -14,51 +14,22 @@ from moto import mock_aws
 from runtime import trigger
 from runtime.keys import result_key
 from runtime.manifest import Manifest
+from tests.runtime.batch_runner import create_fake_batch, create_versioned_bucket
 
 BUCKET = "stanfleet-test-bucket"
 ENSEMBLE = "0123456789abcdef0123"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def aws(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     trigger.s3_client.cache_clear()
     trigger.batch_client.cache_clear()
     with mock_aws(config={"batch": {"use_docker": False}}):
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        batch = boto3.client("batch")
-        role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        environment = batch.create_compute_environment(
-            computeEnvironmentName="stanfleet-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
-        )["computeEnvironmentArn"]
-        queue = batch.create_job_queue(
-            jobQueueName="queue",
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
-        )["jobQueueArn"]
-        definitions = {
-            name: batch.register_job_definition(
-                jobDefinitionName=name,
-                type="container",
-                containerProperties={"image": "worker", "vcpus": 1, "memory": 512, "command": ["Ref::store"]},
-            )["jobDefinitionArn"]
-            for name in ("fit", "compile")
-        }
-        monkeypatch.setenv("JOB_QUEUE_ARN", queue)
-        monkeypatch.setenv("FIT_JOB_DEFINITION_ARN", definitions["fit"])
-        monkeypatch.setenv("COMPILE_JOB_DEFINITION_ARN", definitions["compile"])
-        monkeypatch.setenv("MANIFEST_PREFIX", "manifests/")
-        monkeypatch.setenv("CLAIM_PREFIX", "claims/")
-        yield {"s3": s3, "batch": batch, "queue": queue}
+        s3 = create_versioned_bucket(BUCKET)
+        fake_batch = create_fake_batch(bucket=BUCKET)
+        for name, value in fake_batch.trigger_environment().items():
+            monkeypatch.setenv(name, value)
+        yield {"s3": s3, "batch": boto3.client("batch"), "queue": fake_batch.job_queue_arn}
         trigger.s3_client.cache_clear()
         trigger.batch_client.cache_clear()
 
