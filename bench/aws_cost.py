@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
 from runtime.keys import INPUT_BLOCK_SIZE  # noqa: E402
+from runtime.packing import replicates_per_child  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"
@@ -155,10 +156,10 @@ def measure_fit_times(replicates: int, engine: str, pin: bool, seed: int) -> Fit
 def s3_requests(replicates: int, per_child: int, run_seconds: float) -> S3Requests:
     """S3 requests of a first submission with --wait, from the code's access pattern (CmdStanPy engine).
 
-    Submitter (runtime.prepare, runtime.batch_executor): a results listing, a HEAD per input block and
-    for the spec, PUTs of the spec, the blocks and the manifest; while waiting, a results listing per
-    poll and a few claim GETs; at the end a listing plus a GET per result twice (the cost estimate and
-    the report). Trigger (runtime.trigger): manifest GET, results listing, claim PUT and rewrite.
+    Submitter (runtime.prepare, runtime.batch_executor): a results listing, an input-block listing, a
+    HEAD for the spec, PUTs of the spec, the blocks and the manifest; while waiting, a results listing
+    per poll and a few claim GETs; at the end a listing plus a GET per result (the report and the cost
+    estimate share one read). Trigger (runtime.trigger): manifest GET, results listing, claim PUT and rewrite.
     Compile job (runtime.worker, runtime.shared_builds): spec GET, build GET (a miss), HEAD, PUT.
     Each array child: spec, plan, build and its input block(s) GET; per replicate a HEAD (skip if
     done) and the result PUT.
@@ -174,9 +175,9 @@ def s3_requests(replicates: int, per_child: int, run_seconds: float) -> S3Reques
     claim_polls = 3
     return S3Requests(
         rows=[
-            ("submitter: plan, publish, manifest", 1 + blocks + 2, blocks + 1),
+            ("submitter: plan, publish, manifest", 2 + blocks + 2, 1),
             (f"submitter: waiting ({polls} polls of {POLL_SECONDS:.0f} s)", polls * pages, claim_polls),
-            ("submitter: cost estimate + report", 2 * pages, 2 * replicates + 1),
+            ("submitter: cost estimate + report", pages, replicates),
             ("trigger Lambda", 1 + 2, 1),
             ("compile job", 1, 3),
             (f"{children} array children", replicates, children * 3 + blocks_per_child + replicates),
@@ -207,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replicates-per-child",
         type=int,
-        default=20,
-        help="replicates per array child (default: %(default)s)",
+        default=None,
+        help="replicates per array child (default: what the submitter's --replicates-per-child auto picks "
+        "for the measured fit time)",
     )
     parser.add_argument(
         "--overhead-seconds",
@@ -233,12 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         "--no-pin", action="store_true", help="do not pin the measuring run to core 0 with taskset"
     )
     args = parser.parse_args(argv)
-    if args.measure < 1 or args.replicates < 1 or args.replicates_per_child < 1:
+    if args.measure < 1 or args.replicates < 1 or (args.replicates_per_child or 1) < 1:
         parser.error("--measure, --replicates and --replicates-per-child must be positive")
 
     started = time.perf_counter()
     times = measure_fit_times(args.measure, args.engine, not args.no_pin, args.seed)
     per_fit = times.mean
+    if args.replicates_per_child is None:
+        args.replicates_per_child = replicates_per_child(per_fit)
     children = math.ceil(args.replicates / args.replicates_per_child)
 
     fit_seconds = per_fit * args.replicates

@@ -27,12 +27,17 @@ class Backend:
     fit_engine: str
     local_engine: Engine
     where: str
-    make_executor: Callable[[int, bool], Executor]
+    make_executor: Callable[[int, bool, int], Executor]
     vcpus_per_job: float | None = None
 
-    def executor(self, *, requested: int, wait: bool) -> Executor:
+    @property
+    def packs_replicates(self) -> bool:
+        """Whether jobs fit several replicates each (the AWS backend's array children)."""
+        return self.vcpus_per_job is not None
+
+    def executor(self, *, requested: int, wait: bool, replicates_per_child: int = 1) -> Executor:
         """The executor for an ensemble of ``requested`` replicates."""
-        return self.make_executor(requested, wait)
+        return self.make_executor(requested, wait, replicates_per_child)
 
 
 def open_backend(args: argparse.Namespace) -> Backend:
@@ -49,7 +54,7 @@ def open_backend(args: argparse.Namespace) -> Backend:
             fit_engine=fit_engine,
             local_engine=get_engine(fit_engine),
             where=f"on {args.workers} local worker(s)",
-            make_executor=lambda requested, wait: LocalProcessExecutor(store, args.workers),
+            make_executor=lambda requested, wait, per_child: LocalProcessExecutor(store, args.workers),
         )
     return _aws_backend(args)
 
@@ -67,12 +72,12 @@ def _aws_backend(args: argparse.Namespace) -> Backend:
         store=store,
         fit_engine=fit_engine,
         local_engine=get_engine(local),
-        where=f"on AWS Batch (stack {args.stack}, {args.replicates_per_child} replicates per job)",
-        make_executor=lambda requested, wait: BatchExecutor(
+        where=f"on AWS Batch (stack {args.stack})",
+        make_executor=lambda requested, wait, per_child: BatchExecutor(
             store,
             outputs,
             requested=requested,
-            replicates_per_child=args.replicates_per_child,
+            replicates_per_child=per_child,
             wait=wait,
             region=args.region,
         ),

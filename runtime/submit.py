@@ -17,11 +17,15 @@ from runtime.aws_stack import DEFAULT_STACK
 from runtime.backends import BACKENDS, open_backend
 from runtime.base_data import load_base_data
 from runtime.collect import report_ensemble
-from runtime.conform import conform_base_data
+from runtime.conform import ReplicateInputs, conform_base_data
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.engines import ENGINE_NAMES
+from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError
+from runtime.fit_replicate import fit_replicate
 from runtime.generators import open_generator
+from runtime.manifest import MAX_REPLICATES_PER_CHILD
+from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
 from runtime.prepare import (
     check_against_model,
     first_missing_inputs,
@@ -47,6 +51,45 @@ def thin_value(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
+
+
+def per_child_value(text: str) -> int | str:
+    """``auto`` or an int (validated later with the other flags)."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}") from None
+
+
+def choose_replicates_per_child(
+    requested: int | str, model: CompiledModel, first: ReplicateInputs, spec: EnsembleSpec
+) -> int:
+    """The flag's value, or for ``auto`` the packing that one timed local fit of the first replicate suggests."""
+    if requested != AUTO:
+        return int(requested)
+    trial = fit_replicate(
+        model,
+        first,
+        base_data=spec.base_data,
+        settings=spec.settings,
+        seed=fit_seed(spec.ensemble_id, first.replicate),
+        engine=spec.engine,
+        score_log_lik=False,
+    )
+    if trial.status != "ok":
+        print(
+            f"a trial fit of replicate {first.replicate} failed here ({trial.error}); "
+            f"packing {DEFAULT_REPLICATES_PER_CHILD} replicates per array child"
+        )
+        return DEFAULT_REPLICATES_PER_CHILD
+    per_child = replicates_per_child(trial.sample_seconds)
+    print(
+        f"a trial fit took {trial.sample_seconds:.2f} s here: {per_child} replicates per array child "
+        f"(about {per_child * trial.sample_seconds / 60:.1f} min each)"
+    )
+    return per_child
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,9 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     aws.add_argument("--region", help="the stack's AWS region (default: the AWS configuration's)")
     aws.add_argument(
         "--replicates-per-child",
-        type=int,
-        default=DEFAULT_REPLICATES_PER_CHILD,
-        help="replicates each Batch array child fits in turn, so children run minutes, not seconds "
+        type=per_child_value,
+        default=AUTO,
+        help="replicates each Batch array child fits in turn, so children run minutes, not seconds; "
+        f"auto times one fit here and packs about {TARGET_CHILD_SECONDS:.0f} s of fits per child "
         "(default: %(default)s)",
     )
     aws.add_argument(
@@ -197,8 +241,11 @@ def run(args: argparse.Namespace) -> int:
         model = backend.local_engine.compile(args.model)
         first = first_missing_inputs(plan, new_blocks, backend.store)
         check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
+        per_child = 1
+        if backend.packs_replicates:
+            per_child = choose_replicates_per_child(args.replicates_per_child, model, first, spec)
         publish(spec, new_blocks, backend.store)
-        executor = backend.executor(requested=plan.requested, wait=args.wait)
+        executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         with progress_reporter(len(plan.missing), enabled=not args.no_progress and args.wait) as on_progress:
             executor.run(ensemble_id, plan.missing, on_progress)
         if not args.wait:
@@ -239,9 +286,10 @@ def validated_settings(args: argparse.Namespace) -> SamplerSettings:
         raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
     if args.workers < 1:
         raise StanFleetError(f"--workers must be a positive integer, got {args.workers}")
-    if args.replicates_per_child < 1:
+    if args.replicates_per_child != AUTO and not 1 <= args.replicates_per_child <= MAX_REPLICATES_PER_CHILD:
         raise StanFleetError(
-            f"--replicates-per-child must be a positive integer, got {args.replicates_per_child}"
+            f"--replicates-per-child must be 'auto' or an integer in 1..{MAX_REPLICATES_PER_CHILD}, "
+            f"got {args.replicates_per_child}"
         )
     settings = SamplerSettings(
         chains=args.chains,

@@ -99,9 +99,11 @@ def test_aws_auto_fits_with_cmdstanpy_and_checks_locally_with_pystan(stack: str)
     assert isinstance(backend.store, S3Store)
     assert backend.store.uri == "s3://stanfleet-bucket"
     assert backend.vcpus_per_job == 4.0
-    assert backend.where == "on AWS Batch (stack StanFleet, 5 replicates per job)"
-    executor = backend.executor(requested=10, wait=False)
+    assert backend.where == "on AWS Batch (stack StanFleet)"
+    assert backend.packs_replicates
+    executor = backend.executor(requested=10, wait=False, replicates_per_child=5)
     assert isinstance(executor, BatchExecutor)
+    assert executor._replicates_per_child == 5
 
 
 def test_aws_with_pystan_fits_with_pystan(stack: str) -> None:

@@ -10,10 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from runtime.submit import EXIT_MISCALIBRATED, main
+from runtime.conform import ReplicateInputs
+from runtime.engines import get_engine
+from runtime.settings import SamplerSettings
+from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, main
 from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
+from tests.runtime.test_worker import MODEL_CODE
 
 FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
 PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
@@ -231,3 +237,22 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--no-progress",
     ]:
         assert flag in text
+
+
+def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    model_file = Path(MODEL)
+    model = get_engine("pystan").compile(model_file)
+    spec = EnsembleSpec(
+        "fit_data",
+        MODEL_CODE,
+        GeneratorSource("python", "x", "m:f"),
+        {"N": 5},
+        1,
+        SamplerSettings(chains=2, warmup=200, samples=600),
+        "pystan",
+    )
+    inputs = ReplicateInputs(0, {"lambda": np.array(2.0)}, {"y": np.array([1, 2, 3, 0, 2])})
+    per_child = choose_replicates_per_child("auto", model, inputs, spec)
+    assert per_child >= 1
+    assert f"{per_child} replicates per array child" in capsys.readouterr().out
+    assert choose_replicates_per_child(7, model, inputs, spec) == 7
