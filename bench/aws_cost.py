@@ -40,10 +40,7 @@ sys.path.insert(0, str(ROOT))
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
 from runtime.keys import INPUT_BLOCK_SIZE  # noqa: E402
 from runtime.packing import replicates_per_child  # noqa: E402
-
-EXAMPLE = ROOT / "examples" / "poisson"
-MODEL = EXAMPLE / "fit_data.stan"
-GENERATOR = EXAMPLE / "generative_ensemble.stan"
+from tests.runtime.poisson_example import example_arguments  # noqa: E402
 
 BASELINE_2018_USD_PER_1000 = 0.97
 GOAL_USD_PER_1000 = 0.01
@@ -111,11 +108,7 @@ def measure_fit_times(replicates: int, engine: str, pin: bool, seed: int) -> Fit
             sys.executable,
             "-m",
             "runtime.submit",
-            str(MODEL),
-            "--generator",
-            str(GENERATOR),
-            "--data",
-            str(EXAMPLE / "data.json"),
+            *example_arguments(),
             "--replicates",
             str(replicates),
             "--seed",

@@ -21,6 +21,10 @@ import numpy as np
 import stan
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.runtime.poisson_example import example_arguments  # noqa: E402
+
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"
 GENERATOR = EXAMPLE / "generative_ensemble.stan"
@@ -31,11 +35,7 @@ def submit_command(replicates: int, workers: int, store: Path, out: Path) -> lis
         sys.executable,
         "-m",
         "runtime.submit",
-        str(MODEL),
-        "--generator",
-        str(GENERATOR),
-        "--data",
-        str(EXAMPLE / "data.json"),
+        *example_arguments(),
         "--replicates",
         str(replicates),
         "--workers",
