@@ -16,7 +16,7 @@ from typing import Any
 from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs
 from runtime.batch_executor import manifest_key
 from runtime.cost import estimate_cost
-from runtime.errors import StanFleetError
+from runtime.errors import StanFleetError, exit_status
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.prepare import load_results
 from runtime.report import write_report
@@ -74,26 +74,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replicates", type=int, help="R (default: from the ensemble's manifest)")
     parser.add_argument("--out", type=Path, help="report directory (default: sbc-report/<model>-<id prefix>)")
     args = parser.parse_args(argv)
-    try:
-        if args.replicates is not None and args.replicates < 1:
-            raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
-        store = (
-            open_store(args.store)
-            if args.store
-            else S3Store(read_stack_outputs(args.stack, args.region).bucket, region=args.region)
-        )
-        spec = load_spec(store, args.ensemble_id)
-        requested = args.replicates or requested_replicates(store, args.ensemble_id)
-        run = {
-            "model_name": spec.model_name,
-            "engine": spec.engine,
-            "seed": spec.seed,
-            "settings": spec.settings.to_dict(),
-        }
-        report_ensemble(store, args.ensemble_id, requested=requested, reused=0, out_dir=args.out, run=run)
-    except StanFleetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return exit_status(lambda: collect(args))
+
+
+def collect(args: argparse.Namespace) -> int:
+    """Write the report of ``args.ensemble_id`` from the results in its store."""
+    if args.replicates is not None and args.replicates < 1:
+        raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+    store = (
+        open_store(args.store)
+        if args.store
+        else S3Store(read_stack_outputs(args.stack, args.region).bucket, region=args.region)
+    )
+    spec = load_spec(store, args.ensemble_id)
+    requested = args.replicates or requested_replicates(store, args.ensemble_id)
+    run = {
+        "model_name": spec.model_name,
+        "engine": spec.engine,
+        "seed": spec.seed,
+        "settings": spec.settings.to_dict(),
+    }
+    report_ensemble(store, args.ensemble_id, requested=requested, reused=0, out_dir=args.out, run=run)
     return 0
 
 

@@ -1,5 +1,19 @@
-"""The product's one base exception."""
+"""The product's one base exception, and how command lines report it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 
 class StanFleetError(Exception):
     """A user-facing error: the CLI prints its message on one line and exits non-zero."""
+
+
+def exit_status(command: Callable[[], int]) -> int:
+    """Run a command line's body: a StanFleetError becomes ``error: <message>`` on stderr and exit 1."""
+    try:
+        return command()
+    except StanFleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

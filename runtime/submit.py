@@ -21,7 +21,7 @@ from runtime.conform import ReplicateInputs, conform_base_data
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.engines import ENGINE_NAMES
 from runtime.engines.base import CompiledModel
-from runtime.errors import StanFleetError
+from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
 from runtime.generators import open_generator
 from runtime.manifest import MAX_REPLICATES_PER_CHILD
@@ -64,7 +64,7 @@ def per_child_value(text: str) -> int | str:
 
 
 def choose_replicates_per_child(
-    requested: int | str, model: CompiledModel, first: ReplicateInputs, spec: EnsembleSpec
+    requested: int | str, model: CompiledModel, first: ReplicateInputs, spec: EnsembleSpec, *, engine: str
 ) -> int:
     """The flag's value, or for ``auto`` the packing that one timed local fit of the first replicate suggests."""
     if requested != AUTO:
@@ -75,7 +75,7 @@ def choose_replicates_per_child(
         base_data=spec.base_data,
         settings=spec.settings,
         seed=fit_seed(spec.ensemble_id, first.replicate),
-        engine=spec.engine,
+        engine=engine,
         score_log_lik=False,
     )
     if trial.status != "ok":
@@ -243,7 +243,9 @@ def run(args: argparse.Namespace) -> int:
         check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
         per_child = 1
         if backend.packs_replicates:
-            per_child = choose_replicates_per_child(args.replicates_per_child, model, first, spec)
+            per_child = choose_replicates_per_child(
+                args.replicates_per_child, model, first, spec, engine=backend.local_engine.name
+            )
         publish(spec, new_blocks, backend.store)
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         with progress_reporter(len(plan.missing), enabled=not args.no_progress and args.wait) as on_progress:
@@ -307,10 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one-line errors, no traceback, non-zero exit."""
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
-    except StanFleetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exit_status(lambda: run(args))
     except KeyboardInterrupt:
         print("interrupted: finished results are kept; rerun the same command to resume", file=sys.stderr)
         return 130

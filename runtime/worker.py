@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from runtime.engines import get_engine
-from runtime.errors import StanFleetError
+from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
 from runtime.inputs_store import InputBlockReader
 from runtime.keys import result_key, spec_key
@@ -123,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.add_argument("--plan", help="store key of an array plan: fit this Batch array child's slice of it")
     work.add_argument("--compile-only", action="store_true", help="compile the model and publish the build")
     args = parser.parse_args(argv)
-    try:
+
+    def fit_or_compile() -> int:
         store = open_store(args.store)
         if args.compile_only:
             compile_ensemble_model(store, args.ensemble_id)
@@ -132,10 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.plan is not None:
                 replicates = replicates_of_child(store, args.plan, child_index(os.environ))
             run_worker(store, args.ensemble_id, replicates)
-    except StanFleetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return exit_status(fit_or_compile)
 
 
 if __name__ == "__main__":

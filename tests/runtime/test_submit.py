@@ -252,7 +252,7 @@ def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) ->
         "pystan",
     )
     inputs = ReplicateInputs(0, {"lambda": np.array(2.0)}, {"y": np.array([1, 2, 3, 0, 2])})
-    per_child = choose_replicates_per_child("auto", model, inputs, spec)
+    per_child = choose_replicates_per_child("auto", model, inputs, spec, engine="pystan")
     assert per_child >= 1
     assert f"{per_child} replicates per array child" in capsys.readouterr().out
-    assert choose_replicates_per_child(7, model, inputs, spec) == 7
+    assert choose_replicates_per_child(7, model, inputs, spec, engine="pystan") == 7

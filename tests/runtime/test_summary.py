@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -212,10 +213,11 @@ def test_run_description_and_fit_time_are_carried_into_the_summary(
     uniform_results: list[ReplicateResult],
 ) -> None:
     run = {"engine": "pystan", "settings": {"chains": 4}}
-    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=3, run=run)
+    timed = [dataclasses.replace(r, total_seconds=0.5 + r.replicate) for r in uniform_results]
+    summary = summarize(timed, ensemble_id="ens-uniform", requested=100, reused=3, run=run)
     as_dict = summary.to_dict()
     assert as_dict["run"] == run
-    assert as_dict["fit_seconds_total"] == pytest.approx(sum(r.total_seconds for r in uniform_results))
+    assert as_dict["fit_seconds_total"] == pytest.approx(100 * 0.5 + sum(range(100)))
     assert as_dict["replicates"]["reused"] == 3
 
 
