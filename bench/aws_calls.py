@@ -8,7 +8,7 @@ Then
 
 1. the submitter runs its AWS path, ``runtime.submit.main([... --backend aws --no-wait])`` on the
    bundled Poisson example with PyStan: it simulates the R datasets locally (fixed_param), publishes
-   the spec and input blocks, lists existing results and uploads one manifest, and returns;
+   the spec, one input pack and the run record, lists existing results and uploads one manifest, and returns;
 2. the trigger Lambda's ``runtime.trigger.handler`` gets the S3 event of that manifest upload (key
    and versionId) and submits the compile job and the array job(s).
 
@@ -237,15 +237,18 @@ def describe(calls: Counter[str]) -> str:
 def expected_growth(replicates: int, existing: int, per_child: int) -> dict[str, int]:
     """What the code says the R-dependent counts should be, to check the measured table against."""
     missing = replicates - existing
-    blocks_needed = len({r // INPUT_BLOCK_SIZE for r in range(existing, replicates)})
     pages = max(1, math.ceil(existing / LIST_PAGE))
-    published_blocks = math.ceil(existing / INPUT_BLOCK_SIZE) if existing else 0
-    input_pages = max(1, math.ceil(published_blocks / LIST_PAGE))
     children = math.ceil(missing / per_child)
+    resubmission = existing > 0
     return {
-        "submitter ListObjectsV2": pages + input_pages,
+        # results (plan_ensemble), input packs (simulate_missing_blocks), and on a resubmission the
+        # input packs again to read the first missing replicate's inputs (first_missing_inputs)
+        "submitter ListObjectsV2": pages + 1 + resubmission,
         "submitter HeadObject": 1,
-        "submitter PutObject": (blocks_needed + 2) if existing == 0 else 1,
+        # first: the spec, one input pack, the run record, the manifest; resubmission: run record, manifest
+        "submitter PutObject": 2 if resubmission else 4,
+        # the first missing replicate's inputs from the store: the pack header, then its block's bytes
+        "submitter GetObject": 2 if resubmission else 0,
         "handler ListObjectsV2": pages,
         "handler SubmitJob": 1 + math.ceil(children / trigger.MAX_ARRAY_SIZE),
     }
@@ -303,17 +306,16 @@ def print_report(rows: list[Row], per_child: int, warm_seconds: float) -> None:
 
     print(
         "\nWhat grows with R, and why:\n"
-        f"  submitter PutObject   one per input block of {INPUT_BLOCK_SIZE} replicates, plus the spec and the\n"
-        "                        manifest (ceil(R/100) + 2 on a first submission; 1, the manifest, when\n"
-        "                        every block is already published).\n"
         f"  ListObjectsV2         one page per {LIST_PAGE} existing results, at least one, in the submitter\n"
-        "                        (plan_ensemble) and again in the handler (missing_replicates); the\n"
-        f"                        submitter also lists the published input blocks (one page per {LIST_PAGE}).\n"
+        "                        (plan_ensemble) and again in the handler (missing_replicates).\n"
         f"  handler SubmitJob     1 compile job + ceil(children / {trigger.MAX_ARRAY_SIZE:,}) array jobs, children =\n"
         f"                        ceil(missing / {per_child}); 2 up to {trigger.MAX_ARRAY_SIZE * per_child:,} missing replicates.\n"
-        "  Everything else is constant: DescribeStacks 1, DescribeJobDefinitions 1, HeadObject 1 (spec) (submitter);\n"
-        "  GetObject 1 (manifest), PutObject 2 (conditional claim, claim rewrite with job ids) (handler).\n"
-        "  Results are uploaded by the workers, not counted here (no fits run)."
+        "  Everything else is constant in R. Submitter: DescribeStacks 1, DescribeJobDefinitions 1, HeadObject 1\n"
+        f"  (spec), one listing of the input packs; PutObject 4 on a first submission (spec, one input pack\n"
+        f"  holding every new block of {INPUT_BLOCK_SIZE} replicates, run record, manifest) and 2 on a resubmission\n"
+        "  (run record, manifest), which also lists the packs again and makes 2 ranged GETs for the first\n"
+        "  missing replicate's inputs. Handler: GetObject 1 (manifest), PutObject 2 (conditional claim, claim\n"
+        "  rewrite with job ids). Results are uploaded by the workers, not counted here (no fits run)."
     )
 
 

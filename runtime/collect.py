@@ -1,7 +1,8 @@
 """Write the report of an ensemble from the results it has so far: ``python -m runtime.collect ID``.
 
 For ensembles launched with ``--backend aws --no-wait`` (or still running): reads the results from the
-deployed stack's bucket (or any ``--store``) and writes the same report as the submitter.
+deployed stack's bucket (or any ``--store``) and writes the same report as the submitter, with the
+submitter's run fields and cost estimate from the ensemble's run record (:mod:`runtime.run_record`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from runtime.errors import StanFleetError, exit_status
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.prepare import load_results
 from runtime.report import write_report
+from runtime.run_record import load_run_record
 from runtime.s3_store import S3Store
 from runtime.store import ObjectStore, open_store
 from runtime.summary import EnsembleSummary, summarize, verdict_table
@@ -88,13 +90,20 @@ def collect(args: argparse.Namespace) -> int:
     )
     spec = load_spec(store, args.ensemble_id)
     requested = args.replicates or requested_replicates(store, args.ensemble_id)
-    run = {
-        "model_name": spec.model_name,
-        "engine": spec.engine,
-        "seed": spec.seed,
-        "settings": spec.settings.to_dict(),
-    }
-    report_ensemble(store, args.ensemble_id, requested=requested, reused=0, out_dir=args.out, run=run)
+    record = load_run_record(store, args.ensemble_id)
+    if record is None:  # published before submitters wrote a run record: what the spec says
+        run: dict[str, Any] = {
+            "model_name": spec.model_name,
+            "engine": spec.engine,
+            "seed": spec.seed,
+            "settings": spec.settings.to_dict(),
+        }
+        pricing = None
+    else:
+        run, pricing = record.run, record.pricing
+    report_ensemble(
+        store, args.ensemble_id, requested=requested, reused=0, out_dir=args.out, run=run, pricing=pricing
+    )
     return 0
 
 

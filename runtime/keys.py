@@ -3,7 +3,10 @@
 ::
 
     ensembles/<id>/spec.json                    the ensemble spec (immutable once written)
-    ensembles/<id>/inputs/block-<b:05d>.json    true values and simulated data, INPUT_BLOCK_SIZE replicates
+    ensembles/<id>/run.json                     how the submitter ran it (runtime.run_record), for collect
+    ensembles/<id>/inputs/blocks-<first:05d>-<last:05d>.jsonl
+                                                one input pack: input blocks first..last (each block: true
+                                                values and simulated data of INPUT_BLOCK_SIZE replicates)
     ensembles/<id>/results/<r:06d>.json         one ReplicateResult per replicate, written when done
 """
 
@@ -34,18 +37,25 @@ def block_replicates(block: int) -> range:
 
 
 def inputs_prefix(ensemble_id: str) -> str:
-    """Prefix of every input block of one ensemble."""
+    """Prefix of every input pack of one ensemble."""
     return f"{ensemble_prefix(ensemble_id)}inputs/"
 
 
-def inputs_key(ensemble_id: str, block: int) -> str:
-    """Key of one input block."""
-    return f"{inputs_prefix(ensemble_id)}block-{block:05d}.json"
+def inputs_pack_key(ensemble_id: str, blocks: range) -> str:
+    """Key of the input pack holding the consecutive input blocks ``blocks``."""
+    return f"{inputs_prefix(ensemble_id)}blocks-{blocks.start:05d}-{blocks.stop - 1:05d}.jsonl"
 
 
-def block_of_inputs_key(key: str) -> int:
-    """Inverse of :func:`inputs_key` for the block number."""
-    return int(key.rsplit("/", 1)[1].removeprefix("block-").removesuffix(".json"))
+def blocks_of_inputs_pack_key(key: str) -> range | None:
+    """Inverse of :func:`inputs_pack_key` for the blocks; None for a key that is not an input pack."""
+    name = key.rsplit("/", 1)[1]
+    if not (name.startswith("blocks-") and name.endswith(".jsonl")):
+        return None
+    first, _, last = name.removeprefix("blocks-").removesuffix(".jsonl").partition("-")
+    try:
+        return range(int(first), int(last) + 1)
+    except ValueError:
+        return None
 
 
 def results_prefix(ensemble_id: str) -> str:
@@ -61,3 +71,8 @@ def result_key(ensemble_id: str, replicate: int) -> str:
 def replicate_of_result_key(key: str) -> int:
     """Inverse of :func:`result_key` for the replicate number."""
     return int(key.rsplit("/", 1)[1].removesuffix(".json"))
+
+
+def run_key(ensemble_id: str) -> str:
+    """Key of the submitter's run record (:mod:`runtime.run_record`)."""
+    return f"{ensemble_prefix(ensemble_id)}run.json"

@@ -14,14 +14,11 @@ from runtime.conform import ReplicateInputs, conform_replicate
 from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError
 from runtime.generators import Generator
-from runtime.inputs_store import InputBlockReader, encode_block
+from runtime.inputs_store import InputReader, publish_inputs, published_packs
 from runtime.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
-    block_of_inputs_key,
     block_replicates,
-    inputs_key,
-    inputs_prefix,
     replicate_of_result_key,
     results_prefix,
     spec_key,
@@ -57,7 +54,7 @@ def simulate_missing_blocks(
 ) -> dict[int, list[ReplicateInputs]]:
     """Simulate and conform every input block the missing replicates need and the store lacks."""
     ensemble_id = plan.spec.ensemble_id
-    published = {block_of_inputs_key(key) for key in store.list_keys(inputs_prefix(ensemble_id))}
+    published = set(published_packs(store, ensemble_id))
     blocks: dict[int, list[ReplicateInputs]] = {}
     for block in sorted({block_of(r) for r in plan.missing} - published):
         simulations = generator.simulate_block(ensemble_id, block)
@@ -91,16 +88,15 @@ def first_missing_inputs(
     block = block_of(first)
     if block in new_blocks:
         return new_blocks[block][first % INPUT_BLOCK_SIZE]
-    return InputBlockReader(store, plan.spec.ensemble_id).replicate(first)
+    return InputReader(store, plan.spec.ensemble_id).replicate(first)
 
 
 def publish(spec: EnsembleSpec, new_blocks: Mapping[int, list[ReplicateInputs]], store: ObjectStore) -> None:
-    """Write the spec (once) and the new input blocks."""
+    """Write the spec (once) and the new input blocks (one pack per run of consecutive blocks)."""
     ensemble_id = spec.ensemble_id
     if not store.exists(spec_key(ensemble_id)):
         store.put(spec_key(ensemble_id), spec.to_json())
-    for block, inputs in new_blocks.items():
-        store.put(inputs_key(ensemble_id, block), encode_block(block, inputs))
+    publish_inputs(store, ensemble_id, new_blocks)
 
 
 def load_results(store: ObjectStore, ensemble_id: str, requested: int) -> list[ReplicateResult]:

@@ -1,4 +1,4 @@
-"""The S3 object store: the same four operations as the local directory store, on a bucket.
+"""The S3 object store: the same operations as the local directory store, on a bucket.
 
 ``s3://bucket`` or ``s3://bucket/prefix``. The endpoint and region follow boto3's own configuration
 (e.g. ``AWS_ENDPOINT_URL_S3`` for a moto server) unless a region is given. S3 writes are atomic per
@@ -36,6 +36,24 @@ class S3Store:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
                 raise KeyError(key) from None
             raise
+        return body
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Return bytes ``start..stop-1`` of the object (fewer at its end) with one ranged GET."""
+        if stop <= start:
+            return b""
+        try:
+            response = self._client.get_object(
+                Bucket=self.bucket, Key=self.prefix + key, Range=f"bytes={start}-{stop - 1}"
+            )
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("NoSuchKey", "404"):
+                raise KeyError(key) from None
+            if code == "InvalidRange":  # start is past the end of the object
+                return b""
+            raise
+        body: bytes = response["Body"].read()
         return body
 
     def put(self, key: str, payload: bytes) -> None:

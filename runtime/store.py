@@ -1,7 +1,7 @@
 """The object-store seam: where specs, inputs and results live.
 
 A store holds byte objects under ``/``-separated keys. ``LocalDirectoryStore`` maps keys to files
-under a directory; ``runtime.s3_store.S3Store`` keeps them in a bucket, with the same four methods.
+under a directory; ``runtime.s3_store.S3Store`` keeps them in a bucket, with the same methods.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes:
         """Return the object's bytes; KeyError if it does not exist."""
+        ...
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Return bytes ``start..stop-1`` of the object (fewer at its end); KeyError if it does not exist."""
         ...
 
     def put(self, key: str, payload: bytes) -> None:
@@ -52,6 +56,15 @@ class LocalDirectoryStore:
         """Return the object's bytes; KeyError if it does not exist."""
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def get_range(self, key: str, start: int, stop: int) -> bytes:
+        """Return bytes ``start..stop-1`` of the object (fewer at its end); KeyError if it does not exist."""
+        try:
+            with self._path(key).open("rb") as file:
+                file.seek(start)
+                return file.read(max(0, stop - start))
         except FileNotFoundError:
             raise KeyError(key) from None
 

@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from runtime.aws_stack import DEFAULT_STACK
 from runtime.backends import BACKENDS, open_backend
@@ -34,6 +33,7 @@ from runtime.prepare import (
     simulate_missing_blocks,
 )
 from runtime.progress import progress_reporter
+from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
@@ -225,6 +225,16 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         engine=backend.fit_engine,
     )
+    record = RunRecord(
+        model=str(args.model),
+        model_name=spec.model_name,
+        generator=args.generator,
+        engine=spec.engine,
+        backend=args.backend,
+        seed=spec.seed,
+        settings=settings.to_dict(),
+        pricing=None if backend.vcpus_per_job is None else (backend.vcpus_per_job, args.spot_price),
+    )
     plan = plan_ensemble(spec, backend.store, args.replicates)
     ensemble_id = spec.ensemble_id
     print(
@@ -247,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
                 args.replicates_per_child, model, first, spec, engine=backend.local_engine.name
             )
         publish(spec, new_blocks, backend.store)
+        save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         with progress_reporter(len(plan.missing), enabled=not args.no_progress and args.wait) as on_progress:
             executor.run(ensemble_id, plan.missing, on_progress)
@@ -258,24 +269,14 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
 
-    run_info: dict[str, Any] = {
-        "model": str(args.model),
-        "model_name": spec.model_name,
-        "generator": args.generator,
-        "engine": spec.engine,
-        "backend": args.backend,
-        "seed": spec.seed,
-        "settings": settings.to_dict(),
-    }
-    pricing = None if backend.vcpus_per_job is None else (backend.vcpus_per_job, args.spot_price)
     summary, _ = report_ensemble(
         backend.store,
         ensemble_id,
         requested=plan.requested,
         reused=plan.reused,
         out_dir=args.out,
-        run=run_info,
-        pricing=pricing,
+        run=record.run,
+        pricing=record.pricing,
     )
     if args.fail_on_miscalibration and summary.calibrated is False:
         return EXIT_MISCALIBRATED

@@ -7,8 +7,9 @@ Three forms, all with ``--store URI --ensemble-id ID``:
   child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default to 0).
 - ``--compile-only``: compile the model and publish the build to the store (the compile job).
 
-Replicates that already have a result are skipped, and each result is written the moment it is
-done, so a killed worker (or a reclaimed spot instance) loses at most the fit in flight.
+Replicates that already have a result when the worker starts (one listing) are skipped, and each
+result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
+most the fit in flight.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from runtime.engines import get_engine
 from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
-from runtime.inputs_store import InputBlockReader
-from runtime.keys import result_key, spec_key
+from runtime.inputs_store import InputReader
+from runtime.keys import replicate_of_result_key, result_key, results_prefix, spec_key
 from runtime.model_files import materialize_stan_program
 from runtime.scoring import LOG_LIK_NAME
 from runtime.shared_builds import compile_shared
@@ -53,12 +54,11 @@ def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) 
     program = materialize_stan_program(spec.model_code, spec.model_name)
     score_log_lik = LOG_LIK_NAME in read_model_info(program).generated_quantities
     model = compile_shared(get_engine(spec.engine), program, store, publish=False)
-    inputs = InputBlockReader(store, ensemble_id)
-    fitted = 0
-    for replicate in replicates:
-        key = result_key(ensemble_id, replicate)
-        if store.exists(key):
-            continue
+    done = {replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))}
+    todo = [replicate for replicate in replicates if replicate not in done]
+    inputs = InputReader(store, ensemble_id)
+    inputs.prefetch(todo)
+    for replicate in todo:
         result = fit_replicate(
             model,
             inputs.replicate(replicate),
@@ -68,9 +68,8 @@ def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) 
             engine=spec.engine,
             score_log_lik=score_log_lik,
         )
-        store.put(key, result.to_json())
-        fitted += 1
-    return fitted
+        store.put(result_key(ensemble_id, replicate), result.to_json())
+    return len(todo)
 
 
 def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[int]:

@@ -8,7 +8,7 @@ characters there, ``/`` included).
 from __future__ import annotations
 
 ENSEMBLES = "ensembles/"
-"""``ensembles/<id>/spec.json``, ``ensembles/<id>/inputs/...`` and ``ensembles/<id>/results/<r>.json``."""
+"""``ensembles/<id>/spec.json``, ``run.json``, ``inputs/...`` and ``results/<r>.json``; jobs never read ``run.json``."""
 MODELS = "models/"
 """The compiled-model cache: jobs read and write it."""
 MANIFESTS = "manifests/"

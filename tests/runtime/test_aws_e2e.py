@@ -266,7 +266,9 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     assert all(len(versions) == 1 for versions in written.values())  # each child fitted its own share
 
     assert collect_main([ensemble_id, "--stack", aws.stack.name, "--out", str(aws.tmp / "collected")]) == 0
-    assert "verdict: CALIBRATED" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "verdict: CALIBRATED" in output
+    assert "estimated cost: $" in output
     collected = json.loads((aws.tmp / "collected" / "summary.json").read_text())
 
     local_store = aws.tmp / "local-store"
@@ -275,16 +277,20 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     assert ensemble_of(capsys.readouterr().out) == ensemble_id  # the backend is not part of the id
     expected = json.loads((aws.tmp / "local-report" / "summary.json").read_text())
 
+    collected_fit_seconds = collected["fit_seconds_total"]
     for summary in (collected, expected):
         assert summary.pop("fit_seconds_total") > 0
         summary["replicates"].pop("reused")
     collected_run, expected_run = collected.pop("run"), expected.pop("run")
     assert collected == expected
     assert collected["replicates"] == {"requested": 12, "succeeded": 12, "failed": 0}
-    # collect knows the spec, not the submitting command line: the model path, the --generator
-    # argument and the backend are the local report's only extra run fields.
-    assert collected_run == {key: expected_run[key] for key in collected_run}
-    assert set(expected_run) - set(collected_run) == {"model", "generator", "backend"}
+    # collect reports the submitter's run record: its run fields, as a --wait submission would, and
+    # the cost estimate of the AWS backend; apart from those two, the runs match.
+    assert collected_run.pop("backend") == "aws"
+    cost = collected_run.pop("cost_estimate")
+    assert cost["vcpu_seconds"] == pytest.approx(collected_fit_seconds * FIT_VCPUS)
+    assert expected_run.pop("backend") == "local"
+    assert collected_run == expected_run
 
     for key in aws.keys(results_prefix(ensemble_id)):  # the same fits: same seeds, same draws
         body = aws.s3.get_object(Bucket=aws.stack.bucket, Key=key)["Body"].read()

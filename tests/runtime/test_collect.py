@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 from runtime.batch_executor import manifest_key
 from runtime.collect import main, requested_replicates
 from runtime.errors import StanFleetError
-from runtime.keys import result_key, spec_key
+from runtime.keys import result_key, run_key, spec_key
 from runtime.manifest import Manifest
+from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
@@ -38,10 +40,11 @@ def store(tmp_path: Path) -> LocalDirectoryStore:
     return store
 
 
-def add_results(store: LocalDirectoryStore, replicates: list[int]) -> None:
+def add_results(store: LocalDirectoryStore, replicates: list[int], seconds: float = 0.0) -> None:
     results = ensemble(max(replicates) + 1, uniform_rank)
     for replicate in replicates:
-        store.put(result_key(ENSEMBLE, replicate), results[replicate].to_json())
+        result = dataclasses.replace(results[replicate], total_seconds=seconds)
+        store.put(result_key(ENSEMBLE, replicate), result.to_json())
 
 
 def test_r_comes_from_the_manifest(store: LocalDirectoryStore) -> None:
@@ -67,6 +70,7 @@ def collect(store: LocalDirectoryStore, tmp_path: Path, *extra: str) -> int:
 def test_the_report_covers_what_is_finished_of_the_manifests_r(
     store: LocalDirectoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """An ensemble without a run record (published before the submitter wrote one): run from the spec."""
     store.put(manifest_key(ENSEMBLE), Manifest(ENSEMBLE, 25, 5).to_json())
     add_results(store, list(range(20)))
     assert collect(store, tmp_path) == 0
@@ -82,6 +86,66 @@ def test_the_report_covers_what_is_finished_of_the_manifests_r(
     output = capsys.readouterr().out
     assert "replicates: 20 succeeded, 0 failed, 0 reused (25 requested)" in output
     assert f"report: {tmp_path / 'report'}/" in output
+    assert "estimated cost" not in output
+
+
+RECORD = RunRecord(
+    model="tests/data/poisson.stan",
+    model_name="poisson",
+    generator="gen:simulate",
+    engine="cmdstanpy",
+    backend="aws",
+    seed=7,
+    settings=SPEC.settings.to_dict(),
+    pricing=(2.0, 0.05),
+)
+
+
+def test_the_run_record_gives_the_submitters_run_fields_and_cost_estimate(
+    store: LocalDirectoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_run_record(store, ENSEMBLE, RECORD)
+    add_results(store, list(range(10)), seconds=3.0)
+    assert collect(store, tmp_path) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    cost = summary["run"].pop("cost_estimate")
+    assert summary["run"] == {
+        "model": "tests/data/poisson.stan",
+        "model_name": "poisson",
+        "generator": "gen:simulate",
+        "engine": "cmdstanpy",
+        "backend": "aws",
+        "seed": 7,
+        "settings": SPEC.settings.to_dict(),
+    }
+    assert summary["fit_seconds_total"] == pytest.approx(30.0)
+    assert cost["vcpu_seconds"] == pytest.approx(60.0)  # 30 s of fits on 2-vCPU jobs
+    assert cost["price_per_vcpu_hour"] == 0.05
+    assert cost["usd"] == pytest.approx(60.0 / 3600 * 0.05)
+    assert f"estimated cost: ${cost['usd']:.4f}" in capsys.readouterr().out
+
+
+def test_a_run_record_without_pricing_gives_no_cost_estimate(
+    store: LocalDirectoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_run_record(store, ENSEMBLE, dataclasses.replace(RECORD, backend="local", pricing=None))
+    add_results(store, list(range(10)), seconds=3.0)
+    assert collect(store, tmp_path) == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["run"] == {**RECORD.run, "backend": "local"}
+    assert "estimated cost" not in capsys.readouterr().out
+
+
+def test_a_corrupt_run_record_is_a_one_line_error_naming_its_key(
+    store: LocalDirectoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.put(run_key(ENSEMBLE), b'{"model": "poisson.stan"')
+    add_results(store, [0, 1])
+    assert collect(store, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: run record ensembles/{ENSEMBLE}/run.json in {store.uri} is corrupt: ")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "report").exists()
 
 
 def test_replicates_limits_the_report_to_the_first_r(

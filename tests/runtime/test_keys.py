@@ -2,16 +2,19 @@ from runtime.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
     block_replicates,
-    inputs_key,
+    blocks_of_inputs_pack_key,
+    inputs_pack_key,
     replicate_of_result_key,
     result_key,
+    run_key,
     spec_key,
 )
 
 
 def test_layout_is_stable() -> None:
     assert spec_key("abc") == "ensembles/abc/spec.json"
-    assert inputs_key("abc", 3) == "ensembles/abc/inputs/block-00003.json"
+    assert run_key("abc") == "ensembles/abc/run.json"
+    assert inputs_pack_key("abc", range(3, 10)) == "ensembles/abc/inputs/blocks-00003-00009.jsonl"
     assert result_key("abc", 42) == "ensembles/abc/results/000042.json"
 
 
@@ -24,3 +27,10 @@ def test_blocks_partition_replicates() -> None:
     assert block_of(INPUT_BLOCK_SIZE - 1) == 0
     assert block_of(INPUT_BLOCK_SIZE) == 1
     assert list(block_replicates(1)) == list(range(INPUT_BLOCK_SIZE, 2 * INPUT_BLOCK_SIZE))
+
+
+def test_input_pack_key_round_trips_and_ignores_other_keys() -> None:
+    assert blocks_of_inputs_pack_key(inputs_pack_key("abc", range(0, 1))) == range(0, 1)
+    assert blocks_of_inputs_pack_key(inputs_pack_key("abc", range(12, 20))) == range(12, 20)
+    assert blocks_of_inputs_pack_key("ensembles/abc/inputs/block-00003.json") is None
+    assert blocks_of_inputs_pack_key("ensembles/abc/inputs/blocks-x-y.jsonl") is None

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.generators import PythonGenerator
-from runtime.inputs_store import InputBlockReader
-from runtime.keys import INPUT_BLOCK_SIZE, inputs_key, result_key, spec_key
+from runtime.inputs_store import InputReader
+from runtime.keys import INPUT_BLOCK_SIZE, inputs_pack_key, inputs_prefix, result_key, spec_key
 from runtime.prepare import (
     first_missing_inputs,
     load_results,
@@ -60,8 +60,10 @@ def test_only_blocks_missing_from_the_store_are_simulated_and_published(tmp_path
 
     publish(spec, blocks, store)
     assert store.exists(spec_key(spec.ensemble_id))
-    assert store.exists(inputs_key(spec.ensemble_id, 1))
-    stored = InputBlockReader(store, spec.ensemble_id).replicate(INPUT_BLOCK_SIZE + 2)
+    assert list(store.list_keys(inputs_prefix(spec.ensemble_id))) == [
+        inputs_pack_key(spec.ensemble_id, range(2))
+    ]
+    stored = InputReader(store, spec.ensemble_id).replicate(INPUT_BLOCK_SIZE + 2)
     np.testing.assert_array_equal(stored.data["y"], blocks[1][2].data["y"])
     assert stored.data["y"].dtype.kind == "i"
 
@@ -69,3 +71,13 @@ def test_only_blocks_missing_from_the_store_are_simulated_and_published(tmp_path
     replan = plan_ensemble(spec, store, 2 * INPUT_BLOCK_SIZE + 1)
     assert sorted(simulate_missing_blocks(replan, generator, model, store)) == [2]
     assert first_missing_inputs(replan, {}, store).replicate == 1
+
+    publish(spec, {2: simulate_missing_blocks(replan, generator, model, store)[2]}, store)
+    assert sorted(store.list_keys(inputs_prefix(spec.ensemble_id))) == [
+        inputs_pack_key(spec.ensemble_id, range(2)),
+        inputs_pack_key(spec.ensemble_id, range(2, 3)),
+    ]
+    assert simulate_missing_blocks(replan, generator, model, store) == {}
+    assert (
+        InputReader(store, spec.ensemble_id).replicate(2 * INPUT_BLOCK_SIZE).replicate == 2 * INPUT_BLOCK_SIZE
+    )

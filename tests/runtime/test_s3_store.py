@@ -59,3 +59,14 @@ def test_missing_bucket_is_not_hidden(bucket: str) -> None:
 def test_bucket_is_required() -> None:
     with pytest.raises(StanFleetError, match="--store must name a bucket"):
         open_store("s3://")
+
+
+def test_get_range_is_one_ranged_get_and_stops_at_the_end(bucket: str) -> None:
+    store = S3Store(bucket, "p")
+    store.put("k/x.bin", b"0123456789")
+    assert store.get_range("k/x.bin", 2, 5) == b"234"
+    assert store.get_range("k/x.bin", 8, 100) == b"89"
+    assert store.get_range("k/x.bin", 20, 30) == b""
+    assert store.get_range("k/x.bin", 5, 5) == b""
+    with pytest.raises(KeyError):
+        store.get_range("k/missing.bin", 0, 1)

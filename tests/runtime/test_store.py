@@ -53,3 +53,13 @@ def test_open_store_accepts_paths_and_file_uris(tmp_path: Path) -> None:
     assert open_store(f"file://{tmp_path}").uri == str(tmp_path.resolve())
     with pytest.raises(StanFleetError, match="unsupported scheme 'ftp'"):
         open_store("ftp://host/x")
+
+
+def test_get_range_reads_a_slice_and_stops_at_the_end(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    store.put("k/x.bin", b"0123456789")
+    assert store.get_range("k/x.bin", 2, 5) == b"234"
+    assert store.get_range("k/x.bin", 8, 100) == b"89"
+    assert store.get_range("k/x.bin", 20, 30) == b""
+    with pytest.raises(KeyError):
+        store.get_range("k/missing.bin", 0, 1)

@@ -15,6 +15,8 @@ import pytest
 
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
+from runtime.keys import run_key
+from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
 from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, main
@@ -55,6 +57,10 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert summary["calibrated"] is True
     assert summary["run"]["engine"] == "pystan"
     assert summary["run"]["settings"]["thin"] == 3
+    # The run record collect reads holds the same run section; the local backend has no pricing.
+    record = RunRecord.from_json((tmp_path / "store" / run_key(summary["ensemble_id"])).read_bytes())
+    assert (record.run, record.pricing) == (summary["run"], None)
+    assert (record.model, record.generator, record.backend) == (MODEL, GENERATOR, "local")
     assert summary["fit_seconds_total"] > 0
     for plot in PLOTS:
         assert (tmp_path / "out" / plot).stat().st_size > 5000

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from runtime.conform import ReplicateInputs
-from runtime.inputs_store import encode_block
-from runtime.keys import INPUT_BLOCK_SIZE, inputs_key, result_key, spec_key
+from runtime.inputs_store import publish_inputs
+from runtime.keys import INPUT_BLOCK_SIZE, result_key, spec_key
 from runtime.results import ReplicateResult
 from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
@@ -45,7 +45,7 @@ def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int]) -> st
             y[0] = -1  # violates the model's lower bound: Stan rejects the data
         block.append(ReplicateInputs(replicate, {"lambda": np.array(lam)}, {"y": y}))
     store.put(spec_key(spec.ensemble_id), spec.to_json())
-    store.put(inputs_key(spec.ensemble_id, 0), encode_block(0, block))
+    publish_inputs(store, spec.ensemble_id, {0: block})
     return spec.ensemble_id
 
 
