@@ -8,6 +8,7 @@ from runtime.generators import PythonGenerator
 from runtime.inputs_store import InputReader
 from runtime.keys import INPUT_BLOCK_SIZE, inputs_pack_key, inputs_prefix, result_key, spec_key
 from runtime.prepare import (
+    RESULT_READERS,
     first_missing_inputs,
     load_results,
     plan_ensemble,
@@ -81,3 +82,12 @@ def test_only_blocks_missing_from_the_store_are_simulated_and_published(tmp_path
     assert (
         InputReader(store, spec.ensemble_id).replicate(2 * INPUT_BLOCK_SIZE).replicate == 2 * INPUT_BLOCK_SIZE
     )
+
+
+def test_results_load_in_replicate_order_from_many_reader_threads(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = "f" * 20
+    for replicate in reversed(range(3 * RESULT_READERS)):
+        store.put(result_key(ensemble_id, replicate), failed_result(replicate))
+    loaded = load_results(store, ensemble_id, 2 * RESULT_READERS + 1)
+    assert [r.replicate for r in loaded] == list(range(2 * RESULT_READERS + 1))
