@@ -53,6 +53,15 @@ def read_stack_outputs(stack_name: str, region: str | None = None) -> StackOutpu
     return StackOutputs(**{field: outputs[key] for field, key in wanted.items()})
 
 
+def stack_command(module: str, ensemble_id: str, *, stack: str, region: str | None) -> str:
+    """``python -m runtime.<module> ID``, with ``--stack``/``--region`` when they are not the defaults."""
+    return (
+        f"python -m runtime.{module} {ensemble_id}"
+        + (f" --stack {stack}" if stack != DEFAULT_STACK else "")
+        + (f" --region {region}" if region else "")
+    )
+
+
 def worker_vcpus(job_definition_arn: str, region: str | None = None) -> float:
     """vCPUs each fit job reserves, from its job definition."""
     try:

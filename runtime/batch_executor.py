@@ -125,12 +125,7 @@ class BatchExecutor:
         One API call per 100 jobs (DescribeJobs' limit): one call unless the ensemble spans 99+ arrays.
         """
         statuses: dict[str, str] = {}
-        jobs = [
-            job
-            for start in range(0, len(job_ids), DESCRIBE_JOBS_LIMIT)
-            for job in self._batch.describe_jobs(jobs=job_ids[start : start + DESCRIBE_JOBS_LIMIT])["jobs"]
-        ]
-        for job in jobs:
+        for job in describe_jobs(self._batch, job_ids):
             summary = job.get("arrayProperties", {}).get("statusSummary") or {}
             children = [status for status, count in summary.items() for _ in range(count)]
             if children and job["status"] not in TERMINAL:
@@ -138,6 +133,15 @@ class BatchExecutor:
             else:
                 statuses[job["jobId"]] = job["status"]
         return statuses
+
+
+def describe_jobs(batch: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The DescribeJobs entries of ``job_ids``, 100 ids per call (its limit)."""
+    return [
+        job
+        for start in range(0, len(job_ids), DESCRIBE_JOBS_LIMIT)
+        for job in batch.describe_jobs(jobs=list(job_ids[start : start + DESCRIBE_JOBS_LIMIT]))["jobs"]
+    ]
 
 
 def describe_statuses(statuses: dict[str, str]) -> str:

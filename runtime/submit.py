@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.aws_stack import DEFAULT_STACK
+from runtime.aws_stack import DEFAULT_STACK, stack_command
 from runtime.backends import BACKENDS, open_backend
 from runtime.base_data import load_base_data
 from runtime.collect import report_ensemble
@@ -41,6 +41,14 @@ from runtime.stan_info import read_model_info
 EXIT_MISCALIBRATED = 3
 DEFAULT_REPLICATES_PER_CHILD = 20
 DEFAULT_STORE = "~/.cache/stanfleet/store"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C once the ensemble was handed to its executor (still a KeyboardInterrupt: exit 130)."""
+
+    def __init__(self, ensemble_id: str) -> None:
+        super().__init__(ensemble_id)
+        self.ensemble_id = ensemble_id
 
 
 def thin_value(text: str) -> int | str:
@@ -259,14 +267,15 @@ def run(args: argparse.Namespace) -> int:
         publish(spec, new_blocks, backend.store)
         save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
-        with progress_reporter(len(plan.missing), enabled=not args.no_progress and args.wait) as on_progress:
-            executor.run(ensemble_id, plan.missing, on_progress)
+        show_progress = not args.no_progress and args.wait
+        try:
+            with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:
+                executor.run(ensemble_id, plan.missing, on_progress)
+        except KeyboardInterrupt:
+            raise Interrupted(ensemble_id) from None
         if not args.wait:
-            print(
-                f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}"
-                + (f" --stack {args.stack}" if args.stack != DEFAULT_STACK else "")
-                + (f" --region {args.region}" if args.region else "")
-            )
+            print(f"submitted; collect the report later with: {aws_command(args, 'collect', ensemble_id)}")
+            print(f"stop the jobs with: {aws_command(args, 'cancel', ensemble_id)}")
             return 0
 
     summary, _ = report_ensemble(
@@ -281,6 +290,23 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_miscalibration and summary.calibrated is False:
         return EXIT_MISCALIBRATED
     return 0
+
+
+def aws_command(args: argparse.Namespace, module: str, ensemble_id: str) -> str:
+    """The ``python -m runtime.<module> ID`` command for this submission's stack and region."""
+    return stack_command(module, ensemble_id, stack=args.stack, region=args.region)
+
+
+def interrupted_message(args: argparse.Namespace, ensemble_id: str | None = None) -> str:
+    """What Ctrl-C leaves behind: once an ensemble is launched on AWS, its Batch jobs keep running."""
+    if args.backend != "aws" or ensemble_id is None:
+        return "interrupted: finished results are kept; rerun the same command to resume"
+    return (
+        f"interrupted: the Batch jobs of ensemble {ensemble_id} keep running on AWS (and cost money); "
+        "finished results are kept\n"
+        f"  report on what has finished: {aws_command(args, 'collect', ensemble_id)}\n"
+        f"  stop the jobs: {aws_command(args, 'cancel', ensemble_id)}"
+    )
 
 
 def validated_settings(args: argparse.Namespace) -> SamplerSettings:
@@ -311,8 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return exit_status(lambda: run(args))
-    except KeyboardInterrupt:
-        print("interrupted: finished results are kept; rerun the same command to resume", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        launched = exc.ensemble_id if isinstance(exc, Interrupted) else None
+        print(interrupted_message(args, launched), file=sys.stderr)
         return 130
 
 

@@ -228,6 +228,7 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     output = capsys.readouterr().out
     ensemble_id = ensemble_of(output)
     assert f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}" in output
+    assert f"stop the jobs with: python -m runtime.cancel {ensemble_id} --stack {aws.stack.name}\n" in output
     assert not (aws.tmp / "aws-report").exists()
     assert aws.read_json(f"manifests/{ensemble_id}.json") == {
         "ensemble_id": ensemble_id,

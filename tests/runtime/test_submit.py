@@ -1,5 +1,6 @@
 """The CLI end to end, with real PyStan fits of the bundled Poisson example."""
 
+import argparse
 import json
 import os
 import re
@@ -8,18 +9,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
+from moto import mock_aws
 
+from runtime import batch_executor
+from runtime.aws_stack import DEFAULT_STACK
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
 from runtime.keys import run_key
 from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
-from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, main
+from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, interrupted_message, main
+from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
 from tests.runtime.test_worker import MODEL_CODE
 
@@ -262,3 +269,78 @@ def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) ->
     assert per_child >= 1
     assert f"{per_child} replicates per array child" in capsys.readouterr().out
     assert choose_replicates_per_child(7, model, inputs, spec, engine="pystan") == 7
+
+
+RESUME = "interrupted: finished results are kept; rerun the same command to resume"
+
+
+def test_ctrl_c_after_an_aws_launch_names_the_collect_and_cancel_commands() -> None:
+    ensemble = "0123456789abcdef0123"
+    elsewhere = argparse.Namespace(backend="aws", stack="MyFleet", region="eu-west-1")
+    assert interrupted_message(elsewhere, ensemble) == (
+        f"interrupted: the Batch jobs of ensemble {ensemble} keep running on AWS (and cost money); "
+        "finished results are kept\n"
+        f"  report on what has finished: python -m runtime.collect {ensemble} --stack MyFleet --region eu-west-1\n"
+        f"  stop the jobs: python -m runtime.cancel {ensemble} --stack MyFleet --region eu-west-1"
+    )
+    defaults = argparse.Namespace(backend="aws", stack=DEFAULT_STACK, region=None)
+    assert interrupted_message(defaults, ensemble).splitlines()[1:] == [
+        f"  report on what has finished: python -m runtime.collect {ensemble}",
+        f"  stop the jobs: python -m runtime.cancel {ensemble}",
+    ]
+    assert interrupted_message(defaults) == RESUME  # before the ensemble was launched
+    local = argparse.Namespace(backend="local", stack=DEFAULT_STACK, region=None)
+    assert interrupted_message(local, ensemble) == RESUME
+
+
+def test_ctrl_c_while_waiting_on_aws_exits_130_and_says_the_jobs_keep_running(
+    aws_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    # The first pause of the wait for the trigger (which nobody plays here) is where Ctrl-C lands.
+    monkeypatch.setattr(batch_executor, "time", SimpleNamespace(monotonic=time.monotonic, sleep=ctrl_c))
+    bucket = "stanfleet-submit-test"
+    with mock_aws(config={"batch": {"use_docker": False}}):
+        s3 = create_versioned_bucket(bucket)
+        create_stack("MyFleet", stack_outputs(bucket, create_fake_batch("MyFleet", bucket=bucket)))
+        code = main(
+            [
+                *example_arguments(generator="examples.poisson.generator:simulate"),
+                *QUICK_SAMPLER,
+                "--engine",
+                "pystan",
+                "--no-progress",
+                "--backend",
+                "aws",
+                "--stack",
+                "MyFleet",
+                "--region",
+                "us-east-1",
+                "--replicates",
+                "2",
+                "--replicates-per-child",
+                "1",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        manifests = [
+            item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix="manifests/")["Contents"]
+        ]
+        jobs = boto3.client("batch").list_jobs(jobQueue="MyFleet-queue")["jobSummaryList"]
+    assert code == 130
+    captured = capsys.readouterr()
+    found = re.search(r"ensemble ([0-9a-f]{20}):", captured.out)
+    assert found, captured.out
+    ensemble = found.group(1)
+    assert manifests == [f"manifests/{ensemble}.json"]
+    assert jobs == []  # no trigger in this test: nothing was submitted, the message is all there is
+    assert captured.err.splitlines() == [
+        f"interrupted: the Batch jobs of ensemble {ensemble} keep running on AWS (and cost money); "
+        "finished results are kept",
+        f"  report on what has finished: python -m runtime.collect {ensemble} --stack MyFleet --region us-east-1",
+        f"  stop the jobs: python -m runtime.cancel {ensemble} --stack MyFleet --region us-east-1",
+    ]
+    assert not (tmp_path / "out").exists()

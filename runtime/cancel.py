@@ -1,0 +1,102 @@
+"""Stop an ensemble's AWS Batch jobs: ``python -m runtime.cancel ENSEMBLE_ID``.
+
+For ensembles launched with ``--backend aws`` (often with ``--no-wait``): reads the job ids the trigger
+recorded in the ensemble's claims (``claims/<id>/``, one per manifest upload) in the deployed stack's
+bucket, skips the jobs that have ended and terminates the rest. TerminateJob cancels queued jobs and
+stops running ones alike (CancelJob leaves STARTING and RUNNING jobs alone); terminating an array parent
+terminates its children. Results already written stay in the bucket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs, stack_command
+from runtime.batch_executor import CLAIM_PREFIX, TERMINAL, describe_jobs
+from runtime.errors import StanFleetError, exit_status
+from runtime.s3_store import S3Store
+
+REASON = "cancelled by python -m runtime.cancel"
+"""The status reason DescribeJobs reports for every job this command stops."""
+
+
+def claimed_job_ids(store: S3Store, ensemble_id: str) -> list[str]:
+    """The job ids recorded in every claim of the ensemble (one paginated listing), each once."""
+    job_ids: dict[str, None] = {}
+    for key in store.list_keys(f"{CLAIM_PREFIX}{ensemble_id}/"):
+        job_ids.update(dict.fromkeys(str(job_id) for job_id in json.loads(store.get(key)).get("job_ids", [])))
+    return list(job_ids)
+
+
+def unfinished_children(job: dict[str, Any]) -> int:
+    """Children of an array job that have not ended (0 for a plain job)."""
+    array = job.get("arrayProperties", {})
+    summary = array.get("statusSummary") or {}
+    return int(array.get("size", 0)) - sum(summary.get(status, 0) for status in TERMINAL)
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{count} {one if count == 1 else many}"
+
+
+def cancel_summary(ensemble_id: str, stopped: list[dict[str, Any]], finished: int, collect: str) -> str:
+    """What was stopped, what had ended, and how to go on."""
+    if not stopped:
+        return (
+            f"nothing to cancel: the {plural(finished, 'job', 'jobs')} of ensemble {ensemble_id} "
+            f"have finished; {collect} writes the report"
+        )
+    arrays = [job for job in stopped if "size" in job.get("arrayProperties", {})]
+    text = f"cancelled {plural(len(stopped), 'job', 'jobs')} of ensemble {ensemble_id}"
+    if arrays:
+        children = sum(unfinished_children(job) for job in arrays)
+        text += (
+            f" ({plural(len(arrays), 'array job', 'array jobs')} with "
+            f"{plural(children, 'unfinished child', 'unfinished children')})"
+        )
+    if finished:
+        text += f"; {finished} had already finished"
+    return (
+        f"{text}; finished results are kept — resubmit the same command to fit the rest, "
+        f"or {collect} for a report of what finished"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m runtime.cancel``."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.cancel", description=__doc__.splitlines()[0])
+    parser.add_argument("ensemble_id", help="the id the submitter printed")
+    parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
+    parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
+    args = parser.parse_args(argv)
+    return exit_status(lambda: cancel(args))
+
+
+def cancel(args: argparse.Namespace) -> int:
+    """Terminate the unfinished Batch jobs of ``args.ensemble_id`` and print what was stopped."""
+    bucket = read_stack_outputs(args.stack, args.region).bucket
+    try:
+        job_ids = claimed_job_ids(S3Store(bucket, region=args.region), args.ensemble_id)
+        if not job_ids:
+            raise StanFleetError(f"ensemble {args.ensemble_id} has no submitted jobs in s3://{bucket}")
+        batch = boto3.client("batch", region_name=args.region)
+        stopped = [job for job in describe_jobs(batch, job_ids) if job["status"] not in TERMINAL]
+        for job in stopped:
+            batch.terminate_job(jobId=job["jobId"], reason=REASON)
+    except (BotoCoreError, ClientError) as exc:
+        raise StanFleetError(f"cannot cancel the jobs of ensemble {args.ensemble_id}: {exc}") from None
+    collect = stack_command("collect", args.ensemble_id, stack=args.stack, region=args.region)
+    print(cancel_summary(args.ensemble_id, stopped, len(job_ids) - len(stopped), collect))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
