@@ -20,17 +20,14 @@ from runtime.errors import StanFleetError
 from runtime.executor import ProgressCallback, count_results
 from runtime.manifest import Manifest
 from runtime.s3_store import S3Store
-from runtime.trigger import claim_key
+from runtime.trigger import TERMINAL, claim_key, describe_jobs
 
 MANIFEST_PREFIX = "manifests/"
 CLAIM_PREFIX = "claims/"
-TERMINAL = ("SUCCEEDED", "FAILED")
 POLL_SECONDS = 15.0
 """Seconds between two progress polls while waiting (tests make it small)."""
 TRIGGER_TIMEOUT_SECONDS = 300.0
 """How long to wait for the trigger to record the job ids of an upload."""
-DESCRIBE_JOBS_LIMIT = 100
-"""Job ids one DescribeJobs call accepts."""
 
 
 def manifest_key(ensemble_id: str) -> str:
@@ -133,15 +130,6 @@ class BatchExecutor:
             else:
                 statuses[job["jobId"]] = job["status"]
         return statuses
-
-
-def describe_jobs(batch: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The DescribeJobs entries of ``job_ids``, 100 ids per call (its limit)."""
-    return [
-        job
-        for start in range(0, len(job_ids), DESCRIBE_JOBS_LIMIT)
-        for job in batch.describe_jobs(jobs=list(job_ids[start : start + DESCRIBE_JOBS_LIMIT]))["jobs"]
-    ]
 
 
 def describe_statuses(statuses: dict[str, str]) -> str:

@@ -19,9 +19,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs, stack_command
-from runtime.batch_executor import CLAIM_PREFIX, TERMINAL, describe_jobs
+from runtime.batch_executor import CLAIM_PREFIX
 from runtime.errors import StanFleetError, exit_status
 from runtime.s3_store import S3Store
+from runtime.trigger import TERMINAL, describe_jobs
 
 REASON = "cancelled by python -m runtime.cancel"
 """The status reason DescribeJobs reports for every job this command stops."""

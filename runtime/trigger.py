@@ -4,7 +4,10 @@ Stdlib + boto3 only (plus the stdlib-only ``runtime.keys`` and ``runtime.manifes
 stay fast. S3 events arrive at least once and unordered, so the handler claims each manifest upload
 with a conditional write (``If-None-Match: *``) under ``CLAIM_PREFIX`` before submitting anything:
 duplicate events lead to one submission. The claim object doubles as the array plan that the
-children read. A malformed manifest is logged and dropped (no exception, so no retry storm).
+children read. A new upload while an earlier submission's jobs are still queued or running (the user
+reran the submitter) submits jobs only for replicates those jobs do not cover, and records the running
+jobs in its claim for the submitter to follow. A malformed manifest is logged and dropped (no
+exception, so no retry storm).
 
 Environment: JOB_QUEUE_ARN, FIT_JOB_DEFINITION_ARN, COMPILE_JOB_DEFINITION_ARN, MANIFEST_PREFIX,
 CLAIM_PREFIX.
@@ -17,6 +20,8 @@ import logging
 import os
 import time
 import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +36,10 @@ LOG.setLevel(logging.INFO)
 
 MAX_ARRAY_SIZE = 10_000
 """AWS Batch's largest array job; bigger ensembles are split into several array jobs."""
+DESCRIBE_JOBS_LIMIT = 100
+"""Job ids one DescribeJobs call accepts."""
+TERMINAL = ("SUCCEEDED", "FAILED")
+"""Batch job statuses that will not change again."""
 STALE_CLAIM_SECONDS = 15 * 60
 """A claim without job ids older than the Lambda's longest run belongs to a crashed invocation."""
 
@@ -70,7 +79,8 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         return {"key": key, "status": "rejected", "reason": str(exc)}
 
     claimed = claim_key(manifest.ensemble_id, upload, os.environ["CLAIM_PREFIX"])
-    missing = missing_replicates(bucket, manifest)
+    running = running_submissions(bucket, manifest.ensemble_id, claimed)
+    missing = [r for r in missing_replicates(bucket, manifest) if r not in running.replicates]
     plan = {
         "ensemble_id": manifest.ensemble_id,
         "manifest": key,
@@ -82,16 +92,62 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
     if etag is None:
         LOG.info("skipped %s: upload %s already claimed", key, upload)
         return {"key": key, "status": "duplicate"}
-    if not missing:
+    if not missing and not running.job_ids:
         LOG.info("nothing to fit for ensemble %s", manifest.ensemble_id)
         return {"key": key, "status": "complete", "claim": claimed}
 
-    job_ids = submit_jobs(bucket, manifest, claimed, len(missing))
+    job_ids = [*running.job_ids, *(submit_jobs(bucket, manifest, claimed, len(missing)) if missing else [])]
     s3_client().put_object(
         Bucket=bucket, Key=claimed, Body=json.dumps({**plan, "job_ids": job_ids}).encode(), IfMatch=etag
     )
-    LOG.info("submitted ensemble %s: %d replicates, jobs %s", manifest.ensemble_id, len(missing), job_ids)
-    return {"key": key, "status": "submitted", "claim": claimed, "job_ids": job_ids}
+    status = "submitted" if missing else "attached"
+    LOG.info(
+        "%s ensemble %s: %d replicates to fit, %d already in running jobs, jobs %s",
+        status,
+        manifest.ensemble_id,
+        len(missing),
+        len(running.replicates),
+        job_ids,
+    )
+    return {"key": key, "status": status, "claim": claimed, "job_ids": job_ids}
+
+
+@dataclass(frozen=True)
+class RunningSubmissions:
+    """Earlier submissions of an ensemble with jobs still queued or running."""
+
+    job_ids: list[str]
+    """Their unfinished jobs, which a new submission waits on instead of submitting them again."""
+    replicates: set[int]
+    """The replicates their plans hand to those jobs."""
+
+
+def running_submissions(bucket: str, ensemble_id: str, own_claim: str) -> RunningSubmissions:
+    """The ensemble's other claims whose jobs have not all ended (a submitter rerun while they run).
+
+    One listing of the ensemble's claims, a read per claim with jobs, one DescribeJobs per 100 jobs.
+    """
+    claims = []
+    pages = (
+        s3_client()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=f"{os.environ['CLAIM_PREFIX']}{ensemble_id}/")
+    )
+    for page in pages:
+        for item in page.get("Contents", []):
+            if item["Key"] != own_claim:
+                held = json.loads(s3_client().get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                if held.get("job_ids"):
+                    claims.append(held)
+    job_ids = sorted({str(job_id) for held in claims for job_id in held["job_ids"]})
+    statuses = {job["jobId"]: job["status"] for job in describe_jobs(batch_client(), job_ids)}
+    running = RunningSubmissions([], set())
+    for held in claims:
+        unfinished = [job_id for job_id in held["job_ids"] if statuses.get(job_id) not in (None, *TERMINAL)]
+        if unfinished:
+            running.job_ids.extend(unfinished)
+            running.replicates.update(int(r) for r in held["missing"])
+    return running
 
 
 def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
@@ -154,6 +210,15 @@ def submit_jobs(bucket: str, manifest: Manifest, plan_key: str, missing: int) ->
             request["arrayProperties"] = {"size": size}
         job_ids.append(batch_client().submit_job(**request)["jobId"])
     return job_ids
+
+
+def describe_jobs(batch: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The DescribeJobs entries of ``job_ids``, 100 ids per call (its limit)."""
+    return [
+        job
+        for start in range(0, len(job_ids), DESCRIBE_JOBS_LIMIT)
+        for job in batch.describe_jobs(jobs=list(job_ids[start : start + DESCRIBE_JOBS_LIMIT]))["jobs"]
+    ]
 
 
 def claim_key(ensemble_id: str, upload: str, prefix: str) -> str:

@@ -130,10 +130,12 @@ class StanFleetStack(Stack):
         self._acknowledge_object_wildcards(role, bucket, reasons)
 
     def _grant_trigger(self, bucket: s3.IBucket, role: iam.IRole) -> None:
-        """The trigger reads manifests and its claims, writes claims only, lists results, submits jobs.
+        """The trigger reads manifests and its claims, writes claims only, lists results and claims,
+        reads job statuses and submits jobs.
 
-        Its only resource wildcards are the object-key patterns ``manifests/*`` and ``claims/*`` (keys
-        named at run time); the Batch resources are exact ARNs.
+        Its resource wildcards are the object-key patterns ``manifests/*`` and ``claims/*`` (keys named
+        at run time) and DescribeJobs' ``*`` (it has no resource-level permissions); SubmitJob's
+        resources are exact ARNs.
         """
         objects = bucket.arn_for_objects
         role.add_to_principal_policy(
@@ -150,11 +152,23 @@ class StanFleetStack(Stack):
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ListResults",
+                sid="ListResultsAndClaims",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [prefixes.RESULT_OBJECTS]}},
+                conditions={"StringLike": {"s3:prefix": [prefixes.RESULT_OBJECTS, prefixes.CLAIM_OBJECTS]}},
             )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="SeeEarlierJobs",
+                actions=["batch:DescribeJobs"],  # is a rerun's ensemble still running? (read-only)
+                resources=["*"],
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "batch:DescribeJobs supports no resource-level permissions; it only reads job statuses.",
         )
         compute = self.compute
         job_definitions = [compute.fit_job_definition, compute.compile_job_definition]

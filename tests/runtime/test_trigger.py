@@ -165,3 +165,64 @@ def test_importing_the_handler_leaves_numpy_out() -> None:
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         == "False\n"
     )
+
+
+GATE = "a-job-batch-never-finishes"
+"""moto's default Batch keeps a job that depends on this id PENDING (real Batch would refuse the id)."""
+
+
+@pytest.fixture
+def queued(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """moto's default Batch: jobs behind an unfinished dependency stay PENDING, like a busy queue."""
+    trigger.s3_client.cache_clear()
+    trigger.batch_client.cache_clear()
+    with mock_aws():
+        s3 = create_versioned_bucket(BUCKET)
+        fake_batch = create_fake_batch(bucket=BUCKET)
+        for name, value in fake_batch.trigger_environment().items():
+            monkeypatch.setenv(name, value)
+        batch = boto3.client("batch")
+        earlier = [
+            batch.submit_job(
+                jobName=f"stanfleet-{ENSEMBLE}-{kind}",
+                jobQueue=fake_batch.job_queue_arn,
+                jobDefinition=getattr(fake_batch, f"{kind}_job_definition_arn"),
+                dependsOn=[{"jobId": GATE}],
+            )["jobId"]
+            for kind in ("compile", "fit")
+        ]
+        yield {"s3": s3, "batch": batch, "queue": fake_batch.job_queue_arn, "earlier": earlier}
+        for job_id in earlier:  # let moto's job threads end
+            batch.terminate_job(jobId=job_id, reason="test over")
+        trigger.s3_client.cache_clear()
+        trigger.batch_client.cache_clear()
+
+
+def earlier_claim(s3: Any, job_ids: list[str], missing: list[int]) -> None:
+    """The claim a first submission left, its jobs still queued."""
+    plan = {"ensemble_id": ENSEMBLE, "missing": missing, "replicates_per_child": 2, "job_ids": job_ids}
+    s3.put_object(Bucket=BUCKET, Key=f"claims/{ENSEMBLE}/first-upload.json", Body=json.dumps(plan).encode())
+
+
+def test_a_rerun_while_the_first_jobs_run_attaches_to_them(queued: dict[str, Any]) -> None:
+    earlier_claim(queued["s3"], queued["earlier"], missing=[0, 1, 2, 3])
+    outcome = trigger.handler(upload(queued["s3"], manifest(4, 2)), None)["outcomes"][0]
+    assert outcome["status"] == "attached"
+    assert outcome["job_ids"] == queued["earlier"]  # the submitter follows the running jobs
+    plan = json.loads(queued["s3"].get_object(Bucket=BUCKET, Key=outcome["claim"])["Body"].read())
+    assert plan["missing"] == []
+    assert plan["job_ids"] == queued["earlier"]
+    assert {job["jobId"] for job in jobs(queued["batch"], queued["queue"])} == set(queued["earlier"])
+
+
+def test_a_rerun_with_a_larger_r_submits_only_what_the_running_jobs_do_not_cover(
+    queued: dict[str, Any],
+) -> None:
+    earlier_claim(queued["s3"], queued["earlier"], missing=[0, 1, 2, 3])
+    queued["s3"].put_object(Bucket=BUCKET, Key=result_key(ENSEMBLE, 5), Body=b"{}")
+    outcome = trigger.handler(upload(queued["s3"], manifest(7, 2)), None)["outcomes"][0]
+    assert outcome["status"] == "submitted"
+    plan = json.loads(queued["s3"].get_object(Bucket=BUCKET, Key=outcome["claim"])["Body"].read())
+    assert plan["missing"] == [4, 6]
+    assert outcome["job_ids"][:2] == queued["earlier"]
+    assert len(outcome["job_ids"]) == 4  # + a compile job and one fit job (2 replicates, 2 per child)

@@ -71,7 +71,9 @@ def test_job_role_reads_inputs_and_writes_results_only(default_template: Templat
     }
 
 
-def test_trigger_reads_manifests_writes_only_claims_and_lists_results(default_template: Template) -> None:
+def test_trigger_reads_manifests_writes_only_claims_and_lists_results_and_claims(
+    default_template: Template,
+) -> None:
     bucket = _bucket(default_template)
     statements = _statements(default_template, "TriggerRole")
     assert statements["ReadManifestsAndClaims"]["Action"] == "s3:GetObject"
@@ -80,7 +82,15 @@ def test_trigger_reads_manifests_writes_only_claims_and_lists_results(default_te
     )
     assert statements["WriteClaims"]["Action"] == "s3:PutObject"
     assert statements["WriteClaims"]["Resource"] == _objects(bucket, "claims/*")
-    assert statements["ListResults"]["Condition"] == {"StringLike": {"s3:prefix": ["ensembles/*/results/*"]}}
+    assert statements["ListResultsAndClaims"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["ensembles/*/results/*", "claims/*"]}
+    }
+    assert statements["SeeEarlierJobs"] == {
+        "Sid": "SeeEarlierJobs",
+        "Effect": "Allow",
+        "Action": "batch:DescribeJobs",
+        "Resource": "*",
+    }
     writes = [s for s in statements.values() if "s3:PutObject" in _as_list(s["Action"])]
     assert len(writes) == 1  # never into the manifest prefix that triggers it
 
@@ -125,14 +135,16 @@ def test_no_policy_grants_a_wildcard_action(request: pytest.FixtureRequest, fixt
                 assert "*" not in action, f"{name} allows {action}"
 
 
-def test_the_only_unscoped_resource_is_ecr_authorization(default_template: Template) -> None:
+def test_the_only_unscoped_resources_are_for_actions_without_resource_permissions(
+    default_template: Template,
+) -> None:
     unscoped = [
         (name, statement["Action"])
         for name, policy in default_template.find_resources("AWS::IAM::Policy").items()
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "*" in _as_list(statement["Resource"])
     ]
-    assert [action for _, action in unscoped] == ["ecr:GetAuthorizationToken"]
+    assert sorted(action for _, action in unscoped) == ["batch:DescribeJobs", "ecr:GetAuthorizationToken"]
 
 
 # --- outputs --------------------------------------------------------------------------------------
