@@ -30,6 +30,8 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) bench/local_overhead.py
+	$(PY) bench/aws_calls.py
+	$(PY) bench/aws_cost.py
 
 # The AWS CDK app (app.py, stacks/): `make synth` writes the CloudFormation template and the staged
 # assets to cdk.out/ with the pinned CDK CLI (npm ci installs it), cdk-nag's checks included. No AWS
