@@ -249,8 +249,9 @@ def expected_growth(replicates: int, existing: int, per_child: int) -> dict[str,
         "submitter PutObject": 2 if resubmission else 4,
         # the first missing replicate's inputs from the store: the pack header, then its block's bytes
         "submitter GetObject": 2 if resubmission else 0,
-        # the ensemble's claims (is an earlier submission still running?), then the results
-        "handler ListObjectsV2": 1 + pages,
+        # the ensemble's claims (is an earlier submission still running?), the results, and the
+        # model's compile marker (is its build published? then no compile job)
+        "handler ListObjectsV2": 2 + pages,
         "handler SubmitJob": 1 + math.ceil(children / trigger.MAX_ARRAY_SIZE),
     }
 
@@ -311,14 +312,16 @@ def print_report(rows: list[Row], per_child: int, warm_seconds: float) -> None:
         "                        (plan_ensemble) and again in the handler (missing_replicates).\n"
         "  handler GetObject     one per earlier submission of the same ensemble (its claim), to see whether\n"
         "                        its jobs still run: grows with resubmissions, not with R.\n"
-        f"  handler SubmitJob     1 compile job + ceil(children / {trigger.MAX_ARRAY_SIZE:,}) array jobs, children =\n"
-        f"                        ceil(missing / {per_child}); 2 up to {trigger.MAX_ARRAY_SIZE * per_child:,} missing replicates.\n"
+        f"  handler SubmitJob     1 compile job (none once the model's build is published) + ceil(children /\n"
+        f"                        {trigger.MAX_ARRAY_SIZE:,}) array jobs, children = ceil(missing / {per_child}); 2 up to\n"
+        f"                        {trigger.MAX_ARRAY_SIZE * per_child:,} missing replicates.\n"
         "  Everything else is constant in R. Submitter: DescribeStacks 1, DescribeJobDefinitions 1, HeadObject 1\n"
         f"  (spec), one listing of the input packs; PutObject 4 on a first submission (spec, one input pack\n"
         f"  holding every new block of {INPUT_BLOCK_SIZE} replicates, run record, manifest) and 2 on a resubmission\n"
         "  (run record, manifest), which also lists the packs again and makes 2 ranged GETs for the first\n"
-        "  missing replicate's inputs. Handler: GetObject 1 (manifest) + 1 per earlier submission's claim,\n"
-        "  ListObjectsV2 1 (the claims), DescribeJobs 1 per 100 earlier jobs (none on a first submission),\n"
+        "  missing replicate's inputs. Handler: GetObject 2 (manifest, spec) + 1 per earlier submission's\n"
+        "  claim, ListObjectsV2 2 (the claims; the compile marker, which no run here writes, so every row\n"
+        "  submits a compile job), DescribeJobs 1 per 100 earlier jobs (none on a first submission),\n"
         "  PutObject 2 (conditional claim, claim rewrite with job ids). Results are uploaded by the workers, not\n"
         "  counted here (no fits run)."
     )

@@ -8,9 +8,13 @@
                                                 one input pack: input blocks first..last (each block: true
                                                 values and simulated data of INPUT_BLOCK_SIZE replicates)
     ensembles/<id>/results/<r:06d>.json         one ReplicateResult per replicate, written when done
+    models/compiled/<hash>.json                 a compile job's "done" marker (AWS): later submissions of
+                                                the same model to the same job definition skip the compile job
 """
 
 from __future__ import annotations
+
+import hashlib
 
 INPUT_BLOCK_SIZE = 100
 """Replicates per input block. Fixed, so replicate r's inputs never depend on the ensemble size."""
@@ -76,3 +80,16 @@ def replicate_of_result_key(key: str) -> int:
 def run_key(ensemble_id: str) -> str:
     """Key of the submitter's run record (:mod:`runtime.run_record`)."""
     return f"{ensemble_prefix(ensemble_id)}run.json"
+
+
+COMPILED_MARKER_PREFIX = "models/compiled/"
+
+
+def compiled_marker_key(fit_job_definition: str, engine: str, model_code: str) -> str:
+    """Key of the marker a compile job writes once the model's build is published for that job definition.
+
+    The fit job definition's ARN carries its revision, which changes with the worker image (and so
+    with CmdStan): a new image misses the marker and compiles again.
+    """
+    identity = "\0".join((fit_job_definition, engine, model_code))
+    return f"{COMPILED_MARKER_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"

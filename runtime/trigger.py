@@ -1,5 +1,8 @@
 """The trigger Lambda: an uploaded manifest becomes one compile job and array jobs over what is missing.
 
+The compile job is left out when the marker an earlier compile job wrote for the same model and job
+definition (``runtime.keys.compiled_marker_key``) is in the bucket: the build is already there.
+
 Stdlib + boto3 only (plus the stdlib-only ``runtime.keys`` and ``runtime.manifest``), so cold starts
 stay fast. S3 events arrive at least once and unordered, so the handler claims each manifest upload
 with a conditional write (``If-None-Match: *``) under ``CLAIM_PREFIX`` before submitting anything:
@@ -28,7 +31,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from runtime.keys import replicate_of_result_key, results_prefix
+from runtime.keys import compiled_marker_key, replicate_of_result_key, results_prefix, spec_key
 from runtime.manifest import Manifest, ManifestError, parse_manifest
 
 LOG = logging.getLogger(__name__)
@@ -78,6 +81,19 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         LOG.error("rejected manifest s3://%s/%s: %s", bucket, key, exc)
         return {"key": key, "status": "rejected", "reason": str(exc)}
 
+    try:
+        spec = json.loads(
+            s3_client().get_object(Bucket=bucket, Key=spec_key(manifest.ensemble_id))["Body"].read()
+        )
+    except ClientError as exc:
+        # The role may read every spec but not list their prefix: S3 says 403 for a missing one.
+        if exc.response["Error"]["Code"] not in ("NoSuchKey", "404", "AccessDenied"):
+            raise
+        reason = f"ensemble {manifest.ensemble_id} has no spec in the bucket (or the trigger may not read it)"
+        LOG.error("rejected manifest s3://%s/%s: %s", bucket, key, reason)
+        return {"key": key, "status": "rejected", "reason": reason}
+    marker = compiled_marker_key(os.environ["FIT_JOB_DEFINITION_ARN"], spec["engine"], spec["model_code"])
+
     claimed = claim_key(manifest.ensemble_id, upload, os.environ["CLAIM_PREFIX"])
     running = running_submissions(bucket, manifest.ensemble_id, claimed)
     missing = [r for r in missing_replicates(bucket, manifest) if r not in running.replicates]
@@ -96,7 +112,8 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         LOG.info("nothing to fit for ensemble %s", manifest.ensemble_id)
         return {"key": key, "status": "complete", "claim": claimed}
 
-    job_ids = [*running.job_ids, *(submit_jobs(bucket, manifest, claimed, len(missing)) if missing else [])]
+    new_jobs = submit_jobs(bucket, manifest, claimed, len(missing), marker) if missing else []
+    job_ids = [*running.job_ids, *new_jobs]
     s3_client().put_object(
         Bucket=bucket, Key=claimed, Body=json.dumps({**plan, "job_ids": job_ids}).encode(), IfMatch=etag
     )
@@ -183,19 +200,31 @@ def claim(bucket: str, key: str, plan: dict[str, Any]) -> str | None:
         raise
 
 
-def submit_jobs(bucket: str, manifest: Manifest, plan_key: str, missing: int) -> list[str]:
-    """One compile job, then array jobs over the plan's children, each depending on the compile job."""
+def submit_jobs(
+    bucket: str, manifest: Manifest, plan_key: str, missing: int, compiled_marker: str
+) -> list[str]:
+    """A compile job unless its marker shows the model's build is published, then array jobs over the
+    plan's children, each depending on the compile job when there is one."""
     queue = os.environ["JOB_QUEUE_ARN"]
     name = f"stanfleet-{manifest.ensemble_id}"
-    parameters = {"store": f"s3://{bucket}", "ensemble_id": manifest.ensemble_id, "plan": plan_key}
-    compile_job = batch_client().submit_job(
-        jobName=f"{name}-compile",
-        jobQueue=queue,
-        jobDefinition=os.environ["COMPILE_JOB_DEFINITION_ARN"],
-        parameters=parameters,
-    )["jobId"]
+    parameters = {
+        "store": f"s3://{bucket}",
+        "ensemble_id": manifest.ensemble_id,
+        "plan": plan_key,
+        "compiled_marker": compiled_marker,
+    }
+    job_ids: list[str] = []
+    depends_on: list[dict[str, str]] = []
+    if not object_exists(bucket, compiled_marker):
+        compile_job = batch_client().submit_job(
+            jobName=f"{name}-compile",
+            jobQueue=queue,
+            jobDefinition=os.environ["COMPILE_JOB_DEFINITION_ARN"],
+            parameters=parameters,
+        )["jobId"]
+        job_ids.append(compile_job)
+        depends_on.append({"jobId": compile_job})
     children = -(-missing // manifest.replicates_per_child)
-    job_ids = [compile_job]
     for offset in range(0, children, MAX_ARRAY_SIZE):
         size = min(MAX_ARRAY_SIZE, children - offset)
         request: dict[str, Any] = {
@@ -203,13 +232,24 @@ def submit_jobs(bucket: str, manifest: Manifest, plan_key: str, missing: int) ->
             "jobQueue": queue,
             "jobDefinition": os.environ["FIT_JOB_DEFINITION_ARN"],
             "parameters": parameters,
-            "dependsOn": [{"jobId": compile_job}],
             "containerOverrides": {"environment": [{"name": "STANFLEET_CHILD_OFFSET", "value": str(offset)}]},
         }
+        if depends_on:
+            request["dependsOn"] = depends_on
         if size > 1:  # Batch arrays hold 2..10,000 children; a single child is a plain job (index 0)
             request["arrayProperties"] = {"size": size}
         job_ids.append(batch_client().submit_job(**request)["jobId"])
     return job_ids
+
+
+def object_exists(bucket: str, key: str) -> bool:
+    """Whether the object exists: one listing of its exact key.
+
+    Not a HEAD: the role's ListBucket is limited to a few prefixes, and S3 answers a HEAD of a
+    missing key with 404 only to callers allowed to list the whole bucket (else 403).
+    """
+    listed = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    return any(item["Key"] == key for item in listed)
 
 
 def describe_jobs(batch: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:

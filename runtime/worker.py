@@ -5,7 +5,8 @@ Three forms, all with ``--store URI --ensemble-id ID``:
 - ``--replicates 0-9,12``: fit these (the local executor).
 - ``--plan KEY``: an AWS Batch array child; its replicates are its slice of the plan object at KEY,
   child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default to 0).
-- ``--compile-only``: compile the model and publish the build to the store (the compile job).
+- ``--compile-only [--compiled-marker KEY]``: compile the model and publish the build to the store
+  (the compile job), then write KEY for the trigger to find next time.
 
 Replicates that already have a result when the worker starts (one listing) are skipped, and each
 result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
@@ -41,11 +42,17 @@ def load_spec(store: ObjectStore, ensemble_id: str) -> EnsembleSpec:
         raise StanFleetError(f"ensemble {ensemble_id} is not in the store {store.uri}") from None
 
 
-def compile_ensemble_model(store: ObjectStore, ensemble_id: str) -> None:
-    """The compile job: build the model once and publish the build for every worker."""
+def compile_ensemble_model(store: ObjectStore, ensemble_id: str, compiled_marker: str | None = None) -> None:
+    """The compile job: build the model once and publish the build for every worker.
+
+    With ``compiled_marker``, that key is written last: the trigger skips the compile job of later
+    submissions that find it.
+    """
     spec = load_spec(store, ensemble_id)
     program = materialize_stan_program(spec.model_code, spec.model_name)
     compile_shared(get_engine(spec.engine), program, store, publish=True)
+    if compiled_marker:
+        store.put(compiled_marker, json.dumps({"ensemble_id": ensemble_id, "engine": spec.engine}).encode())
 
 
 def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
@@ -121,12 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.add_argument("--replicates", type=parse_replicates, help="replicates to fit, e.g. 0-99 or 0,2,4")
     work.add_argument("--plan", help="store key of an array plan: fit this Batch array child's slice of it")
     work.add_argument("--compile-only", action="store_true", help="compile the model and publish the build")
+    parser.add_argument(
+        "--compiled-marker",
+        metavar="KEY",
+        help="with --compile-only: write this store key once the build is published",
+    )
     args = parser.parse_args(argv)
+    if args.compiled_marker is not None and not args.compile_only:
+        parser.error("--compiled-marker goes with --compile-only")
 
     def fit_or_compile() -> int:
         store = open_store(args.store)
         if args.compile_only:
-            compile_ensemble_model(store, args.ensemble_id)
+            compile_ensemble_model(store, args.ensemble_id, args.compiled_marker)
         else:
             replicates = args.replicates
             if args.plan is not None:

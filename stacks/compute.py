@@ -52,7 +52,15 @@ ARCHITECTURES: dict[str, ArchitectureProfile] = {
 FIT_COMMAND = ["--store", "Ref::store", "--ensemble-id", "Ref::ensemble_id", "--plan", "Ref::plan"]
 """Arguments to the image's ENTRYPOINT (``python -m runtime.worker``) for an array child: it fits its slice
 of the plan the trigger wrote. Batch fills the ``Ref::`` parameters from the trigger's SubmitJob."""
-COMPILE_COMMAND = ["--store", "Ref::store", "--ensemble-id", "Ref::ensemble_id", "--compile-only"]
+COMPILE_COMMAND = [
+    "--store",
+    "Ref::store",
+    "--ensemble-id",
+    "Ref::ensemble_id",
+    "--compile-only",
+    "--compiled-marker",
+    "Ref::compiled_marker",
+]
 """The compile job's arguments: build the model once and publish the build to ``models/``."""
 SPOT_RECLAIM_STATUS = "Host EC2*"
 """The statusReason Batch gives a job whose spot instance was reclaimed."""

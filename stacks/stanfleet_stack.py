@@ -130,19 +130,22 @@ class StanFleetStack(Stack):
         self._acknowledge_object_wildcards(role, bucket, reasons)
 
     def _grant_trigger(self, bucket: s3.IBucket, role: iam.IRole) -> None:
-        """The trigger reads manifests and its claims, writes claims only, lists results and claims,
-        reads job statuses and submits jobs.
+        """The trigger reads manifests, claims and specs, writes claims only, lists results, claims and
+        compile markers, reads job statuses and submits jobs.
 
-        Its resource wildcards are the object-key patterns ``manifests/*`` and ``claims/*`` (keys named
-        at run time) and DescribeJobs' ``*`` (it has no resource-level permissions); SubmitJob's
-        resources are exact ARNs.
+        Its resource wildcards are object-key patterns (keys named at run time) and DescribeJobs' ``*``
+        (it has no resource-level permissions); SubmitJob's resources are exact ARNs.
         """
         objects = bucket.arn_for_objects
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ReadManifestsAndClaims",
+                sid="ReadManifestsClaimsAndSpecs",
                 actions=["s3:GetObject"],
-                resources=[objects(prefixes.MANIFEST_OBJECTS), objects(prefixes.CLAIM_OBJECTS)],
+                resources=[
+                    objects(prefixes.MANIFEST_OBJECTS),
+                    objects(prefixes.CLAIM_OBJECTS),
+                    objects(prefixes.SPEC_OBJECTS),
+                ],
             )
         )
         role.add_to_principal_policy(
@@ -152,10 +155,20 @@ class StanFleetStack(Stack):
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ListResultsAndClaims",
+                sid="ListResultsClaimsAndCompiledMarkers",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [prefixes.RESULT_OBJECTS, prefixes.CLAIM_OBJECTS]}},
+                # compile markers are looked for by listing their exact key: a prefix-conditioned
+                # ListBucket does not turn a HEAD of a missing key into a 404
+                conditions={
+                    "StringLike": {
+                        "s3:prefix": [
+                            prefixes.RESULT_OBJECTS,
+                            prefixes.CLAIM_OBJECTS,
+                            prefixes.COMPILED_MARKER_OBJECTS,
+                        ]
+                    }
+                },
             )
         )
         role.add_to_principal_policy(
@@ -192,6 +205,7 @@ class StanFleetStack(Stack):
         reasons = {
             prefixes.MANIFEST_OBJECTS: "manifests are named by the submitter's ensemble ids",
             prefixes.CLAIM_OBJECTS: "claim markers are named at run time from the ensemble id and the upload's version",
+            prefixes.SPEC_OBJECTS: "ensemble ids are content hashes chosen at submit time",
         }
         self._acknowledge_object_wildcards(role, bucket, reasons)
 

@@ -125,9 +125,15 @@ def test_the_entrypoint_refits_a_missing_result_of_a_published_ensemble(tmp_path
     store.joinpath("claims", "plan.json").write_text(
         json.dumps({"replicates_per_child": 1, "missing": [0, 1]})
     )
-    parameters = {"store": str(store), "ensemble_id": ensemble.name, "plan": "claims/plan.json"}
+    parameters = {
+        "store": str(store),
+        "ensemble_id": ensemble.name,
+        "plan": "claims/plan.json",
+        "compiled_marker": "models/compiled/marker.json",
+    }
     compiled = run_entrypoint(workdir, COMPILE_COMMAND, parameters)
     assert compiled.returncode == 0, compiled.stderr
+    assert store.joinpath("models", "compiled", "marker.json").is_file()
     for child in ("0", "1"):  # the array's two children, as Batch starts them
         worker = run_entrypoint(workdir, FIT_COMMAND, parameters, {"AWS_BATCH_JOB_ARRAY_INDEX": child})
         assert worker.returncode == 0, worker.stderr
@@ -139,7 +145,12 @@ def test_the_entrypoint_refits_a_missing_result_of_a_published_ensemble(tmp_path
 
 
 def test_the_entrypoint_reports_an_unknown_ensemble(tmp_path: Path) -> None:
-    parameters = {"store": str(tmp_path / "store"), "ensemble_id": "0" * 20, "plan": "claims/plan.json"}
+    parameters = {
+        "store": str(tmp_path / "store"),
+        "ensemble_id": "0" * 20,
+        "plan": "claims/plan.json",
+        "compiled_marker": "models/compiled/marker.json",
+    }
     worker = run_entrypoint(image_workdir(tmp_path), COMPILE_COMMAND, parameters)
     assert worker.returncode == 1
     assert f"error: ensemble {'0' * 20} is not in the store" in worker.stderr

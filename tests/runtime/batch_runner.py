@@ -38,7 +38,15 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ("-m", "runtime.worker")
 """The worker image's ENTRYPOINT after ``python`` (container/Dockerfile)."""
 FIT_COMMAND = ["--store", "Ref::store", "--ensemble-id", "Ref::ensemble_id", "--plan", "Ref::plan"]
-COMPILE_COMMAND = ["--store", "Ref::store", "--ensemble-id", "Ref::ensemble_id", "--compile-only"]
+COMPILE_COMMAND = [
+    "--store",
+    "Ref::store",
+    "--ensemble-id",
+    "Ref::ensemble_id",
+    "--compile-only",
+    "--compiled-marker",
+    "Ref::compiled_marker",
+]
 FIT_VCPUS = 2
 MANIFEST_PREFIX = "manifests/"
 CLAIM_PREFIX = "claims/"

@@ -257,6 +257,8 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
         "--ensemble-id",
         ensemble_id,
         "--compile-only",
+        "--compiled-marker",
+        described[compile_job]["parameters"]["compiled_marker"],
     )
     assert children[1].argv[-2:] == ("--plan", outcome["claim"])
     assert [child.environment.get("AWS_BATCH_JOB_ARRAY_INDEX") for child in children] == [None, "0", "1", "2"]
@@ -425,6 +427,16 @@ def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.Cap
     assert aws.result_versions(ensemble_id) == before
     summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
     assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 4}
+
+    # A larger R: the model's build is published (the compile job left its marker), so the new
+    # replicates get a fit job alone, with nothing to wait for.
+    _, grown = launch(aws, capsys, replicates=6, per_child=4)
+    (fit_job,) = grown["job_ids"]
+    (described,) = [job for job in aws.jobs() if job["jobId"] == fit_job]
+    assert described["jobDefinition"] == aws.stack.fit_job_definition_arn
+    assert not described.get("dependsOn")
+    assert_succeeded(aws.runner.run_jobs(grown["job_ids"]))
+    assert sorted(replicate_of_result_key(key) for key in aws.result_versions(ensemble_id)) == list(range(6))
 
 
 class RunOnSubmit:

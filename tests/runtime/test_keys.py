@@ -3,6 +3,7 @@ from runtime.keys import (
     block_of,
     block_replicates,
     blocks_of_inputs_pack_key,
+    compiled_marker_key,
     inputs_pack_key,
     replicate_of_result_key,
     result_key,
@@ -34,3 +35,15 @@ def test_input_pack_key_round_trips_and_ignores_other_keys() -> None:
     assert blocks_of_inputs_pack_key(inputs_pack_key("abc", range(12, 20))) == range(12, 20)
     assert blocks_of_inputs_pack_key("ensembles/abc/inputs/block-00003.json") is None
     assert blocks_of_inputs_pack_key("ensembles/abc/inputs/blocks-x-y.jsonl") is None
+
+
+def test_compiled_markers_change_with_job_definition_engine_and_model() -> None:
+    key = compiled_marker_key("arn:fit:1", "cmdstanpy", "model {}")
+    assert key.startswith("models/compiled/") and key.endswith(".json")
+    assert key == compiled_marker_key("arn:fit:1", "cmdstanpy", "model {}")
+    others = {
+        compiled_marker_key("arn:fit:2", "cmdstanpy", "model {}"),
+        compiled_marker_key("arn:fit:1", "pystan", "model {}"),
+        compiled_marker_key("arn:fit:1", "cmdstanpy", "model { }"),
+    }
+    assert key not in others and len(others) == 3

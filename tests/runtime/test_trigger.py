@@ -1,6 +1,7 @@
 """The trigger handler against moto's S3 and Batch, with S3 events built inline."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,12 +13,13 @@ import pytest
 from moto import mock_aws
 
 from runtime import trigger
-from runtime.keys import result_key
+from runtime.keys import compiled_marker_key, result_key, spec_key
 from runtime.manifest import Manifest
 from tests.runtime.batch_runner import create_fake_batch, create_versioned_bucket
 
 BUCKET = "stanfleet-test-bucket"
 ENSEMBLE = "0123456789abcdef0123"
+MODEL_CODE = "parameters { real mu; } model { mu ~ normal(0, 1); }"
 
 
 @pytest.fixture
@@ -26,12 +28,24 @@ def aws(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
     trigger.batch_client.cache_clear()
     with mock_aws(config={"batch": {"use_docker": False}}):
         s3 = create_versioned_bucket(BUCKET)
+        publish_spec(s3)
         fake_batch = create_fake_batch(bucket=BUCKET)
         for name, value in fake_batch.trigger_environment().items():
             monkeypatch.setenv(name, value)
         yield {"s3": s3, "batch": boto3.client("batch"), "queue": fake_batch.job_queue_arn}
         trigger.s3_client.cache_clear()
         trigger.batch_client.cache_clear()
+
+
+def publish_spec(s3: Any) -> None:
+    """The parts of the ensemble spec the trigger reads (the submitter publishes the whole spec)."""
+    spec = {"engine": "cmdstanpy", "model_code": MODEL_CODE}
+    s3.put_object(Bucket=BUCKET, Key=spec_key(ENSEMBLE), Body=json.dumps(spec).encode())
+
+
+def marker() -> str:
+    """The compile marker of the test ensemble's model for the fake fit job definition."""
+    return compiled_marker_key(os.environ["FIT_JOB_DEFINITION_ARN"], "cmdstanpy", MODEL_CODE)
 
 
 def upload(s3: Any, payload: bytes, key: str = f"manifests/{ENSEMBLE}.json") -> dict[str, Any]:
@@ -68,6 +82,7 @@ def test_manifest_becomes_a_compile_job_and_a_dependent_array_job(aws: dict[str,
     assert described[fit_id]["dependsOn"] == [{"jobId": compile_id}]
     assert described[fit_id]["parameters"]["plan"] == outcome["claim"]
     assert described[compile_id]["parameters"]["store"] == f"s3://{BUCKET}"
+    assert described[compile_id]["parameters"]["compiled_marker"] == marker()
     plan = json.loads(s3.get_object(Bucket=BUCKET, Key=outcome["claim"])["Body"].read())
     assert plan["missing"] == [1, 2, 4, 5, 6, 7, 8, 9]
     assert plan["replicates_per_child"] == 3
@@ -178,6 +193,7 @@ def queued(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     trigger.batch_client.cache_clear()
     with mock_aws():
         s3 = create_versioned_bucket(BUCKET)
+        publish_spec(s3)
         fake_batch = create_fake_batch(bucket=BUCKET)
         for name, value in fake_batch.trigger_environment().items():
             monkeypatch.setenv(name, value)
@@ -226,3 +242,24 @@ def test_a_rerun_with_a_larger_r_submits_only_what_the_running_jobs_do_not_cover
     assert plan["missing"] == [4, 6]
     assert outcome["job_ids"][:2] == queued["earlier"]
     assert len(outcome["job_ids"]) == 4  # + a compile job and one fit job (2 replicates, 2 per child)
+
+
+def test_a_model_already_compiled_for_this_job_definition_gets_no_compile_job(aws: dict[str, Any]) -> None:
+    aws["s3"].put_object(Bucket=BUCKET, Key=marker(), Body=b"{}")
+    outcome = trigger.handler(upload(aws["s3"], manifest(4, 2)), None)["outcomes"][0]
+    assert outcome["status"] == "submitted"
+    (fit_id,) = outcome["job_ids"]
+    (described,) = jobs(aws["batch"], aws["queue"])
+    assert described["jobId"] == fit_id
+    assert described["jobDefinition"] == os.environ["FIT_JOB_DEFINITION_ARN"]
+    assert not described.get("dependsOn")
+    assert described["arrayProperties"]["size"] == 2
+
+
+def test_a_manifest_of_an_ensemble_without_a_spec_is_rejected(aws: dict[str, Any]) -> None:
+    aws["s3"].delete_object(Bucket=BUCKET, Key=spec_key(ENSEMBLE))
+    outcome = trigger.handler(upload(aws["s3"], manifest(4, 2)), None)["outcomes"][0]
+    assert outcome["status"] == "rejected"
+    assert "has no spec" in outcome["reason"]
+    assert jobs(aws["batch"], aws["queue"]) == []
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="claims/")

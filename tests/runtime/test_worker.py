@@ -112,6 +112,40 @@ def test_compile_only_builds_without_fitting(tmp_path: Path) -> None:
     assert list(store.list_keys(f"ensembles/{ensemble_id}/results/")) == []
 
 
+def test_compile_only_writes_the_compiled_marker_last(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    marker = "models/compiled/abc.json"
+    argv = [
+        "--store",
+        str(tmp_path),
+        "--ensemble-id",
+        ensemble_id,
+        "--compile-only",
+        "--compiled-marker",
+        marker,
+    ]
+    assert main(argv) == 0
+    assert json.loads(store.get(marker)) == {"ensemble_id": ensemble_id, "engine": "pystan"}
+
+
+def test_a_compiled_marker_goes_with_compile_only(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(
+            [
+                "--store",
+                str(tmp_path),
+                "--ensemble-id",
+                "x",
+                "--replicates",
+                "0",
+                "--compiled-marker",
+                "m.json",
+            ]
+        )
+    assert usage.value.code == 2
+
+
 def test_a_missing_plan_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates=set())

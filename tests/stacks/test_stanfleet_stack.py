@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from typing import Any
@@ -10,6 +11,8 @@ import pytest
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
+from runtime.keys import compiled_marker_key
+from stacks import prefixes
 from tests.stacks.conftest import Synthesized
 
 
@@ -71,19 +74,19 @@ def test_job_role_reads_inputs_and_writes_results_only(default_template: Templat
     }
 
 
-def test_trigger_reads_manifests_writes_only_claims_and_lists_results_and_claims(
+def test_trigger_reads_manifests_claims_and_specs_writes_only_claims_and_lists_what_it_checks(
     default_template: Template,
 ) -> None:
     bucket = _bucket(default_template)
     statements = _statements(default_template, "TriggerRole")
-    assert statements["ReadManifestsAndClaims"]["Action"] == "s3:GetObject"
-    assert sorted(map(json.dumps, statements["ReadManifestsAndClaims"]["Resource"])) == sorted(
-        json.dumps(_objects(bucket, p)) for p in ("manifests/*", "claims/*")
+    assert statements["ReadManifestsClaimsAndSpecs"]["Action"] == "s3:GetObject"
+    assert sorted(map(json.dumps, statements["ReadManifestsClaimsAndSpecs"]["Resource"])) == sorted(
+        json.dumps(_objects(bucket, p)) for p in ("manifests/*", "claims/*", "ensembles/*/spec.json")
     )
     assert statements["WriteClaims"]["Action"] == "s3:PutObject"
     assert statements["WriteClaims"]["Resource"] == _objects(bucket, "claims/*")
-    assert statements["ListResultsAndClaims"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["ensembles/*/results/*", "claims/*"]}
+    assert statements["ListResultsClaimsAndCompiledMarkers"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["ensembles/*/results/*", "claims/*", "models/compiled/*"]}
     }
     assert statements["SeeEarlierJobs"] == {
         "Sid": "SeeEarlierJobs",
@@ -196,3 +199,11 @@ def test_template_holds_no_account_id_and_every_resource_is_tagged(default_templ
     default_template.has_resource_properties(
         "AWS::Batch::ComputeEnvironment", {"Tags": {"Project": "StanFleet"}}
     )
+
+
+def test_the_trigger_may_list_the_compile_markers_the_runtime_names() -> None:
+    key = compiled_marker_key(
+        "arn:aws:batch:us-east-1:123456789012:job-definition/fit:3", "cmdstanpy", "model {}"
+    )
+    assert fnmatch.fnmatchcase(key, prefixes.COMPILED_MARKER_OBJECTS)
+    assert fnmatch.fnmatchcase(key, prefixes.MODEL_OBJECTS)  # the compile job may write it
