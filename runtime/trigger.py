@@ -81,18 +81,11 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         LOG.error("rejected manifest s3://%s/%s: %s", bucket, key, exc)
         return {"key": key, "status": "rejected", "reason": str(exc)}
 
-    try:
-        spec = json.loads(
-            s3_client().get_object(Bucket=bucket, Key=spec_key(manifest.ensemble_id))["Body"].read()
-        )
-    except ClientError as exc:
-        # The role may read every spec but not list their prefix: S3 says 403 for a missing one.
-        if exc.response["Error"]["Code"] not in ("NoSuchKey", "404", "AccessDenied"):
-            raise
+    marker = compiled_marker_of(bucket, manifest.ensemble_id)
+    if marker is None:
         reason = f"ensemble {manifest.ensemble_id} has no spec in the bucket (or the trigger may not read it)"
         LOG.error("rejected manifest s3://%s/%s: %s", bucket, key, reason)
         return {"key": key, "status": "rejected", "reason": reason}
-    marker = compiled_marker_key(os.environ["FIT_JOB_DEFINITION_ARN"], spec["engine"], spec["model_code"])
 
     claimed = claim_key(manifest.ensemble_id, upload, os.environ["CLAIM_PREFIX"])
     running = running_submissions(bucket, manifest.ensemble_id, claimed)
@@ -127,6 +120,18 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         job_ids,
     )
     return {"key": key, "status": status, "claim": claimed, "job_ids": job_ids}
+
+
+def compiled_marker_of(bucket: str, ensemble_id: str) -> str | None:
+    """The compile marker key of the ensemble's model (from its spec); None if it has no spec."""
+    try:
+        spec = json.loads(s3_client().get_object(Bucket=bucket, Key=spec_key(ensemble_id))["Body"].read())
+    except ClientError as exc:
+        # The role may read every spec but not list their prefix: S3 says 403 for a missing one.
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied"):
+            return None
+        raise
+    return compiled_marker_key(os.environ["FIT_JOB_DEFINITION_ARN"], spec["engine"], spec["model_code"])
 
 
 @dataclass(frozen=True)
