@@ -10,7 +10,6 @@ terminates its children. Results already written stay in the bucket.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,19 +20,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs, stack_command
 from runtime.batch_executor import CLAIM_PREFIX
 from runtime.errors import StanFleetError, exit_status
-from runtime.s3_store import S3Store
-from runtime.trigger import TERMINAL, describe_jobs
+from runtime.trigger import TERMINAL, describe_jobs, submitted_claims
 
 REASON = "cancelled by python -m runtime.cancel"
 """The status reason DescribeJobs reports for every job this command stops."""
 
 
-def claimed_job_ids(store: S3Store, ensemble_id: str) -> list[str]:
-    """The job ids recorded in every claim of the ensemble (one paginated listing), each once."""
-    job_ids: dict[str, None] = {}
-    for key in store.list_keys(f"{CLAIM_PREFIX}{ensemble_id}/"):
-        job_ids.update(dict.fromkeys(str(job_id) for job_id in json.loads(store.get(key)).get("job_ids", [])))
-    return list(job_ids)
+def claimed_job_ids(s3: Any, bucket: str, ensemble_id: str) -> list[str]:
+    """The job ids recorded in every claim of the ensemble, each once, in claim order."""
+    claims = submitted_claims(s3, bucket, f"{CLAIM_PREFIX}{ensemble_id}/")
+    return list(dict.fromkeys(str(job_id) for held in claims.values() for job_id in held["job_ids"]))
 
 
 def unfinished_children(job: dict[str, Any]) -> int:
@@ -85,7 +81,7 @@ def cancel(args: argparse.Namespace) -> int:
     """Terminate the unfinished Batch jobs of ``args.ensemble_id`` and print what was stopped."""
     bucket = read_stack_outputs(args.stack, args.region).bucket
     try:
-        job_ids = claimed_job_ids(S3Store(bucket, region=args.region), args.ensemble_id)
+        job_ids = claimed_job_ids(boto3.client("s3", region_name=args.region), bucket, args.ensemble_id)
         if not job_ids:
             raise StanFleetError(f"ensemble {args.ensemble_id} has no submitted jobs in s3://{bucket}")
         batch = boto3.client("batch", region_name=args.region)

@@ -144,23 +144,27 @@ class RunningSubmissions:
     """The replicates their plans hand to those jobs."""
 
 
+def submitted_claims(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """Every claim under ``prefix`` (one ensemble's) that records job ids, by key, in key order.
+
+    One paginated listing, then one read per claim.
+    """
+    claims: dict[str, dict[str, Any]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            held = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            if held.get("job_ids"):
+                claims[item["Key"]] = held
+    return claims
+
+
 def running_submissions(bucket: str, ensemble_id: str, own_claim: str) -> RunningSubmissions:
     """The ensemble's other claims whose jobs have not all ended (a submitter rerun while they run).
 
     One listing of the ensemble's claims, a read per claim with jobs, one DescribeJobs per 100 jobs.
     """
-    claims = []
-    pages = (
-        s3_client()
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=bucket, Prefix=f"{os.environ['CLAIM_PREFIX']}{ensemble_id}/")
-    )
-    for page in pages:
-        for item in page.get("Contents", []):
-            if item["Key"] != own_claim:
-                held = json.loads(s3_client().get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-                if held.get("job_ids"):
-                    claims.append(held)
+    prefix = f"{os.environ['CLAIM_PREFIX']}{ensemble_id}/"
+    claims = [held for key, held in submitted_claims(s3_client(), bucket, prefix).items() if key != own_claim]
     job_ids = sorted({str(job_id) for held in claims for job_id in held["job_ids"]})
     statuses = {job["jobId"]: job["status"] for job in describe_jobs(batch_client(), job_ids)}
     running = RunningSubmissions([], set())
