@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench synth
+.PHONY: demo test lint bench synth cmdstan
 
 $(STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q
+
+# CmdStan 2.35.0 built offline from .ci/cmdstan (cmdstanpy.install_cmdstan needs GitHub; use it where
+# GitHub is reachable). Then `export CMDSTAN=$(CMDSTAN_DIR)`: the CmdStan tests and --engine cmdstanpy run.
+CMDSTAN_DIR ?= $(HOME)/.cache/cmdstan-offline/cmdstan-2.35.0
+
+cmdstan: $(STAMP)
+	PYTHON=$(PY) bash .ci/cmdstan/build.sh $(CMDSTAN_DIR)
 
 bench: $(STAMP)
 	$(PY) bench/local_overhead.py

@@ -4,7 +4,8 @@ An estimate under stated assumptions, not a bill. It
 
 1. measures the worker's time per fit by running N replicates (default 40) with the real worker on
    one core (``taskset -c 0``, when available): ``python -m runtime.submit ... --workers 1
-   --engine pystan --store TMP``, then reads each result's ``total_seconds`` (fit + scoring; the 4
+   --engine cmdstanpy --store TMP`` (CmdStanPy is what the worker image runs; ``--engine pystan`` to
+   compare), then reads each result's ``total_seconds`` (fit + scoring; the 4
    chains of a fit run inside the one job, so on one vCPU they share it);
 2. turns that into vCPU-seconds for R fits x the fit job's vCPUs (``workerVcpus`` in cdk.json, else 1),
    plus a per-array-child overhead (container start and compiled-model fetch, default 30 s per child
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
+from runtime.engines import cmdstan_available  # noqa: E402
 from runtime.packing import replicates_per_child  # noqa: E402
 from tests.runtime.poisson_example import example_arguments  # noqa: E402
 
@@ -185,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         "--replicates", type=int, default=1000, metavar="R", help="ensemble size to cost (default: 1000)"
     )
     parser.add_argument(
-        "--engine", default="pystan", help="engine of the measuring run (default: %(default)s)"
+        "--engine",
+        default="cmdstanpy",
+        help="engine of the measuring run (default: %(default)s, the worker image's)",
     )
     parser.add_argument(
         "--vcpus",
@@ -225,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.measure < 1 or args.replicates < 1 or (args.replicates_per_child or 1) < 1:
         parser.error("--measure, --replicates and --replicates-per-child must be positive")
+    if args.engine == "cmdstanpy" and not cmdstan_available():
+        parser.error(
+            "CmdStan is not installed: `make cmdstan` and export CMDSTAN, or measure with --engine pystan"
+        )
 
     started = time.perf_counter()
     times = measure_fit_times(args.measure, args.engine, not args.no_pin, args.seed)

@@ -1,41 +1,74 @@
 """The loop a user would write by hand: compile once, then fit shares of the replicates in plain OS
-processes with PyStan. Used by bench/local_overhead.py as the baseline.
+processes, ranking each fit's thinned draws. Used by bench/local_overhead.py as the baseline.
 
-    python bench/hand_loop.py MODEL.stan DATASETS.json WORKERS        (parent)
-    python bench/hand_loop.py MODEL.stan DATASETS.json --share K N    (one worker)
+    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json WORKERS        (parent)
+    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json --share K N    (one worker)
+
+ENGINE is ``pystan`` or ``cmdstanpy``; both run 4 chains of 1000 warmup and 1000 sampling iterations.
 """
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import stan
+
+Fit = Callable[[dict, int], np.ndarray]
+"""Fits one dataset with a seed and returns the draws of ``lambda``."""
 
 
-def fit_share(model_code: str, datasets: list[dict], share: int, shares: int) -> None:
+def pystan_fitter(model_file: str, first_data: dict, *, compile_only: bool = False) -> Fit:
+    import stan
+
+    model_code = Path(model_file).read_text()
+    if compile_only:
+        stan.build(model_code, data=first_data)  # a cache hit when warm
+
+    def fit(data: dict, seed: int) -> np.ndarray:
+        posterior = stan.build(model_code, data=data, random_seed=seed)
+        return posterior.sample(num_chains=4, num_samples=1000, num_warmup=1000)["lambda"].ravel()
+
+    return fit
+
+
+def cmdstanpy_fitter(model_file: str, first_data: dict, *, compile_only: bool = False) -> Fit:
+    import cmdstanpy
+
+    cmdstanpy.disable_logging()
+    model = cmdstanpy.CmdStanModel(stan_file=model_file)  # compile once (reused when up to date)
+
+    def fit(data: dict, seed: int) -> np.ndarray:
+        posterior = model.sample(data=data, chains=4, seed=seed, show_progress=False)
+        return posterior.stan_variable("lambda")
+
+    return fit
+
+
+FITTERS = {"pystan": pystan_fitter, "cmdstanpy": cmdstanpy_fitter}
+
+
+def fit_share(fit: Fit, datasets: list[dict], share: int, shares: int) -> None:
     for index in range(share, len(datasets), shares):
         item = datasets[index]
-        posterior = stan.build(model_code, data=item["data"], random_seed=index + 1)
-        fit = posterior.sample(num_chains=4, num_samples=1000, num_warmup=1000)
-        draws = fit["lambda"].ravel()[::10]
+        draws = fit(item["data"], index + 1)[::10]
         rank = int(np.sum(draws < item["lambda"]))
         print(json.dumps({"replicate": index, "rank": rank}), flush=True)
 
 
 def main() -> None:
-    model_file, datasets_file = sys.argv[1], sys.argv[2]
-    model_code = Path(model_file).read_text()
+    engine, model_file, datasets_file = sys.argv[1:4]
     datasets = json.loads(Path(datasets_file).read_text())
-    if sys.argv[3] == "--share":
-        fit_share(model_code, datasets, int(sys.argv[4]), int(sys.argv[5]))
+    if sys.argv[4] == "--share":
+        fit = FITTERS[engine](model_file, datasets[0]["data"])
+        fit_share(fit, datasets, int(sys.argv[5]), int(sys.argv[6]))
         return
-    workers = int(sys.argv[3])
-    stan.build(model_code, data=datasets[0]["data"])  # compile once (a cache hit when warm)
+    FITTERS[engine](model_file, datasets[0]["data"], compile_only=True)  # compile once, before the shares
+    workers = int(sys.argv[4])
     processes = [
         subprocess.Popen(
-            [sys.executable, __file__, model_file, datasets_file, "--share", str(k), str(workers)],
+            [sys.executable, __file__, engine, model_file, datasets_file, "--share", str(k), str(workers)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

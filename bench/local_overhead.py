@@ -1,36 +1,55 @@
-"""Issue 2's performance figures: StanFleet on the local backend against a hand-written loop.
+"""StanFleet on the local backend against the loop a user writes by hand, for each engine present.
 
-R = 200 replicates of the bundled Poisson example on 2 workers, every Stan program compiled
-beforehand. Prints both wall times and their ratio (goal <= 1.10), and the per-replicate time spent
-outside sampling (goal < 10% of a fit).
+R = 200 replicates of the bundled Poisson example on 2 workers, every Stan program compiled beforehand,
+default sampler settings (4 chains, 1000 + 1000 iterations). For PyStan and, where CmdStan is
+installed, CmdStanPy, prints both wall times and their ratio (goal <= 1.10), then where a replicate's
+time goes inside the worker (from a profile of one worker fitting ``--profile`` replicates) and the
+time per replicate outside the sampler (goal < 10% of a fit).
 
-    .venv/bin/python bench/local_overhead.py [--replicates 200] [--workers 2]
+    .venv/bin/python bench/local_overhead.py [--replicates 200] [--workers 2] [--engine pystan ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import stan
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runtime.engines import cmdstan_available  # noqa: E402
+from runtime.executor import split_evenly  # noqa: E402
+from runtime.keys import result_key  # noqa: E402
+from runtime.store import open_store  # noqa: E402
+from runtime.worker import run_worker  # noqa: E402
 from tests.runtime.poisson_example import example_arguments  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"
 GENERATOR = EXAMPLE / "generative_ensemble.stan"
 
+#: Where a worker's time goes, by the function that spends it (cumulative time in the profile).
+BREAKDOWN = {
+    "sampling (engine)": "sample",
+    "log_lik at the true values": "fixed_param",
+    "scoring (ranks, ESS, R-hat)": "score_fit",
+    "reading inputs": "replicate",
+    "writing the result": "put",
+}
 
-def submit_command(replicates: int, workers: int, store: Path, out: Path) -> list[str]:
+
+def submit_command(engine: str, replicates: int, workers: int, store: Path, out: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -41,7 +60,7 @@ def submit_command(replicates: int, workers: int, store: Path, out: Path) -> lis
         "--workers",
         str(workers),
         "--engine",
-        "pystan",
+        engine,
         "--store",
         str(store),
         "--out",
@@ -50,15 +69,32 @@ def submit_command(replicates: int, workers: int, store: Path, out: Path) -> lis
     ]
 
 
-def hand_loop_datasets(replicates: int, path: Path) -> None:
+def simulate_with_pystan(generator: Path, base: dict, replicates: int) -> dict[str, np.ndarray]:
+    import stan
+
+    output = stan.build(generator.read_text(), data=base, random_seed=1).fixed_param(num_samples=replicates)
+    return {"lambda": output["lambda"][0], "y": output["y"].T}
+
+
+def simulate_with_cmdstanpy(generator: Path, base: dict, replicates: int) -> dict[str, np.ndarray]:
+    import cmdstanpy
+
+    cmdstanpy.disable_logging()
+    output = cmdstanpy.CmdStanModel(stan_file=generator).sample(
+        data=base, fixed_param=True, chains=1, iter_sampling=replicates, seed=1, show_progress=False
+    )
+    return {"lambda": output.stan_variable("lambda"), "y": output.stan_variable("y")}
+
+
+SIMULATORS = {"pystan": simulate_with_pystan, "cmdstanpy": simulate_with_cmdstanpy}
+
+
+def hand_loop_datasets(engine: str, generator: Path, replicates: int, path: Path) -> None:
     """Simulate the hand loop's datasets the way a user would: one fixed_param run of the generator."""
     base = json.loads((EXAMPLE / "data.json").read_text())
-    output = stan.build(GENERATOR.read_text(), data=base, random_seed=1).fixed_param(num_samples=replicates)
+    draws = SIMULATORS[engine](generator, base, replicates)
     datasets = [
-        {
-            "lambda": float(output["lambda"][0, r]),
-            "data": {**base, "y": output["y"][:, r].astype(int).tolist()},
-        }
+        {"lambda": float(draws["lambda"][r]), "data": {**base, "y": draws["y"][r].astype(int).tolist()}}
         for r in range(replicates)
     ]
     path.write_text(json.dumps(datasets))
@@ -70,52 +106,108 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class Measurement:
+    engine: str
+    hand_seconds: float
+    fleet_seconds: float
+    busiest_worker_seconds: float
+    per_replicate: dict[str, float]
+    replicate_seconds: float
+    profiled: int
+
+
+def profile_worker(store: Path, ensemble_id: str, replicates: list[int]) -> tuple[dict[str, float], float]:
+    """Refit ``replicates`` in this process under cProfile: seconds per replicate by activity, and in all."""
+    object_store = open_store(str(store))
+    for replicate in replicates:
+        (store / result_key(ensemble_id, replicate)).unlink()
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.runcall(run_worker, object_store, ensemble_id, replicates)
+    elapsed = time.perf_counter() - started
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    by_name: dict[str, float] = {}
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
+        if filename.startswith(str(ROOT / "runtime")):
+            by_name[function] = max(by_name.get(function, 0.0), cumulative)
+    fits = by_name["fit_replicate"]
+    breakdown = {label: by_name.get(function, 0.0) / len(replicates) for label, function in BREAKDOWN.items()}
+    breakdown["other work in fit_replicate"] = (
+        fits - sum(by_name.get(f, 0.0) for f in ("sample", "fixed_param", "score_fit"))
+    ) / len(replicates)
+    return breakdown, elapsed / len(replicates)
+
+
+def measure(engine: str, replicates: int, workers: int, profiled: int, tmp: Path) -> Measurement:
+    # Warm every compile cache: a 2-replicate StanFleet run builds the model and the generator, a
+    # 2-replicate hand loop the hand loop's copies (CmdStanPy builds next to the program: not in the repo).
+    timed(submit_command(engine, 2, 1, tmp / "warm-store", tmp / "warm-out"))
+    hand = tmp / "hand"
+    hand.mkdir()
+    model, generator = Path(shutil.copy(MODEL, hand)), Path(shutil.copy(GENERATOR, hand))
+    hand_command = [sys.executable, str(ROOT / "bench" / "hand_loop.py"), engine, str(model)]
+    hand_loop_datasets(engine, generator, 2, tmp / "warm.json")
+    subprocess.run([*hand_command, str(tmp / "warm.json"), "1"], check=True)
+
+    started = time.perf_counter()
+    hand_loop_datasets(engine, generator, replicates, tmp / "datasets.json")
+    subprocess.run([*hand_command, str(tmp / "datasets.json"), str(workers)], check=True)
+    hand_seconds = time.perf_counter() - started
+
+    store = tmp / "store"
+    fleet_seconds = timed(submit_command(engine, replicates, workers, store, tmp / "out"))
+    (ensemble_dir,) = (store / "ensembles").iterdir()
+    results = {
+        r["replicate"]: r for r in (json.loads(p.read_bytes()) for p in ensemble_dir.glob("results/*.json"))
+    }
+    busiest = max(
+        sum(results[r]["total_seconds"] for r in share) for share in split_evenly(sorted(results), workers)
+    )
+    per_replicate, replicate_seconds = profile_worker(store, ensemble_dir.name, list(range(profiled)))
+    return Measurement(
+        engine, hand_seconds, fleet_seconds, busiest, per_replicate, replicate_seconds, profiled
+    )
+
+
+def report(m: Measurement, replicates: int, workers: int) -> None:
+    sampling = m.per_replicate["sampling (engine)"]
+    outside = m.replicate_seconds - sampling
+    print(f"\n== {m.engine}: R = {replicates} on {workers} workers (Poisson example, warm caches)")
+    print(f"hand loop wall time:   {m.hand_seconds:7.2f} s  (simulate, then fit in {workers} processes)")
+    print(f"StanFleet wall time:   {m.fleet_seconds:7.2f} s  (whole command: simulate, fit, score, report)")
+    print(f"ratio StanFleet/hand:  {m.fleet_seconds / m.hand_seconds:7.3f}  (goal <= 1.10)")
+    print(
+        f"outside the workers:   {m.fleet_seconds - m.busiest_worker_seconds:7.2f} s  "
+        "(start-up, simulation, checks, report; wall time minus the busiest worker's fits)"
+    )
+    print(f"one worker, {m.profiled} replicates under cProfile, per replicate:")
+    for label, seconds in m.per_replicate.items():
+        print(f"  {label:32s} {seconds * 1000:8.1f} ms")
+    print(f"  {'in all (start to last result)':32s} {m.replicate_seconds * 1000:8.1f} ms")
+    print(
+        f"time per replicate outside the sampler: {outside * 1000:.1f} ms = {outside / sampling:.1%} "
+        "of a fit (goal < 10%)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=20, help="replicates refitted under the profiler")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=sorted(SIMULATORS),
+        help="engine to measure (repeatable; default: pystan, and cmdstanpy where CmdStan is installed)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        # Warm every compile cache: a 2-replicate StanFleet run builds the model and the generator.
-        timed(submit_command(2, 1, tmp / "warm-store", tmp / "warm-out"))
-
-        started = time.perf_counter()
-        hand_loop_datasets(args.replicates, tmp / "datasets.json")
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "hand_loop.py"),
-                str(MODEL),
-                str(tmp / "datasets.json"),
-                str(args.workers),
-            ],
-            check=True,
-        )
-        hand_seconds = time.perf_counter() - started
-
-        store = tmp / "store"
-        fleet_seconds = timed(submit_command(args.replicates, args.workers, store, tmp / "out"))
-
-        results = [json.loads(p.read_bytes()) for p in store.glob("ensembles/*/results/*.json")]
-        sample = np.array([r["sample_seconds"] for r in results])
-        outside = np.array([r["total_seconds"] - r["sample_seconds"] for r in results])
-        fleet_per_fit = fleet_seconds * args.workers / args.replicates
-        print(
-            f"replicates: {args.replicates} on {args.workers} workers (Poisson example, PyStan, warm caches)"
-        )
-        print(f"hand loop wall time:   {hand_seconds:7.2f} s")
-        print(f"StanFleet wall time:   {fleet_seconds:7.2f} s  (whole command: simulate, fit, score, report)")
-        print(f"ratio StanFleet/hand:  {fleet_seconds / hand_seconds:7.3f}  (goal <= 1.10)")
-        print(f"mean sampling time per fit:            {sample.mean() * 1000:7.1f} ms")
-        print(
-            f"mean in-worker time outside sampling:  {outside.mean() * 1000:7.1f} ms "
-            f"({outside.mean() / sample.mean():.1%} of a fit; goal < 10%)"
-        )
-        print(
-            f"whole-command time per fit-slot:       {fleet_per_fit * 1000:7.1f} ms "
-            f"(outside sampling: {(fleet_per_fit - sample.mean()) / sample.mean():.1%} of a fit)"
-        )
+    engines = args.engine or ["pystan", *(["cmdstanpy"] if cmdstan_available() else [])]
+    for engine in engines:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            measurement = measure(engine, args.replicates, args.workers, args.profile, Path(tmp_name))
+        report(measurement, args.replicates, args.workers)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ read from the store (results present), the same way for every executor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,8 +21,9 @@ from typing import Protocol
 
 from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
+from runtime.lifetime import PARENT_PID_VARIABLE
 from runtime.store import ObjectStore
-from runtime.worker import format_replicates
+from runtime.worker import WORKER_CORES_VARIABLE, format_replicates
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +54,34 @@ def split_evenly(items: Sequence[int], parts: int) -> list[list[int]]:
     return shares
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under ``taskset``), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def has_exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has exited, without reaping it (its pid and process group stay reserved)."""
+    return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def kill_process_group(group: int) -> None:
+    """SIGKILL every process left in a process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def reap_with_group(process: subprocess.Popen[bytes]) -> None:
+    """Wait for a process that leads its own group to exit, kill what is left of the group, reap it.
+
+    The group is killed before the leader is reaped, so its id cannot have been reused meanwhile.
+    """
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+    kill_process_group(process.pid)
+    process.wait()
+
+
 def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
     """How many of ``replicates`` have a result in the store."""
     wanted = set(replicates)
@@ -60,7 +91,12 @@ def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int
 
 
 class LocalProcessExecutor:
-    """Runs ``workers`` worker processes on this machine; each logs to a file kept on failure."""
+    """Runs ``workers`` worker processes on this machine; each logs to a file kept on failure.
+
+    The machine's cores are shared evenly among the workers (each fit may use its share). Each worker
+    leads its own process group, which is killed once the worker has exited, so a worker
+    that dies leaves no sampler process behind; and each worker dies with this process.
+    """
 
     def __init__(self, store: ObjectStore, workers: int, poll_seconds: float = 0.5) -> None:
         self._store = store
@@ -73,7 +109,13 @@ class LocalProcessExecutor:
             return
         log_dir = Path(tempfile.mkdtemp(prefix="stanfleet-workers-"))
         python_path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": python_path}
+        cores = max(1, usable_cores() // self._workers)
+        env = {
+            **os.environ,
+            "PYTHONPATH": python_path,
+            PARENT_PID_VARIABLE: str(os.getpid()),
+            WORKER_CORES_VARIABLE: str(cores),
+        }
         processes: list[tuple[subprocess.Popen[bytes], Path]] = []
         try:
             for index, share in enumerate(split_evenly(replicates, self._workers)):
@@ -90,17 +132,23 @@ class LocalProcessExecutor:
                     format_replicates(share),
                 ]
                 with log_path.open("wb") as log_file:
-                    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+                    process = subprocess.Popen(
+                        command, stdout=log_file, stderr=subprocess.STDOUT, env=env, process_group=0
+                    )
                 processes.append((process, log_path))
-            while any(process.poll() is None for process, _ in processes):
+            running = [process for process, _ in processes]
+            while running:
                 on_progress(count_results(self._store, ensemble_id, replicates))
                 time.sleep(self._poll_seconds)
+                for process in [p for p in running if has_exited(p)]:
+                    reap_with_group(process)
+                    running.remove(process)
             on_progress(count_results(self._store, ensemble_id, replicates))
         finally:
             for process, _ in processes:
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait()
+                if process.returncode is None:  # interrupted: stop the worker and its samplers
+                    kill_process_group(process.pid)
+                    reap_with_group(process)
         failed = [(process.returncode, path) for process, path in processes if process.returncode != 0]
         if not failed:
             shutil.rmtree(log_dir, ignore_errors=True)

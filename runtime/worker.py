@@ -10,7 +10,9 @@ Three forms, all with ``--store URI --ensemble-id ID``:
 
 Replicates that already have a result when the worker starts (one listing) are skipped, and each
 result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
-most the fit in flight.
+most the fit in flight. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
+worker forks (PyStan's sampler pool) die with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local
+executor sets it), the worker dies with its parent.
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
 from runtime.inputs_store import InputReader
 from runtime.keys import replicate_of_result_key, result_key, results_prefix, spec_key
+from runtime.lifetime import follow_parent, forked_children_die_with_this_process
 from runtime.model_files import materialize_stan_program
 from runtime.scoring import LOG_LIK_NAME
 from runtime.shared_builds import compile_shared
 from runtime.spec import EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
 from runtime.store import ObjectStore, open_store
+
+WORKER_CORES_VARIABLE = "STANFLEET_WORKER_CORES"
+"""Cores one fit may use (default 1): the local executor divides the machine's cores among its workers."""
 
 
 def load_spec(store: ObjectStore, ensemble_id: str) -> EnsembleSpec:
@@ -55,12 +61,15 @@ def compile_ensemble_model(store: ObjectStore, ensemble_id: str, compiled_marker
         store.put(compiled_marker, json.dumps({"ensemble_id": ensemble_id, "engine": spec.engine}).encode())
 
 
-def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
-    """Fit and score every listed replicate that has no result yet; return how many were fitted."""
+def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], *, cores: int = 1) -> int:
+    """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
+
+    Returns how many were fitted.
+    """
     spec = load_spec(store, ensemble_id)
     program = materialize_stan_program(spec.model_code, spec.model_name)
     score_log_lik = LOG_LIK_NAME in read_model_info(program).generated_quantities
-    model = compile_shared(get_engine(spec.engine), program, store, publish=False)
+    model = compile_shared(get_engine(spec.engine, cores=cores), program, store, publish=False)
     done = {replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))}
     todo = [replicate for replicate in replicates if replicate not in done]
     inputs = InputReader(store, ensemble_id)
@@ -87,6 +96,15 @@ def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[i
         raise StanFleetError(f"plan {plan_key} is not in the store {store.uri}") from None
     size = int(plan["replicates_per_child"])
     return [int(r) for r in plan["missing"][child * size : (child + 1) * size]]
+
+
+def worker_cores(environment: Mapping[str, str]) -> int:
+    """Cores one fit may use: ``STANFLEET_WORKER_CORES`` (set by the local executor and the Batch job
+    definition), else 1."""
+    text = environment.get(WORKER_CORES_VARIABLE, "1")
+    if not text.isdigit() or int(text) < 1:
+        raise StanFleetError(f"{WORKER_CORES_VARIABLE} must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def child_index(environment: Mapping[str, str]) -> int:
@@ -138,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--compiled-marker goes with --compile-only")
 
     def fit_or_compile() -> int:
+        follow_parent(os.environ)
+        forked_children_die_with_this_process()
         store = open_store(args.store)
         if args.compile_only:
             compile_ensemble_model(store, args.ensemble_id, args.compiled_marker)
@@ -145,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             replicates = args.replicates
             if args.plan is not None:
                 replicates = replicates_of_child(store, args.plan, child_index(os.environ))
-            run_worker(store, args.ensemble_id, replicates)
+            run_worker(store, args.ensemble_id, replicates, cores=worker_cores(os.environ))
         return 0
 
     return exit_status(fit_or_compile)

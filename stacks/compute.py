@@ -243,7 +243,8 @@ class Compute(Construct):
             cpu=worker_vcpus,
             memory=Size.mebibytes(worker_memory_mib),
             command=list(command),
-            environment={"STANFLEET_BUCKET": bucket.bucket_name},
+            # The worker runs as many chains at once as the job has vCPUs (runtime.worker).
+            environment={"STANFLEET_BUCKET": bucket.bucket_name, "STANFLEET_WORKER_CORES": str(worker_vcpus)},
             job_role=self.job_role,
             execution_role=self.execution_role,
             logging=ecs.LogDriver.aws_logs(stream_prefix=construct_id.lower(), log_group=self.log_group),

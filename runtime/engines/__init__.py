@@ -31,8 +31,12 @@ def resolve_engine_name(name: str) -> str:
     return name
 
 
-def get_engine(name: str) -> Engine:
-    """Return the engine called ``name`` (``"auto"`` resolved first); a missing engine is a clear error."""
+def get_engine(name: str, *, cores: int = 1) -> Engine:
+    """Return the engine called ``name`` (``"auto"`` resolved first); a missing engine is a clear error.
+
+    ``cores`` is how many cores one fit may use: CmdStanPy runs that many chains at once (PyStan's
+    httpstan pool sizes itself).
+    """
     resolved = resolve_engine_name(name)
     if resolved == "cmdstanpy" and not cmdstan_available():
         raise StanFleetError(
@@ -46,7 +50,7 @@ def get_engine(name: str) -> Engine:
             return PyStanEngine()
         from runtime.engines.cmdstanpy_engine import CmdStanPyEngine
 
-        return CmdStanPyEngine()
+        return CmdStanPyEngine(cores=cores)
     except ImportError as exc:
         raise StanFleetError(
             f"engine {resolved} is not installed here ({exc}): pip install {resolved}"

@@ -15,7 +15,9 @@
   (and each array child) in dependency order, the command the container runs: ``python -m
   runtime.worker`` with the job definition's command, ``Ref::`` parameters filled from the job's
   parameters, in the child's environment (the job's container environment, ``AWS_BATCH_JOB_ID``,
-  ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials.
+  ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials. Like a
+  container, each child starts with an empty StanFleet cache (so a CmdStan child must fetch the compile
+  job's executable from the store) and runs in its own process group, which stopping it kills whole.
 """
 
 from __future__ import annotations
@@ -327,14 +329,26 @@ class BatchRunner:
         ]
 
     def start(self, child: Child) -> subprocess.Popen[bytes]:
-        """Start the child's container command; its output goes to a log file named after it."""
+        """Start the child's container command in a new process group; its output goes to a log file."""
         python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "PYTHONPATH": python_path, **self._environment, **child.environment}
+        env = {
+            **os.environ,
+            "PYTHONPATH": python_path,
+            "STANFLEET_CACHE_DIR": str(self.cache_dir(child)),
+            **self._environment,
+            **child.environment,
+        }
         log = self._log_path(child).open("ab")
         try:
-            return subprocess.Popen(child.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                child.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             log.close()
+
+    def cache_dir(self, child: Child) -> Path:
+        """The child's StanFleet cache: its container's own, empty when it starts."""
+        return self._log_dir.parent / "containers" / child.job_id.replace(":", "-")
 
     def run(self, child: Child, timeout: float = 300) -> Finished:
         """Run the child to its end."""

@@ -6,7 +6,7 @@ makes moto send an S3 event to an SQS queue; the test hands that event to the re
 which claims it and submits the jobs to moto's Batch. The Batch runner (tests/runtime/batch_runner.py)
 then runs each job and array child as the container would: ``python -m runtime.worker`` with the job
 definition's command and the child's environment, in a subprocess talking to the same moto server.
-``python -m runtime.collect`` writes the report. Fits are real (PyStan, small sampler settings).
+``python -m runtime.collect`` writes the report. Fits are real (every engine present, small sampler settings).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
 import re
 import signal
 import threading
@@ -47,11 +48,12 @@ from tests.runtime.batch_runner import (
     deploy_fake_stack,
     manifest_events,
 )
+from tests.runtime.engines.present import ENGINES
 from tests.runtime.poisson_example import QUICK_SAMPLER, ROOT, example_arguments
 
 pytestmark = pytest.mark.aws_e2e
 
-COMMAND = [*example_arguments(), "--engine", "pystan", *QUICK_SAMPLER, "--no-progress"]
+COMMAND = [*example_arguments(), *QUICK_SAMPLER, "--no-progress"]
 TIMINGS = ("sample_seconds", "total_seconds")
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
@@ -107,11 +109,15 @@ class Aws:
     runner: BatchRunner
     tmp: Path
 
-    def submit(self, *arguments: str, replicates: int, per_child: int, wait: bool = False) -> int:
+    def submit(
+        self, *arguments: str, replicates: int, per_child: int, wait: bool = False, engine: str = "pystan"
+    ) -> int:
         """``python -m runtime.submit ... --backend aws`` (in this process)."""
         return submit_main(
             [
                 *COMMAND,
+                "--engine",
+                engine,
                 "--backend",
                 "aws",
                 "--stack",
@@ -203,10 +209,10 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def launch(
-    aws: Aws, capsys: pytest.CaptureFixture[str], *, replicates: int, per_child: int
+    aws: Aws, capsys: pytest.CaptureFixture[str], *, replicates: int, per_child: int, engine: str = "pystan"
 ) -> tuple[str, dict[str, Any]]:
     """Submit with --no-wait and hand the upload's S3 event to the trigger: (ensemble id, outcome)."""
-    assert aws.submit(replicates=replicates, per_child=per_child) == 0
+    assert aws.submit(replicates=replicates, per_child=per_child, engine=engine) == 0
     ensemble_id = ensemble_of(capsys.readouterr().out)
     (event,) = aws.events()
     outcome = handle(event)
@@ -221,10 +227,11 @@ def without_timings(result: bytes) -> dict[str, Any]:
     return fields
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_aws_run_collects_the_same_report_as_a_local_run(
-    aws: Aws, capsys: pytest.CaptureFixture[str]
+    aws: Aws, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
-    assert aws.submit(replicates=12, per_child=5) == 0
+    assert aws.submit(replicates=12, per_child=5, engine=engine) == 0
     output = capsys.readouterr().out
     ensemble_id = ensemble_of(output)
     assert f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}" in output
@@ -267,6 +274,14 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     written = aws.result_versions(ensemble_id)
     assert sorted(replicate_of_result_key(key) for key in written) == list(range(12))
     assert all(len(versions) == 1 for versions in written.values())  # each child fitted its own share
+    assert {json.loads(body)["engine"] for [(_, _, body)] in written.values()} == {engine}
+    if engine == "cmdstanpy":  # the compile job published the executable; the children fetched it
+        (build,) = aws.keys("models/cmdstan-")
+        executable = aws.s3.get_object(Bucket=aws.stack.bucket, Key=build)["Body"].read()
+        for child in children[1:]:
+            cache = aws.runner.cache_dir(child)
+            assert [path.read_bytes() for path in cache.rglob(Path(build).name)] == [executable]
+            assert not list(cache.rglob("*.hpp")), "a fit child compiled the model itself"
 
     assert collect_main([ensemble_id, "--stack", aws.stack.name, "--out", str(aws.tmp / "collected")]) == 0
     output = capsys.readouterr().out
@@ -275,7 +290,17 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     collected = json.loads((aws.tmp / "collected" / "summary.json").read_text())
 
     local_store = aws.tmp / "local-store"
-    local = [*COMMAND, "--replicates", "12", "--store", str(local_store), "--workers", "2"]
+    local = [
+        *COMMAND,
+        "--engine",
+        engine,
+        "--replicates",
+        "12",
+        "--store",
+        str(local_store),
+        "--workers",
+        "2",
+    ]
     assert submit_main([*local, "--out", str(aws.tmp / "local-report")]) == 0
     assert ensemble_of(capsys.readouterr().out) == ensemble_id  # the backend is not part of the id
     expected = json.loads((aws.tmp / "local-report" / "summary.json").read_text())
@@ -335,10 +360,11 @@ def test_a_malformed_manifest_is_rejected_without_submission_or_claim(aws: Aws, 
     assert aws.keys("claims/") == []
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_child_killed_mid_way_and_retried_loses_and_repeats_nothing(
-    aws: Aws, capsys: pytest.CaptureFixture[str]
+    aws: Aws, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
-    ensemble_id, outcome = launch(aws, capsys, replicates=10, per_child=5)
+    ensemble_id, outcome = launch(aws, capsys, replicates=10, per_child=5, engine=engine)
     compile_job, first, second = aws.runner.children(outcome["job_ids"])
     assert_succeeded([aws.runner.run(compile_job)])
     plan = aws.read_json(outcome["claim"])
@@ -349,7 +375,7 @@ def test_a_child_killed_mid_way_and_retried_loses_and_repeats_nothing(
     while not aws.keys(results_prefix(ensemble_id)) and process.poll() is None:
         assert time.monotonic() < deadline, aws.runner.output(first)
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)  # as a reclaimed spot instance would, mid-way through its share
+    os.killpg(process.pid, signal.SIGKILL)  # the container, as a reclaimed spot instance would, mid-share
     process.wait()
     assert process.returncode == -signal.SIGKILL, aws.runner.output(first)
     survivors = aws.result_versions(ensemble_id)

@@ -1,11 +1,18 @@
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from runtime import executor
 from runtime.errors import StanFleetError
-from runtime.executor import LocalProcessExecutor, count_results, split_evenly
+from runtime.executor import LocalProcessExecutor, count_results, has_exited, reap_with_group, split_evenly
 from runtime.keys import result_key
+from runtime.lifetime import PARENT_PID_VARIABLE
 from runtime.store import LocalDirectoryStore
+from runtime.worker import WORKER_CORES_VARIABLE
 
 
 def test_split_evenly_makes_contiguous_balanced_shares() -> None:
@@ -37,3 +44,40 @@ def test_nothing_to_run_starts_no_worker(tmp_path: Path) -> None:
     seen: list[int] = []
     LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=2).run("absent", [], seen.append)
     assert seen == []
+
+
+def test_a_finished_workers_leftover_processes_are_killed_with_its_group() -> None:
+    # A "worker" that starts a long sleep in its own process group, prints its pid and exits at once.
+    code = "import subprocess; print(subprocess.Popen(['sleep', '600']).pid, flush=True)"
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, process_group=0)
+    assert worker.stdout is not None
+    leftover = int(worker.stdout.readline())
+    assert Path(f"/proc/{leftover}").exists()
+    reap_with_group(worker)
+    assert worker.returncode == 0
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{leftover}").exists() and time.monotonic() < deadline:  # gone once init reaps it
+        time.sleep(0.05)
+    assert not Path(f"/proc/{leftover}").exists()
+    running = subprocess.Popen(["sleep", "600"])
+    assert not has_exited(running)
+    running.kill()
+    running.wait()
+
+
+def test_workers_share_the_machines_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[dict[str, str]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(command: list[str], **options: object) -> subprocess.Popen[bytes]:
+        started.append(dict(options["env"]))  # type: ignore[call-overload]
+        return real_popen(command, **options)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(executor.subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(executor, "usable_cores", lambda: 8)
+    with pytest.raises(StanFleetError):  # the ensemble is absent: each worker says so and exits 1
+        LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=3, poll_seconds=0.05).run(
+            "absent", [0, 1, 2], lambda done, detail="": None
+        )
+    assert [env[WORKER_CORES_VARIABLE] for env in started] == ["2", "2", "2"]
+    assert {env[PARENT_PID_VARIABLE] for env in started} == {str(os.getpid())}

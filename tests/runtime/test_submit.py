@@ -1,4 +1,7 @@
-"""The CLI end to end, with real PyStan fits of the bundled Poisson example."""
+"""The CLI end to end, with real fits of the bundled Poisson example by every engine present.
+
+Tests about one engine's behaviour name it; tests about the CLI use PyStan, which is always installed.
+"""
 
 import argparse
 import json
@@ -27,6 +30,7 @@ from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
 from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, interrupted_message, main
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
+from tests.runtime.engines.present import ENGINES
 from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
 from tests.runtime.test_worker import MODEL_CODE
 
@@ -34,7 +38,14 @@ FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
 PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
 
 
-def run(tmp_path: Path, *extra: str, model: str = MODEL, generator: str = GENERATOR, data: str = DATA) -> int:
+def run(
+    tmp_path: Path,
+    *extra: str,
+    model: str = MODEL,
+    generator: str = GENERATOR,
+    data: str = DATA,
+    engine: str = "pystan",
+) -> int:
     return main(
         [
             *example_arguments(model, generator, data),
@@ -42,6 +53,8 @@ def run(tmp_path: Path, *extra: str, model: str = MODEL, generator: str = GENERA
             str(tmp_path / "store"),
             "--out",
             str(tmp_path / "out"),
+            "--engine",
+            engine,
             *FAST,
             *extra,
         ]
@@ -52,8 +65,9 @@ def result_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "store").glob("ensembles/*/results/*.json"))
 
 
-def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(tmp_path, "--replicates", "20") == 0
+@pytest.mark.parametrize("engine", ENGINES)
+def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str) -> None:
+    assert run(tmp_path, "--replicates", "20", engine=engine) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["replicates"] == {"requested": 20, "succeeded": 20, "failed": 0, "reused": 0}
     assert set(summary["variables"]) == {"lambda"}
@@ -62,7 +76,7 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert 0.0 <= summary["variables"]["lambda"]["p_value"] <= 1.0
     assert summary["variables"]["lambda"]["mean_contraction"] > 0.9
     assert summary["calibrated"] is True
-    assert summary["run"]["engine"] == "pystan"
+    assert summary["run"]["engine"] == engine
     assert summary["run"]["settings"]["thin"] == 3
     # The run record collect reads holds the same run section; the local backend has no pricing.
     record = RunRecord.from_json((tmp_path / "store" / run_key(summary["ensemble_id"])).read_bytes())
@@ -107,8 +121,9 @@ def test_same_ensemble_from_a_python_generator_is_deterministic(tmp_path: Path) 
     assert a == b  # same id, same verdict, same numbers: only the time spent differs
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_killed_run_resumes_and_loses_only_fits_in_flight(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     command = [
         sys.executable,
@@ -121,6 +136,8 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
         str(tmp_path / "out"),
         "--replicates",
         "30",
+        "--engine",
+        engine,
         *FAST,
     ]
     process = subprocess.Popen(
@@ -137,7 +154,7 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
         json.loads(payload)  # every result on disk is whole
     assert not (tmp_path / "out").exists()
 
-    assert run(tmp_path, "--replicates", "30") == 0
+    assert run(tmp_path, "--replicates", "30", engine=engine) == 0
     assert f"30 replicates requested, {len(survivors)} reused" in capsys.readouterr().out
     after = {p.name: p.read_bytes() for p in result_files(tmp_path)}
     assert len(after) == 30
@@ -145,18 +162,20 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
     assert not list((tmp_path / "store").rglob(".*.tmp"))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_missing_likelihood_is_caught_by_the_log_lik_test_quantity(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     model = str(ROOT / "tests" / "data" / "poisson_no_likelihood.stan")
-    assert run(tmp_path, "--replicates", "20", "--fail-on-miscalibration", model=model) == EXIT_MISCALIBRATED
+    code = run(tmp_path, "--replicates", "20", "--fail-on-miscalibration", model=model, engine=engine)
+    assert code == EXIT_MISCALIBRATED
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["variables"]["lambda"]["calibrated"] is True  # the prior is recovered: ranks look fine
     assert summary["test_quantities"]["log_lik"]["calibrated"] is False
     assert summary["calibrated"] is False
     assert "verdict: NOT CALIBRATED" in capsys.readouterr().out
     # Without the flag the same ensemble still exits 0: it ran.
-    assert run(tmp_path, "--replicates", "20", model=model) == 0
+    assert run(tmp_path, "--replicates", "20", model=model, engine=engine) == 0
 
 
 BAD_STAN_GENERATOR = "generated quantities { real lambda = 1 }"
@@ -203,8 +222,9 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         ),
     ],
 )
+@pytest.mark.parametrize("engine", ENGINES)
 def test_bad_input_gets_one_line_error_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: dict[str, Any], message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: dict[str, Any], message: str, engine: str
 ) -> None:
     model = arguments.get("model", MODEL)
     generator = arguments.get("generator", GENERATOR)
@@ -216,7 +236,7 @@ def test_bad_input_gets_one_line_error_and_writes_nothing(
         data = str(tmp_path / "data.json")
         Path(data).write_text(arguments["data_text"])
     extra = arguments.get("extra", ["--replicates", "3"])
-    assert run(tmp_path, *extra, model=model, generator=generator, data=data) == 1
+    assert run(tmp_path, *extra, model=model, generator=generator, data=data, engine=engine) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert re.search(message, err), err

@@ -1,12 +1,19 @@
-"""The worker with real PyStan fits on a store built by hand."""
+"""The worker with real fits on a store built by hand."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from runtime.conform import ReplicateInputs
+from runtime.errors import StanFleetError
 from runtime.inputs_store import publish_inputs
 from runtime.keys import INPUT_BLOCK_SIZE, result_key, spec_key
 from runtime.results import ReplicateResult
@@ -14,19 +21,22 @@ from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
 from runtime.worker import (
+    WORKER_CORES_VARIABLE,
     child_index,
     format_replicates,
     main,
     parse_replicates,
     replicates_of_child,
     run_worker,
+    worker_cores,
 )
+from tests.runtime.engines.present import ENGINES
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_CODE = (ROOT / "examples" / "poisson" / "fit_data.stan").read_text()
 
 
-def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int]) -> str:
+def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int], engine: str = "pystan") -> str:
     spec = EnsembleSpec(
         model_name="fit_data",
         model_code=MODEL_CODE,
@@ -34,7 +44,7 @@ def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int]) -> st
         base_data={"N": 5},
         seed=3,
         settings=SamplerSettings(chains=2, warmup=200, samples=200, thin=4),
-        engine="pystan",
+        engine=engine,
     )
     rng = np.random.default_rng(0)
     block = []
@@ -151,3 +161,57 @@ def test_a_missing_plan_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ensemble_id = publish_ensemble(store, bad_replicates=set())
     assert main(["--store", str(tmp_path), "--ensemble-id", ensemble_id, "--plan", "claims/none.json"]) == 1
     assert "plan claims/none.json is not in the store" in capsys.readouterr().err
+
+
+def test_worker_cores_come_from_the_environment() -> None:
+    assert worker_cores({}) == 1
+    assert worker_cores({WORKER_CORES_VARIABLE: "4"}) == 4
+    with pytest.raises(StanFleetError, match=r"^STANFLEET_WORKER_CORES must be a positive integer, got '0'$"):
+        worker_cores({WORKER_CORES_VARIABLE: "0"})
+
+
+def processes_in_group(group: int) -> list[int]:
+    """Live members of a process group (zombies excluded)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the death signal of forked children is Linux's")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: str) -> None:
+    store = LocalDirectoryStore(tmp_path / "store")
+    ensemble_id = publish_ensemble(store, bad_replicates=set(), engine=engine)
+    command = [sys.executable, "-m", "runtime.worker", "--store", str(tmp_path / "store")]
+    worker = subprocess.Popen(
+        [*command, "--ensemble-id", ensemble_id, "--replicates", "0-99"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        # Mid-way, while the worker and its sampler processes (a pool, or a CmdStan run) are at work.
+        while not list(store.list_keys(f"ensembles/{ensemble_id}/results/")) or (
+            len(processes_in_group(worker.pid)) < 2
+        ):
+            assert worker.poll() is None and time.monotonic() < deadline
+            time.sleep(0.001)
+        worker.send_signal(signal.SIGKILL)  # the worker only, not its group
+        worker.wait()
+        # PyStan's sampler pool dies with the worker; a CmdStan run ends with its fit (a fraction of a second).
+        deadline = time.monotonic() + 10
+        while processes_in_group(worker.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_in_group(worker.pid) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()

@@ -156,7 +156,10 @@ def test_two_job_definitions_run_the_worker_image_with_the_bucket(default_templa
     assert commands == {"fit": compute.FIT_COMMAND, "compile": compute.COMPILE_COMMAND}
     for definition in definitions.values():
         container = definition["ContainerProperties"]
-        assert container["Environment"] == [{"Name": "STANFLEET_BUCKET", "Value": {"Ref": bucket}}]
+        assert container["Environment"] == [
+            {"Name": "STANFLEET_BUCKET", "Value": {"Ref": bucket}},
+            {"Name": "STANFLEET_WORKER_CORES", "Value": "1"},
+        ]
         assert definition["PlatformCapabilities"] == ["EC2"]
         assert definition["Type"] == "container"
         images.add(str(container["Image"]))
@@ -176,6 +179,8 @@ def test_job_resources_timeout_and_attempts_follow_context(
             r["Type"]: r["Value"] for r in definition["ContainerProperties"]["ResourceRequirements"]
         }
         assert requirements == {"VCPU": vcpus, "MEMORY": memory}
+        environment = {e["Name"]: e["Value"] for e in definition["ContainerProperties"]["Environment"]}
+        assert environment["STANFLEET_WORKER_CORES"] == vcpus  # the worker runs as many chains at once
         assert definition["Timeout"] == {"AttemptDurationSeconds": timeout}
         assert definition["RetryStrategy"]["Attempts"] == attempts
 

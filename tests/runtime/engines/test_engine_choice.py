@@ -7,6 +7,7 @@ import runtime.engines as engines
 from runtime.engines import ENGINE_NAMES, get_engine, resolve_engine_name, trim_stan_message
 from runtime.errors import StanFleetError
 from runtime.stan_info import cmdstan_home
+from tests.runtime.engines.present import REQUIRE_CMDSTAN
 
 
 def test_engine_names() -> None:
@@ -35,6 +36,14 @@ def test_unknown_engine_lists_the_choices() -> None:
 
 def test_cmdstan_available_agrees_with_cmdstanpy() -> None:
     assert engines.cmdstan_available() == (cmdstan_home() is not None)
+
+
+@pytest.mark.skipif(not REQUIRE_CMDSTAN, reason="STANFLEET_REQUIRE_CMDSTAN is not set")
+def test_cmdstan_is_installed_where_it_is_required() -> None:
+    assert engines.cmdstan_available(), (
+        "STANFLEET_REQUIRE_CMDSTAN=1 but CmdStan is not installed (CMDSTAN unset?)"
+    )
+    assert get_engine("auto").name == "cmdstanpy"
 
 
 def test_get_engine_pystan() -> None:

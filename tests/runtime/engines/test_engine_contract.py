@@ -6,20 +6,14 @@ Each engine's own file adds what is particular to it: its caches and the exact f
 import numpy as np
 import pytest
 
-from runtime.engines import cmdstan_available
 from runtime.engines.base import CompiledModel, Draws, Engine
 from runtime.errors import StanFleetError
 from runtime.settings import SamplerSettings
-from tests.runtime.engines.stan_cases import CMDSTAN_MISSING, DATA, DATA_ERRORS, POISSON_DATA, SMALL
+from tests.runtime.engines.present import ENGINES
+from tests.runtime.engines.stan_cases import DATA, DATA_ERRORS, POISSON_DATA, SMALL
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "pystan",
-        pytest.param("cmdstanpy", marks=pytest.mark.skipif(not cmdstan_available(), reason=CMDSTAN_MISSING)),
-    ],
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> Engine:
     if request.param == "cmdstanpy":
         request.getfixturevalue("cache_dir")  # CmdStanPy compiles into $STANFLEET_CACHE_DIR

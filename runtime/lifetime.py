@@ -1,0 +1,46 @@
+"""Tie processes' lifetimes together, so that a killed process leaves no orphans behind.
+
+Linux's ``PR_SET_PDEATHSIG`` asks the kernel to signal a process when its parent dies; elsewhere these
+functions do nothing (the local executor's process groups still clean up after a worker).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+PARENT_PID_VARIABLE = "STANFLEET_DIE_WITH_PARENT"
+"""Set by the local executor to its own pid: the worker it starts dies when that process does."""
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel send this process SIGKILL when its parent dies (Linux only)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def forked_children_die_with_this_process() -> None:
+    """Every child this process forks from now on (e.g. httpstan's sampler pool) dies with it.
+
+    Children forked and exec'd by ``subprocess`` (CmdStan) do not run Python's fork hooks; they end on
+    their own when their fit does, and the local executor kills its worker's whole process group.
+    """
+    os.register_at_fork(after_in_child=die_with_parent)
+
+
+def follow_parent(environment: Mapping[str, str]) -> None:
+    """Die with the process named by :data:`PARENT_PID_VARIABLE`, if set; exit now if it is gone."""
+    parent = environment.get(PARENT_PID_VARIABLE)
+    if parent is None:
+        return
+    die_with_parent()
+    if os.getppid() != int(parent):  # it died before the request took effect
+        os._exit(1)
