@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from runtime.engines import cmdstan_available, get_engine, resolve_engine_name
@@ -29,6 +31,9 @@ class Backend:
     where: str
     make_executor: Callable[[int, bool, int], Executor]
     vcpus_per_job: float | None = None
+    warm_up: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+    """Around a submission: the local backend starts its workers on entry (their start-up overlaps the
+    submitter's checks and simulation) and stops any left without work on exit."""
 
     @property
     def packs_replicates(self) -> bool:
@@ -49,12 +54,14 @@ def open_backend(args: argparse.Namespace) -> Backend:
             raise StanFleetError("--no-wait needs --backend aws: local fits run in this command")
         fit_engine = resolve_engine_name(args.engine)
         store = open_store(args.store)
+        executor = LocalProcessExecutor(store, args.workers)
         return Backend(
             store=store,
             fit_engine=fit_engine,
             local_engine=get_engine(fit_engine),
             where=f"on {args.workers} local worker(s)",
-            make_executor=lambda requested, wait, per_child: LocalProcessExecutor(store, args.workers),
+            make_executor=lambda requested, wait, per_child: executor,
+            warm_up=lambda: executor,
         )
     return _aws_backend(args)
 

@@ -23,9 +23,9 @@ from runtime.prepare import load_results
 from runtime.report import write_report
 from runtime.run_record import load_run_record
 from runtime.s3_store import S3Store
+from runtime.spec import load_spec
 from runtime.store import ObjectStore, open_store
 from runtime.summary import EnsembleSummary, summarize, verdict_table
-from runtime.worker import load_spec
 
 
 def report_ensemble(

@@ -23,7 +23,7 @@ from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.lifetime import PARENT_PID_VARIABLE
 from runtime.store import ObjectStore
-from runtime.worker import WORKER_CORES_VARIABLE, format_replicates
+from runtime.worker_interface import WORKER_CORES_VARIABLE, format_replicates
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,49 +93,86 @@ def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int
 class LocalProcessExecutor:
     """Runs ``workers`` worker processes on this machine; each logs to a file kept on failure.
 
-    The machine's cores are shared evenly among the workers (each fit may use its share). Each worker
-    leads its own process group, which is killed once the worker has exited, so a worker
-    that dies leaves no sampler process behind; and each worker dies with this process.
+    Used as a context manager, it starts the workers on entry, before the work is known, so that their
+    start-up (imports, mostly) overlaps the submitter's checks and simulation; each waits for its share
+    on stdin, and a worker that gets none is stopped on exit. The machine's cores are shared evenly
+    among the workers (each fit may use its share). Each worker leads its own process group, which is
+    killed once the worker has exited, so a worker that dies leaves no sampler process behind; and each
+    worker dies with this process.
     """
 
     def __init__(self, store: ObjectStore, workers: int, poll_seconds: float = 0.5) -> None:
         self._store = store
         self._workers = workers
         self._poll_seconds = poll_seconds
+        self._log_dir: Path | None = None
+        self._idle: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
-        """Start the workers, report progress until they exit, and check that none failed."""
-        if not replicates:
+    def __enter__(self) -> LocalProcessExecutor:
+        self.start_workers()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_idle_workers()
+
+    def start_workers(self) -> None:
+        """Start the workers (unless started), each waiting for ``ENSEMBLE_ID REPLICATES`` on stdin."""
+        if self._idle:
             return
-        log_dir = Path(tempfile.mkdtemp(prefix="stanfleet-workers-"))
+        self._log_dir = Path(tempfile.mkdtemp(prefix="stanfleet-workers-"))
         python_path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
-        cores = max(1, usable_cores() // self._workers)
         env = {
             **os.environ,
             "PYTHONPATH": python_path,
             PARENT_PID_VARIABLE: str(os.getpid()),
-            WORKER_CORES_VARIABLE: str(cores),
+            WORKER_CORES_VARIABLE: str(max(1, usable_cores() // self._workers)),
         }
-        processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        command = [
+            sys.executable,
+            "-m",
+            "runtime.worker",
+            "--store",
+            self._store.uri,
+            "--assignment-on-stdin",
+        ]
+        for index in range(self._workers):
+            log_path = self._log_dir / f"worker-{index}.log"
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    process_group=0,
+                )
+            self._idle.append((process, log_path))
+
+    def stop_idle_workers(self) -> None:
+        """Stop the workers that were started but given no work."""
+        idle, self._idle = self._idle, []
+        for process, _ in idle:
+            kill_process_group(process.pid)
+            reap_with_group(process)
+        if self._log_dir is not None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
+        """Hand each worker its share, report progress until they exit, and check that none failed."""
+        if not replicates:
+            return
+        self.start_workers()
+        processes, self._idle = self._idle, []
+        shares = split_evenly(replicates, len(processes))
         try:
-            for index, share in enumerate(split_evenly(replicates, self._workers)):
-                log_path = log_dir / f"worker-{index}.log"
-                command = [
-                    sys.executable,
-                    "-m",
-                    "runtime.worker",
-                    "--store",
-                    self._store.uri,
-                    "--ensemble-id",
-                    ensemble_id,
-                    "--replicates",
-                    format_replicates(share),
-                ]
-                with log_path.open("wb") as log_file:
-                    process = subprocess.Popen(
-                        command, stdout=log_file, stderr=subprocess.STDOUT, env=env, process_group=0
-                    )
-                processes.append((process, log_path))
+            for index, (process, _) in enumerate(processes):
+                assignment = (
+                    f"{ensemble_id} {format_replicates(shares[index])}\n" if index < len(shares) else ""
+                )
+                with contextlib.suppress(BrokenPipeError):  # a worker that died: its exit code tells
+                    assert process.stdin is not None
+                    process.stdin.write(assignment.encode())
+                    process.stdin.close()
             running = [process for process, _ in processes]
             while running:
                 on_progress(count_results(self._store, ensemble_id, replicates))
@@ -151,7 +188,8 @@ class LocalProcessExecutor:
                     reap_with_group(process)
         failed = [(process.returncode, path) for process, path in processes if process.returncode != 0]
         if not failed:
-            shutil.rmtree(log_dir, ignore_errors=True)
+            if self._log_dir is not None:
+                shutil.rmtree(self._log_dir, ignore_errors=True)
             return
         code, failed_log = failed[0]
         tail = " | ".join(failed_log.read_text(errors="replace").strip().splitlines()[-3:])

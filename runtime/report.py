@@ -69,6 +69,18 @@ CSV_COLUMNS = (
 )
 
 
+def preload_plotting() -> None:
+    """Import what the plots need (ArviZ, matplotlib, scipy.stats: seconds of imports) ahead of time.
+
+    The submitter runs this in a thread while the fits run, so the report starts drawing at once.
+    """
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    import runtime.arviz_quiet  # noqa: F401
+
+
 def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], out_dir: Path) -> list[Path]:
     """Write ``summary.json``, ``replicates.csv`` and the four PNG plots into ``out_dir``.
 

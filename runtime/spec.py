@@ -7,7 +7,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runtime.errors import StanFleetError
+from runtime.keys import spec_key
 from runtime.settings import SamplerSettings
+from runtime.store import ObjectStore
 
 GeneratorKind = Literal["stan", "python"]
 
@@ -104,3 +107,11 @@ def fit_seed(ensemble_id: str, replicate: int) -> int:
 def generator_seed(ensemble_id: str, index: int) -> int:
     """The generator seed of one input block (Stan) or replicate (Python), derived from the id."""
     return _derived_seed(ensemble_id, "generate", index)
+
+
+def load_spec(store: ObjectStore, ensemble_id: str) -> EnsembleSpec:
+    """The ensemble's spec; StanFleetError if the store does not hold the ensemble."""
+    try:
+        return EnsembleSpec.from_json(store.get(spec_key(ensemble_id)))
+    except KeyError:
+        raise StanFleetError(f"ensemble {ensemble_id} is not in the store {store.uri}") from None

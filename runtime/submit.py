@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.aws_stack import DEFAULT_STACK, stack_command
-from runtime.backends import BACKENDS, open_backend
+from runtime.backends import BACKENDS, Backend, open_backend
 from runtime.base_data import load_base_data
 from runtime.collect import report_ensemble
 from runtime.conform import ReplicateInputs, conform_base_data
@@ -21,7 +22,6 @@ from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.engines import ENGINE_NAMES
 from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError, exit_status
-from runtime.fit_replicate import fit_replicate
 from runtime.generators import open_generator
 from runtime.manifest import MAX_REPLICATES_PER_CHILD
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
@@ -33,6 +33,7 @@ from runtime.prepare import (
     simulate_missing_blocks,
 )
 from runtime.progress import progress_reporter
+from runtime.report import preload_plotting
 from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import EnsembleSpec, fit_seed
@@ -77,6 +78,8 @@ def choose_replicates_per_child(
     """The flag's value, or for ``auto`` the packing that one timed local fit of the first replicate suggests."""
     if requested != AUTO:
         return int(requested)
+    from runtime.fit_replicate import fit_replicate  # ArviZ (scoring): imported only when a fit is timed
+
     trial = fit_replicate(
         model,
         first,
@@ -219,6 +222,12 @@ def run(args: argparse.Namespace) -> int:
     """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input."""
     settings = validated_settings(args)
     backend = open_backend(args)
+    with backend.warm_up():
+        return submit(args, settings, backend)
+
+
+def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend) -> int:
+    """The body of :func:`run`, once the backend is open."""
     model_info = read_model_info(args.model)
     if not model_info.parameters:
         raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
@@ -268,6 +277,8 @@ def run(args: argparse.Namespace) -> int:
         save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         show_progress = not args.no_progress and args.wait
+        if args.wait:
+            threading.Thread(target=preload_plotting, name="preload-plotting", daemon=True).start()
         try:
             with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:
                 executor.run(ensemble_id, plan.missing, on_progress)

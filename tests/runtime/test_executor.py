@@ -12,7 +12,7 @@ from runtime.executor import LocalProcessExecutor, count_results, has_exited, re
 from runtime.keys import result_key
 from runtime.lifetime import PARENT_PID_VARIABLE
 from runtime.store import LocalDirectoryStore
-from runtime.worker import WORKER_CORES_VARIABLE
+from runtime.worker_interface import WORKER_CORES_VARIABLE
 
 
 def test_split_evenly_makes_contiguous_balanced_shares() -> None:

@@ -13,23 +13,13 @@ import numpy as np
 import pytest
 
 from runtime.conform import ReplicateInputs
-from runtime.errors import StanFleetError
 from runtime.inputs_store import publish_inputs
 from runtime.keys import INPUT_BLOCK_SIZE, result_key, spec_key
 from runtime.results import ReplicateResult
 from runtime.settings import SamplerSettings
 from runtime.spec import EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
-from runtime.worker import (
-    WORKER_CORES_VARIABLE,
-    child_index,
-    format_replicates,
-    main,
-    parse_replicates,
-    replicates_of_child,
-    run_worker,
-    worker_cores,
-)
+from runtime.worker import main, replicates_of_child, run_worker
 from tests.runtime.engines.present import ENGINES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,15 +81,6 @@ def test_command_line_reports_a_missing_ensemble(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().err.startswith("error: ensemble nope is not in the store")
 
 
-def test_replicate_ranges_compress_and_round_trip() -> None:
-    replicates = [0, 1, 2, 3, 7, 9, 10, 11, 20]
-    text = format_replicates(replicates)
-    assert text == "0-3,7,9-11,20"
-    assert parse_replicates(text) == replicates
-    assert format_replicates([]) == ""
-    assert parse_replicates("5") == [5]
-
-
 def test_an_array_child_fits_its_slice_of_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates=set())
@@ -111,8 +92,6 @@ def test_an_array_child_fits_its_slice_of_the_plan(tmp_path: Path, monkeypatch: 
     written = sorted(k for k in store.list_keys(f"ensembles/{ensemble_id}/results/"))
     assert written == [result_key(ensemble_id, 9)]
     assert replicates_of_child(store, "claims/plan.json", 0) == [1, 4]
-    assert child_index({"AWS_BATCH_JOB_ARRAY_INDEX": "3"}) == 3
-    assert child_index({}) == 0
 
 
 def test_compile_only_builds_without_fitting(tmp_path: Path) -> None:
@@ -163,13 +142,6 @@ def test_a_missing_plan_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "plan claims/none.json is not in the store" in capsys.readouterr().err
 
 
-def test_worker_cores_come_from_the_environment() -> None:
-    assert worker_cores({}) == 1
-    assert worker_cores({WORKER_CORES_VARIABLE: "4"}) == 4
-    with pytest.raises(StanFleetError, match=r"^STANFLEET_WORKER_CORES must be a positive integer, got '0'$"):
-        worker_cores({WORKER_CORES_VARIABLE: "0"})
-
-
 def processes_in_group(group: int) -> list[int]:
     """Live members of a process group (zombies excluded)."""
     members = []
@@ -215,3 +187,23 @@ def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
+
+
+def test_a_worker_takes_its_assignment_from_stdin(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path / "store")
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.worker",
+        "--store",
+        str(tmp_path / "store"),
+        "--assignment-on-stdin",
+    ]
+    fitted = subprocess.run(command, cwd=ROOT, input=f"{ensemble_id} 2-3,7\n", capture_output=True, text=True)
+    assert fitted.returncode == 0, fitted.stderr
+    assert sorted(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [
+        result_key(ensemble_id, r) for r in (2, 3, 7)
+    ]
+    nothing = subprocess.run(command, cwd=ROOT, input="", capture_output=True, text=True)  # no work for it
+    assert (nothing.returncode, nothing.stderr) == (0, "")

@@ -1,0 +1,34 @@
+"""The worker's replicate-list syntax and the environment it reads."""
+
+import pytest
+
+from runtime.errors import StanFleetError
+from runtime.worker_interface import (
+    WORKER_CORES_VARIABLE,
+    child_index,
+    format_replicates,
+    parse_replicates,
+    worker_cores,
+)
+
+
+def test_replicate_ranges_compress_and_round_trip() -> None:
+    replicates = [0, 1, 2, 3, 7, 9, 10, 11, 20]
+    text = format_replicates(replicates)
+    assert text == "0-3,7,9-11,20"
+    assert parse_replicates(text) == replicates
+    assert format_replicates([]) == ""
+    assert parse_replicates("5") == [5]
+
+
+def test_the_child_index_adds_the_offset_to_the_array_index() -> None:
+    assert child_index({"AWS_BATCH_JOB_ARRAY_INDEX": "3"}) == 3
+    assert child_index({"AWS_BATCH_JOB_ARRAY_INDEX": "3", "STANFLEET_CHILD_OFFSET": "10"}) == 13
+    assert child_index({}) == 0
+
+
+def test_worker_cores_come_from_the_environment() -> None:
+    assert worker_cores({}) == 1
+    assert worker_cores({WORKER_CORES_VARIABLE: "4"}) == 4
+    with pytest.raises(StanFleetError, match=r"^STANFLEET_WORKER_CORES must be a positive integer, got '0'$"):
+        worker_cores({WORKER_CORES_VARIABLE: "0"})
