@@ -1,13 +1,16 @@
 """The loop a user would write by hand: compile once, then fit shares of the replicates in plain OS
 processes, ranking each fit's thinned draws. Used by bench/local_overhead.py as the baseline.
 
-    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json WORKERS        (parent)
-    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json --share K N    (one worker)
+    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json WORKERS               (parent)
+    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json --share K N SEED      (one worker)
 
 ENGINE is ``pystan`` or ``cmdstanpy``; both run 4 chains of 1000 warmup and 1000 sampling iterations.
+Each run draws fresh seeds: httpstan keeps every seeded PyStan fit in its cache, so a rerun with the
+same seeds would read fits instead of sampling.
 """
 
 import json
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,10 +52,10 @@ def cmdstanpy_fitter(model_file: str, first_data: dict, *, compile_only: bool = 
 FITTERS = {"pystan": pystan_fitter, "cmdstanpy": cmdstanpy_fitter}
 
 
-def fit_share(fit: Fit, datasets: list[dict], share: int, shares: int) -> None:
+def fit_share(fit: Fit, datasets: list[dict], share: int, shares: int, seed: int) -> None:
     for index in range(share, len(datasets), shares):
         item = datasets[index]
-        draws = fit(item["data"], index + 1)[::10]
+        draws = fit(item["data"], seed + index)[::10]
         rank = int(np.sum(draws < item["lambda"]))
         print(json.dumps({"replicate": index, "rank": rank}), flush=True)
 
@@ -62,13 +65,24 @@ def main() -> None:
     datasets = json.loads(Path(datasets_file).read_text())
     if sys.argv[4] == "--share":
         fit = FITTERS[engine](model_file, datasets[0]["data"])
-        fit_share(fit, datasets, int(sys.argv[5]), int(sys.argv[6]))
+        fit_share(fit, datasets, int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
         return
     FITTERS[engine](model_file, datasets[0]["data"], compile_only=True)  # compile once, before the shares
     workers = int(sys.argv[4])
+    seed = secrets.randbelow(2**30)
     processes = [
         subprocess.Popen(
-            [sys.executable, __file__, engine, model_file, datasets_file, "--share", str(k), str(workers)],
+            [
+                sys.executable,
+                __file__,
+                engine,
+                model_file,
+                datasets_file,
+                "--share",
+                str(k),
+                str(workers),
+                str(seed),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
