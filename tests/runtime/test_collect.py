@@ -16,7 +16,7 @@ from runtime.keys import result_key, run_key, spec_key
 from runtime.manifest import Manifest
 from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import SamplerSettings
-from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
 from tests.runtime.sbc_results import ensemble, uniform_rank
 
@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = EnsembleSpec(
     model_name="poisson",
     model_code=(ROOT / "tests" / "data" / "poisson.stan").read_text(),
-    generator=GeneratorSource(kind="python", code="def simulate(rng, data): ...", target="gen:simulate"),
+    dataset=DatasetSpec(
+        GeneratorSource(kind="python", code="def simulate(rng, data): ...", target="gen:simulate"),
+        {"N": 3},
+        7,
+    ),
     base_data={"N": 3},
-    seed=7,
     settings=SamplerSettings(chains=2, warmup=100, samples=100, thin=2),
     engine="cmdstanpy",
 )

@@ -27,7 +27,7 @@ from runtime.engines import get_engine
 from runtime.keys import run_key
 from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
-from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, interrupted_message, main
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.engines.present import ENGINES
@@ -278,9 +278,8 @@ def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) ->
     spec = EnsembleSpec(
         "fit_data",
         MODEL_CODE,
-        GeneratorSource("python", "x", "m:f"),
+        DatasetSpec(GeneratorSource("python", "x", "m:f"), {"N": 5}, 1),
         {"N": 5},
-        1,
         SamplerSettings(chains=2, warmup=200, samples=600),
         "pystan",
     )
