@@ -188,3 +188,19 @@ def test_errors_are_one_line_and_write_no_report(
     assert err.count("\n") == 1
     assert re.search(message, err), err
     assert not (tmp_path / "report").exists()
+
+
+def test_an_ensemble_of_the_layout_before_shared_datasets_is_named_in_one_line(
+    store: LocalDirectoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_id = "0123456789abcdef0123"
+    old_spec = {"ensemble_id": old_id, "model_name": "poisson", "model_code": "", "generator": {}, "seed": 1}
+    store.put(spec_key(old_id), json.dumps(old_spec).encode())
+    store.put(f"ensembles/{old_id}/inputs/blocks-00000-00000.jsonl", b"{}\n")
+    assert main([old_id, "--store", store.uri, "--out", str(tmp_path / "report")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: ensemble {old_id} was written by an earlier StanFleet (before datasets were shared "
+        "between models): resubmit it, which gives it a new id\n"
+    )
+    assert not (tmp_path / "report").exists()

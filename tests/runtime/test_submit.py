@@ -363,3 +363,25 @@ def test_ctrl_c_while_waiting_on_aws_exits_130_and_says_the_jobs_keep_running(
         f"  stop the jobs: python -m runtime.cancel {ensemble} --stack MyFleet --region us-east-1",
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_model_version_is_fitted_to_the_same_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "--replicates", "6") == 0
+    first = capsys.readouterr().out
+    (dataset,) = re.findall(r"datasets ([0-9a-f]{20}): 0 reused, 6 simulated", first)
+    second_model = tmp_path / "fit_data_v2.stan"  # a wider prior: another model version, same generator
+    second_model.write_text(Path(MODEL).read_text().replace("normal(0, 6.44787)", "normal(0, 10)"))
+    assert run(tmp_path, "--replicates", "6", "--out", str(tmp_path / "out-v2"), model=str(second_model)) == 0
+    second = capsys.readouterr().out
+    assert f"datasets {dataset}: 6 reused, 0 simulated" in second
+    first_id, second_id = (re.findall(r"ensemble ([0-9a-f]{20}):", text)[0] for text in (first, second))
+    assert first_id != second_id
+
+    def true_values(ensemble_id: str) -> list[float]:
+        paths = sorted((tmp_path / "store" / "ensembles" / ensemble_id / "results").glob("*.json"))
+        return [json.loads(p.read_bytes())["variables"]["lambda"]["true_value"] for p in paths]
+
+    assert len(true_values(first_id)) == 6
+    assert true_values(first_id) == true_values(second_id)
