@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from runtime import batch_executor
 from runtime.aws_stack import DEFAULT_STACK
+from runtime.compare import main as compare_main
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
 from runtime.keys import run_key
@@ -385,3 +386,11 @@ def test_a_second_model_version_is_fitted_to_the_same_datasets(
 
     assert len(true_values(first_id)) == 6
     assert true_values(first_id) == true_values(second_id)
+
+    store, out = str(tmp_path / "store"), str(tmp_path / "compared")
+    assert compare_main([first_id, second_id, "--store", store, "--out", out]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["fit_data", first_id[:8], "fit_data_v2", second_id[:8]]
+    assert re.search(r"^lambda\s+\S+ (yes|NO) ", table, re.MULTILINE), table
+    assert re.search(r"^log_lik \(test\)\s", table, re.MULTILINE), table
+    assert (tmp_path / "compared" / "ecdf_difference.png").stat().st_size > 5000
