@@ -95,7 +95,7 @@ def collect(args: argparse.Namespace) -> int:
         run: dict[str, Any] = {
             "model_name": spec.model_name,
             "engine": spec.engine,
-            "seed": spec.seed,
+            "seed": spec.dataset.seed,
             "settings": spec.settings.to_dict(),
         }
         pricing = None

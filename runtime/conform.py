@@ -43,6 +43,29 @@ class ReplicateInputs:
         )
 
 
+@dataclass(frozen=True)
+class SimulatedReplicate:
+    """One replicate as the generator made it: every variable it generated, under its own name.
+
+    Stored as is in a dataset set, so that any model version can pick its parameters and data from it.
+    """
+
+    replicate: int
+    values: dict[str, np.ndarray]
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """Plain-JSON form (nested lists)."""
+        return {
+            "replicate": self.replicate,
+            "values": {k: np.asarray(v).tolist() for k, v in self.values.items()},
+        }
+
+    @classmethod
+    def from_jsonable(cls, raw: Mapping[str, Any]) -> SimulatedReplicate:
+        """Inverse of :meth:`to_jsonable`."""
+        return cls(replicate=raw["replicate"], values={k: np.asarray(v) for k, v in raw["values"].items()})
+
+
 def simulated_data_names(model: ModelInfo, base_data: Mapping[str, Any]) -> list[str]:
     """The model's data variables that the base data does not give: the generator must simulate them."""
     return [name for name in model.inputs if name not in base_data]
@@ -59,29 +82,27 @@ def conform_base_data(model: ModelInfo, base_data: Mapping[str, Any]) -> dict[st
 
 
 def conform_replicate(
-    model: ModelInfo,
-    base_data: Mapping[str, Any],
-    replicate: int,
-    true_values: Mapping[str, Any],
-    simulated: Mapping[str, Any],
+    model: ModelInfo, base_data: Mapping[str, Any], simulation: SimulatedReplicate
 ) -> ReplicateInputs:
-    """Pick and cast one replicate's generator output; raise StanFleetError naming any mismatch."""
+    """Pick and cast one replicate's true values and data from the generator's output; raise
+    StanFleetError naming any mismatch."""
+    replicate, values = simulation.replicate, simulation.values
     where = f"replicate {replicate}"
     truths: dict[str, np.ndarray] = {}
     for name, declaration in model.parameters.items():
-        if name not in true_values:
+        if name not in values:
             raise StanFleetError(
                 f"the generator gives no true value for parameter {name!r} of the model ({where})"
             )
-        truths[name] = conform_value(name, true_values[name], declaration, where).astype(float)
+        truths[name] = conform_value(name, values[name], declaration, where).astype(float)
     data: dict[str, np.ndarray] = {}
     for name in simulated_data_names(model, base_data):
-        if name not in simulated:
+        if name not in values:
             raise StanFleetError(
                 f"the generator gives no value for data variable {name!r}, which the model needs "
                 f"and the base data does not give ({where})"
             )
-        data[name] = conform_value(name, simulated[name], model.inputs[name], where)
+        data[name] = conform_value(name, values[name], model.inputs[name], where)
     return ReplicateInputs(replicate=replicate, true_values=truths, data=data)
 
 

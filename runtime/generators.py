@@ -1,7 +1,8 @@
 """Generators of simulated ensembles: a Stan program (fixed_param) or a Python function.
 
 Both simulate whole input blocks (``keys.INPUT_BLOCK_SIZE`` replicates) with seeds derived from the
-ensemble id and the block or replicate, so a replicate's inputs never depend on the ensemble's size.
+dataset id and the block or replicate, so a replicate's inputs never depend on the ensemble's size, nor
+on the model fitted to them.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from runtime.conform import SimulatedReplicate
 from runtime.engines.base import CompiledModel, Engine
 from runtime.errors import StanFleetError
 from runtime.keys import INPUT_BLOCK_SIZE, block_replicates
 from runtime.spec import GeneratorSource, generator_seed
 from runtime.stan_info import ModelInfo, read_model_info
 
-Simulation = tuple[Mapping[str, Any], Mapping[str, Any]]
-"""One replicate's raw generator output: (true parameter values, simulated data)."""
-
-PythonGeneratorFunction = Callable[[np.random.Generator, Mapping[str, Any]], Simulation]
+PythonGeneratorFunction = Callable[
+    [np.random.Generator, Mapping[str, Any]], tuple[Mapping[str, Any], Mapping[str, Any]]
+]
 
 
 class Generator(Protocol):
@@ -31,8 +32,8 @@ class Generator(Protocol):
 
     source: GeneratorSource
 
-    def simulate_block(self, ensemble_id: str, block: int) -> list[Simulation]:
-        """Return the raw output for every replicate of ``block``, in replicate order."""
+    def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
+        """Return the generator's output for every replicate of ``block``, in replicate order."""
         ...
 
 
@@ -57,21 +58,16 @@ class StanGenerator:
         self._stan_file = stan_file
         self._engine = engine
         self._base_data = dict(base_data)
-        self._parameters = list(model.parameters)
-        self._data_names = [name for name in needed if name not in model.parameters]
 
-    def simulate_block(self, ensemble_id: str, block: int) -> list[Simulation]:
-        """Run fixed_param once for the whole block."""
+    def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
+        """Run fixed_param once for the whole block; keep every variable the program generates."""
         if self._compiled is None:
             self._compiled = self._engine.compile(self._stan_file)
-        seed = generator_seed(ensemble_id, block)
+        seed = generator_seed(dataset_id, block)
         output = self._compiled.fixed_param(self._base_data, INPUT_BLOCK_SIZE, seed)
         return [
-            (
-                {name: output[name][draw] for name in self._parameters},
-                {name: output[name][draw] for name in self._data_names},
-            )
-            for draw in range(INPUT_BLOCK_SIZE)
+            SimulatedReplicate(replicate, {name: np.asarray(values[draw]) for name, values in output.items()})
+            for draw, replicate in enumerate(block_replicates(block))
         ]
 
 
@@ -85,11 +81,11 @@ class PythonGenerator:
         self._base_data = dict(base_data)
         self._target = target
 
-    def simulate_block(self, ensemble_id: str, block: int) -> list[Simulation]:
+    def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
         """Call the function once per replicate with its own seeded numpy Generator."""
         simulations = []
         for replicate in block_replicates(block):
-            rng = np.random.default_rng(generator_seed(ensemble_id, replicate))
+            rng = np.random.default_rng(generator_seed(dataset_id, replicate))
             output = self._function(rng, self._base_data)
             if not (
                 isinstance(output, tuple) and len(output) == 2 and all(isinstance(o, Mapping) for o in output)
@@ -98,7 +94,14 @@ class PythonGenerator:
                     f"generator {self._target} must return a pair of dicts (true_values, data), "
                     f"got {type(output).__name__}"
                 )
-            simulations.append(output)
+            true_values, data = output
+            if both := sorted(set(true_values) & set(data)):
+                raise StanFleetError(
+                    f"generator {self._target} returns {', '.join(map(repr, both))} both as a true value "
+                    "and as data"
+                )
+            values = {name: np.asarray(value) for name, value in {**true_values, **data}.items()}
+            simulations.append(SimulatedReplicate(replicate, values))
         return simulations
 
 

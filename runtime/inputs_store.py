@@ -1,4 +1,4 @@
-"""Input packs: the true values and simulated data of many input blocks in one stored object.
+"""Input packs: the generator's output for many input blocks of a dataset set in one stored object.
 
 A submission writes one pack per run of consecutive new blocks (normally exactly one), so publishing
 inputs costs one request however large the ensemble. A pack is JSON lines: a header line
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 
-from runtime.conform import ReplicateInputs
+from runtime.conform import SimulatedReplicate
 from runtime.errors import StanFleetError
 from runtime.keys import (
     INPUT_BLOCK_SIZE,
@@ -27,7 +27,7 @@ HEADER_PROBE_BYTES = 64 * 1024
 """First read of a pack's header; a longer header (over ~5000 blocks) is read in doublings."""
 
 
-def encode_block(block: int, replicates: Sequence[ReplicateInputs]) -> bytes:
+def encode_block(block: int, replicates: Sequence[SimulatedReplicate]) -> bytes:
     """Serialise one input block as one line of JSON."""
     return json.dumps(
         {"block": block, "replicates": [inputs.to_jsonable() for inputs in replicates]},
@@ -36,12 +36,12 @@ def encode_block(block: int, replicates: Sequence[ReplicateInputs]) -> bytes:
     ).encode()
 
 
-def decode_block(payload: bytes) -> list[ReplicateInputs]:
+def decode_block(payload: bytes) -> list[SimulatedReplicate]:
     """Inverse of :func:`encode_block`."""
-    return [ReplicateInputs.from_jsonable(raw) for raw in json.loads(payload)["replicates"]]
+    return [SimulatedReplicate.from_jsonable(raw) for raw in json.loads(payload)["replicates"]]
 
 
-def encode_pack(blocks: Mapping[int, Sequence[ReplicateInputs]]) -> bytes:
+def encode_pack(blocks: Mapping[int, Sequence[SimulatedReplicate]]) -> bytes:
     """Serialise consecutive input blocks into one pack (header line, then one line per block)."""
     numbers = sorted(blocks)
     if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
@@ -66,17 +66,17 @@ def consecutive_runs(blocks: Iterable[int]) -> list[range]:
 
 
 def publish_inputs(
-    store: ObjectStore, ensemble_id: str, blocks: Mapping[int, Sequence[ReplicateInputs]]
+    store: ObjectStore, dataset_id: str, blocks: Mapping[int, Sequence[SimulatedReplicate]]
 ) -> None:
     """Write the blocks as one pack per run of consecutive blocks (one write per run)."""
     for run in consecutive_runs(blocks):
-        store.put(inputs_pack_key(ensemble_id, run), encode_pack({block: blocks[block] for block in run}))
+        store.put(inputs_pack_key(dataset_id, run), encode_pack({block: blocks[block] for block in run}))
 
 
-def published_packs(store: ObjectStore, ensemble_id: str) -> dict[int, str]:
+def published_packs(store: ObjectStore, dataset_id: str) -> dict[int, str]:
     """Map every published input block to the key of the pack holding it (one listing)."""
     packs: dict[int, str] = {}
-    for key in sorted(store.list_keys(inputs_prefix(ensemble_id))):
+    for key in sorted(store.list_keys(inputs_prefix(dataset_id))):
         for block in blocks_of_inputs_pack_key(key) or ():
             packs[block] = key
     return packs
@@ -85,14 +85,14 @@ def published_packs(store: ObjectStore, ensemble_id: str) -> dict[int, str]:
 class InputReader:
     """Reads replicates' inputs from input packs: one listing, then ranged reads of only the blocks needed."""
 
-    def __init__(self, store: ObjectStore, ensemble_id: str) -> None:
+    def __init__(self, store: ObjectStore, dataset_id: str) -> None:
         self._store = store
-        self._ensemble_id = ensemble_id
+        self._dataset_id = dataset_id
         self._packs: dict[int, str] | None = None
         self._offsets: dict[str, tuple[int, list[int], int]] = {}
-        self._blocks: dict[int, list[ReplicateInputs]] = {}
+        self._blocks: dict[int, list[SimulatedReplicate]] = {}
 
-    def replicate(self, replicate: int) -> ReplicateInputs:
+    def replicate(self, replicate: int) -> SimulatedReplicate:
         """The inputs of one replicate (its block is fetched unless already read)."""
         self.prefetch([replicate])
         return self._blocks[block_of(replicate)][replicate % INPUT_BLOCK_SIZE]
@@ -106,7 +106,7 @@ class InputReader:
 
     def _split_by_pack(self, run: range) -> list[tuple[str, range]]:
         if self._packs is None:
-            self._packs = published_packs(self._store, self._ensemble_id)
+            self._packs = published_packs(self._store, self._dataset_id)
         pieces: list[tuple[str, range]] = []
         for block in run:
             key = self._packs.get(block)

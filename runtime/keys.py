@@ -2,11 +2,12 @@
 
 ::
 
-    ensembles/<id>/spec.json                    the ensemble spec (immutable once written)
+    datasets/<dataset id>/spec.json             the dataset spec: generator, base data, seed (immutable)
+    datasets/<dataset id>/inputs/blocks-<first:05d>-<last:05d>.jsonl
+                                                one input pack: input blocks first..last (each block: the
+                                                generator's output for INPUT_BLOCK_SIZE replicates)
+    ensembles/<id>/spec.json                    the ensemble spec (immutable once written), naming its dataset
     ensembles/<id>/run.json                     how the submitter ran it (runtime.run_record), for collect
-    ensembles/<id>/inputs/blocks-<first:05d>-<last:05d>.jsonl
-                                                one input pack: input blocks first..last (each block: true
-                                                values and simulated data of INPUT_BLOCK_SIZE replicates)
     ensembles/<id>/results/<r:06d>.json         one ReplicateResult per replicate, written when done
     models/compiled/<hash>.json                 a compile job's "done" marker (AWS): later submissions of
                                                 the same model to the same job definition skip the compile job
@@ -40,14 +41,24 @@ def block_replicates(block: int) -> range:
     return range(block * INPUT_BLOCK_SIZE, (block + 1) * INPUT_BLOCK_SIZE)
 
 
-def inputs_prefix(ensemble_id: str) -> str:
-    """Prefix of every input pack of one ensemble."""
-    return f"{ensemble_prefix(ensemble_id)}inputs/"
+def dataset_prefix(dataset_id: str) -> str:
+    """Prefix of every object of one dataset set."""
+    return f"datasets/{dataset_id}/"
 
 
-def inputs_pack_key(ensemble_id: str, blocks: range) -> str:
-    """Key of the input pack holding the consecutive input blocks ``blocks``."""
-    return f"{inputs_prefix(ensemble_id)}blocks-{blocks.start:05d}-{blocks.stop - 1:05d}.jsonl"
+def dataset_spec_key(dataset_id: str) -> str:
+    """Key of the dataset spec."""
+    return f"{dataset_prefix(dataset_id)}spec.json"
+
+
+def inputs_prefix(dataset_id: str) -> str:
+    """Prefix of every input pack of one dataset set."""
+    return f"{dataset_prefix(dataset_id)}inputs/"
+
+
+def inputs_pack_key(dataset_id: str, blocks: range) -> str:
+    """Key of the input pack holding the consecutive input blocks ``blocks`` of a dataset set."""
+    return f"{inputs_prefix(dataset_id)}blocks-{blocks.start:05d}-{blocks.stop - 1:05d}.jsonl"
 
 
 def blocks_of_inputs_pack_key(key: str) -> range | None:

@@ -6,12 +6,12 @@ input leaves the store untouched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.conform import ReplicateInputs, conform_replicate
+from runtime.conform import ReplicateInputs, SimulatedReplicate, conform_replicate
 from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError
 from runtime.generators import Generator
@@ -19,7 +19,7 @@ from runtime.inputs_store import InputReader, publish_inputs, published_packs
 from runtime.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
-    block_replicates,
+    dataset_spec_key,
     replicate_of_result_key,
     results_prefix,
     spec_key,
@@ -55,18 +55,24 @@ def plan_ensemble(spec: EnsembleSpec, store: ObjectStore, requested: int) -> Ens
 
 def simulate_missing_blocks(
     plan: EnsemblePlan, generator: Generator, model: ModelInfo, store: ObjectStore
-) -> dict[int, list[ReplicateInputs]]:
-    """Simulate and conform every input block the missing replicates need and the store lacks."""
-    ensemble_id = plan.spec.ensemble_id
-    published = set(published_packs(store, ensemble_id))
-    blocks: dict[int, list[ReplicateInputs]] = {}
+) -> dict[int, list[SimulatedReplicate]]:
+    """Simulate every input block the missing replicates need and the dataset set lacks.
+
+    Every new replicate is checked against the model (names, shapes, types) before anything is written.
+    """
+    dataset_id = plan.spec.dataset_id
+    published = set(published_packs(store, dataset_id))
+    blocks: dict[int, list[SimulatedReplicate]] = {}
     for block in sorted({block_of(r) for r in plan.missing} - published):
-        simulations = generator.simulate_block(ensemble_id, block)
-        blocks[block] = [
-            conform_replicate(model, plan.spec.base_data, replicate, truths, data)
-            for replicate, (truths, data) in zip(block_replicates(block), simulations, strict=True)
-        ]
+        blocks[block] = generator.simulate_block(dataset_id, block)
+        for simulation in blocks[block]:
+            conform_replicate(model, plan.spec.base_data, simulation)
     return blocks
+
+
+def simulated_count(plan: EnsemblePlan, new_blocks: Mapping[int, Sequence[SimulatedReplicate]]) -> int:
+    """How many of the missing replicates' datasets were simulated now (the rest were reused)."""
+    return sum(1 for replicate in plan.missing if block_of(replicate) in new_blocks)
 
 
 def check_against_model(
@@ -85,22 +91,33 @@ def check_against_model(
 
 
 def first_missing_inputs(
-    plan: EnsemblePlan, new_blocks: Mapping[int, list[ReplicateInputs]], store: ObjectStore
+    plan: EnsemblePlan,
+    new_blocks: Mapping[int, Sequence[SimulatedReplicate]],
+    store: ObjectStore,
+    model: ModelInfo,
 ) -> ReplicateInputs:
-    """The inputs of the first missing replicate, from the new blocks or the store."""
+    """The first missing replicate's inputs for the model, from the new blocks or the dataset set."""
     first = plan.missing[0]
     block = block_of(first)
     if block in new_blocks:
-        return new_blocks[block][first % INPUT_BLOCK_SIZE]
-    return InputReader(store, plan.spec.ensemble_id).replicate(first)
+        simulation = new_blocks[block][first % INPUT_BLOCK_SIZE]
+    else:
+        simulation = InputReader(store, plan.spec.dataset_id).replicate(first)
+    return conform_replicate(model, plan.spec.base_data, simulation)
 
 
-def publish(spec: EnsembleSpec, new_blocks: Mapping[int, list[ReplicateInputs]], store: ObjectStore) -> None:
-    """Write the spec (once) and the new input blocks (one pack per run of consecutive blocks)."""
-    ensemble_id = spec.ensemble_id
-    if not store.exists(spec_key(ensemble_id)):
-        store.put(spec_key(ensemble_id), spec.to_json())
-    publish_inputs(store, ensemble_id, new_blocks)
+def publish(
+    spec: EnsembleSpec, new_blocks: Mapping[int, Sequence[SimulatedReplicate]], store: ObjectStore
+) -> None:
+    """Write the dataset spec and the ensemble spec (once each) and the new input blocks of the dataset
+    set (one pack per run of consecutive blocks)."""
+    for key, payload in (
+        (dataset_spec_key(spec.dataset_id), spec.dataset.to_json()),
+        (spec_key(spec.ensemble_id), spec.to_json()),
+    ):
+        if not store.exists(key):
+            store.put(key, payload)
+    publish_inputs(store, spec.dataset_id, new_blocks)
 
 
 def load_results(store: ObjectStore, ensemble_id: str, requested: int) -> list[ReplicateResult]:

@@ -305,45 +305,94 @@ def _ecdf_difference(
 
     from runtime.arviz_quiet import arviz as az
 
-    ecdf_confidence_band = az.stats.ecdf_utils.ecdf_confidence_band
-
     title = f"PIT ECDF minus uniform CDF, simultaneous 99% band{note}"
     if not shown:
         return _placeholder(title, "fewer than 2 succeeded replicates")
     figure, axes = _panel_grid(len(shown), title)
-    standard_uniform = uniform(0, 1)
     eval_points = np.linspace(1 / ECDF_POINTS, 1.0, ECDF_POINTS)
     bands: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for ax, quantity in zip(axes, shown, strict=True):
         pit = pits[quantity.key]
         if pit.size not in bands:
-            lower, upper = ecdf_confidence_band(
-                pit.size,
-                eval_points,
-                eval_points,
-                prob=0.99,
-                # ArviZ's "auto" choice; the simulated band's draws are continuous, so no warning.
-                method="optimized" if pit.size < 200 else "simulated",
-                rvs=standard_uniform.rvs,
-                num_trials=500,
-                random_state=np.random.default_rng(0),
-            )
-            bands[pit.size] = (lower - eval_points, upper - eval_points)
-        az.plot_ecdf(
-            pit,
-            cdf=standard_uniform.cdf,
-            difference=True,
-            eval_points=eval_points,
-            ax=ax,
-            show=False,
-        )
-        ax.fill_between(eval_points, *bands[pit.size], step="post", color="C0", alpha=0.2, lw=0)
-        ax.axhline(0.0, color="0.55", lw=0.8)
-        ax.set_xlim(0.0, 1.0)
-        ax.set_xlabel("PIT", fontsize=8)
-        _few_ticks(ax)
+            bands[pit.size] = _ecdf_difference_band(pit.size, eval_points)
+        az.plot_ecdf(pit, cdf=uniform(0, 1).cdf, difference=True, eval_points=eval_points, ax=ax, show=False)
+        _ecdf_axes(ax, eval_points, bands[pit.size])
         _panel_title(ax, summary, quantity)
     return figure
+
+
+def _ecdf_difference_band(n: int, eval_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The simultaneous 99% band of the ECDF difference of ``n`` uniform PITs, by ArviZ's own routine."""
+    from scipy.stats import uniform
+
+    from runtime.arviz_quiet import arviz as az
+
+    lower, upper = az.stats.ecdf_utils.ecdf_confidence_band(
+        n,
+        eval_points,
+        eval_points,
+        prob=0.99,
+        # ArviZ's "auto" choice; the simulated band's draws are continuous, so no warning.
+        method="optimized" if n < 200 else "simulated",
+        rvs=uniform(0, 1).rvs,
+        num_trials=500,
+        random_state=np.random.default_rng(0),
+    )
+    return lower - eval_points, upper - eval_points
+
+
+def _ecdf_axes(ax: Axes, eval_points: np.ndarray, band: tuple[np.ndarray, np.ndarray]) -> None:
+    ax.fill_between(eval_points, *band, step="post", color="0.6", alpha=0.25, lw=0)
+    ax.axhline(0.0, color="0.55", lw=0.8)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("PIT", fontsize=8)
+    _few_ticks(ax)
+
+
+def comparison_ecdf_png(versions: Sequence[tuple[str, EnsembleSummary, Sequence[QuantityScores]]]) -> bytes:
+    """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
+
+    ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
+    band is the simultaneous 99% band of the first version's number of replicates.
+    """
+    from scipy.stats import uniform
+
+    from runtime.arviz_quiet import arviz as az
+
+    by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
+    for index, (_, _, quantities) in enumerate(versions):
+        for quantity in quantities:
+            if quantity.replicates.size >= 2:
+                by_key.setdefault(quantity.key, []).append((index, quantity))
+    lowest = {
+        key: min(p_value_sort_key(_lookup(versions[i][1], q)) for i, q in scored)
+        for key, scored in by_key.items()
+    }
+    keys = sorted(by_key, key=lambda key: lowest[key])
+    note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
+    title = f"PIT ECDF minus uniform CDF by model version, simultaneous 99% band{note}"
+    if not keys:
+        return _png(_placeholder(title, "fewer than 2 succeeded replicates"))
+    figure, axes = _panel_grid(len(keys[:MAX_PANELS]), title)
+    eval_points = np.linspace(1 / ECDF_POINTS, 1.0, ECDF_POINTS)
+    for ax, key in zip(axes, keys, strict=False):
+        scored = by_key[key]
+        first_pit = scored[0][1].pit(versions[scored[0][0]][1].ensemble_id)
+        for index, quantity in scored:
+            label, summary, _ = versions[index]
+            az.plot_ecdf(
+                quantity.pit(summary.ensemble_id),
+                cdf=uniform(0, 1).cdf,
+                difference=True,
+                eval_points=eval_points,
+                ax=ax,
+                show=False,
+                plot_kwargs={"color": f"C{index}", "label": label},
+            )
+        _ecdf_axes(ax, eval_points, _ecdf_difference_band(first_pit.size, eval_points))
+        ax.set_title(_label(scored[0][1]), fontsize=9, y=1.0, pad=4)
+    axes[0].legend(fontsize=7, loc="lower left")
+    return _png(figure)
 
 
 def _z_score_vs_contraction(

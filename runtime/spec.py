@@ -1,9 +1,11 @@
-"""The ensemble spec: everything that determines an ensemble's results, and its identity."""
+"""The dataset and ensemble specs: what determines simulated datasets and an ensemble's results, and
+their identities."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,23 +31,32 @@ class GeneratorSource:
     target: str = ""
 
 
-@dataclass(frozen=True)
-class EnsembleSpec:
-    """What to fit and how. Its content hash is the ensemble id; the model name is cosmetic."""
+def content_hash(identity: Mapping[str, Any]) -> str:
+    """SHA-256 (first 20 hex digits) of a JSON-able mapping, keys sorted."""
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
-    model_name: str
-    model_code: str
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What determines an ensemble's simulated datasets. Its content hash is the dataset id.
+
+    ``base_data`` is DATA.json as given (not cast to any model's types), so every model version fitted
+    to the same generator, data and seed shares the datasets.
+    """
+
     generator: GeneratorSource
     base_data: dict[str, Any]
     seed: int
-    settings: SamplerSettings
-    engine: str
 
     @property
-    def ensemble_id(self) -> str:
-        """SHA-256 (first 20 hex digits) of model, generator, base data, seed, settings and engine."""
-        identity = {
-            "model_code": self.model_code,
+    def dataset_id(self) -> str:
+        """Hash of generator (kind, code, target), base data and seed."""
+        return content_hash(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (without the id)."""
+        return {
             "generator": {
                 "kind": self.generator.kind,
                 "code": self.generator.code,
@@ -53,26 +64,62 @@ class EnsembleSpec:
             },
             "base_data": self.base_data,
             "seed": self.seed,
-            "settings": self.settings.to_dict(),
-            "engine": self.engine,
         }
-        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
     def to_json(self) -> bytes:
-        """Serialise, including the id for readers that only want to check it."""
+        """Serialise, including the id."""
+        return json.dumps({"dataset_id": self.dataset_id, **self.to_dict()}, indent=1).encode()
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> DatasetSpec:
+        """Inverse of :meth:`to_dict` (an ``dataset_id`` key is ignored)."""
+        return cls(
+            generator=GeneratorSource(**raw["generator"]), base_data=raw["base_data"], seed=raw["seed"]
+        )
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """What to fit and how: a model fitted to a dataset set. Its content hash is the ensemble id.
+
+    ``base_data`` is the dataset's base data cast to this model's declared types (what the fits get);
+    the model name is cosmetic.
+    """
+
+    model_name: str
+    model_code: str
+    dataset: DatasetSpec
+    base_data: dict[str, Any]
+    settings: SamplerSettings
+    engine: str
+
+    @property
+    def dataset_id(self) -> str:
+        """The id of the datasets this ensemble fits."""
+        return self.dataset.dataset_id
+
+    @property
+    def ensemble_id(self) -> str:
+        """Hash of the dataset id, model, settings and engine."""
+        return content_hash(
+            {
+                "dataset_id": self.dataset_id,
+                "model_code": self.model_code,
+                "settings": self.settings.to_dict(),
+                "engine": self.engine,
+            }
+        )
+
+    def to_json(self) -> bytes:
+        """Serialise, including both ids for readers that only want to check them."""
         return json.dumps(
             {
                 "ensemble_id": self.ensemble_id,
+                "dataset_id": self.dataset_id,
                 "model_name": self.model_name,
                 "model_code": self.model_code,
-                "generator": {
-                    "kind": self.generator.kind,
-                    "code": self.generator.code,
-                    "target": self.generator.target,
-                },
+                "dataset": self.dataset.to_dict(),
                 "base_data": self.base_data,
-                "seed": self.seed,
                 "settings": self.settings.to_dict(),
                 "engine": self.engine,
             },
@@ -81,14 +128,18 @@ class EnsembleSpec:
 
     @classmethod
     def from_json(cls, payload: bytes) -> EnsembleSpec:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`; a spec of the layout before datasets were shared is refused."""
         raw = json.loads(payload)
+        if "dataset" not in raw:
+            raise StanFleetError(
+                f"ensemble {raw.get('ensemble_id', '?')} was written by an earlier StanFleet (before "
+                "datasets were shared between models): resubmit it, which gives it a new id"
+            )
         return cls(
             model_name=raw["model_name"],
             model_code=raw["model_code"],
-            generator=GeneratorSource(**raw["generator"]),
+            dataset=DatasetSpec.from_dict(raw["dataset"]),
             base_data=raw["base_data"],
-            seed=raw["seed"],
             settings=SamplerSettings.from_dict(raw["settings"]),
             engine=raw["engine"],
         )
@@ -104,9 +155,9 @@ def fit_seed(ensemble_id: str, replicate: int) -> int:
     return _derived_seed(ensemble_id, "fit", replicate)
 
 
-def generator_seed(ensemble_id: str, index: int) -> int:
-    """The generator seed of one input block (Stan) or replicate (Python), derived from the id."""
-    return _derived_seed(ensemble_id, "generate", index)
+def generator_seed(dataset_id: str, index: int) -> int:
+    """The generator seed of one input block (Stan) or replicate (Python), derived from the dataset id."""
+    return _derived_seed(dataset_id, "generate", index)
 
 
 def load_spec(store: ObjectStore, ensemble_id: str) -> EnsembleSpec:

@@ -31,12 +31,13 @@ from runtime.prepare import (
     plan_ensemble,
     publish,
     simulate_missing_blocks,
+    simulated_count,
 )
 from runtime.progress import progress_reporter
 from runtime.report import preload_plotting
 from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import AUTO_THIN, SamplerSettings
-from runtime.spec import EnsembleSpec, fit_seed
+from runtime.spec import DatasetSpec, EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
 
 EXIT_MISCALIBRATED = 3
@@ -231,14 +232,14 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
     model_info = read_model_info(args.model)
     if not model_info.parameters:
         raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
-    base_data = conform_base_data(model_info, load_base_data(args.data))
-    generator = open_generator(args.generator, backend.local_engine, model_info, base_data)
+    raw_base_data = load_base_data(args.data)
+    base_data = conform_base_data(model_info, raw_base_data)
+    generator = open_generator(args.generator, backend.local_engine, model_info, raw_base_data)
     spec = EnsembleSpec(
         model_name=args.model.stem,
         model_code=args.model.read_text(),
-        generator=generator.source,
+        dataset=DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=args.seed),
         base_data=base_data,
-        seed=args.seed,
         settings=settings,
         engine=backend.fit_engine,
     )
@@ -248,7 +249,7 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
         generator=args.generator,
         engine=spec.engine,
         backend=args.backend,
-        seed=spec.seed,
+        seed=spec.dataset.seed,
         settings=settings.to_dict(),
         pricing=None if backend.vcpus_per_job is None else (backend.vcpus_per_job, args.spot_price),
     )
@@ -265,8 +266,13 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
     )
     if plan.missing:
         new_blocks = simulate_missing_blocks(plan, generator, model_info, backend.store)
+        simulated = simulated_count(plan, new_blocks)
+        print(
+            f"datasets {spec.dataset_id}: {len(plan.missing) - simulated} reused, {simulated} simulated",
+            flush=True,
+        )
         model = backend.local_engine.compile(args.model)
-        first = first_missing_inputs(plan, new_blocks, backend.store)
+        first = first_missing_inputs(plan, new_blocks, backend.store, model_info)
         check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
         per_child = 1
         if backend.packs_replicates:

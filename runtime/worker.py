@@ -26,6 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from runtime.conform import conform_replicate
 from runtime.engines import get_engine
 from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
@@ -33,6 +34,7 @@ from runtime.inputs_store import InputReader
 from runtime.keys import replicate_of_result_key, result_key, results_prefix
 from runtime.lifetime import follow_parent, forked_children_die_with_this_process
 from runtime.model_files import materialize_stan_program
+from runtime.results import ReplicateResult
 from runtime.scoring import LOG_LIK_NAME
 from runtime.shared_builds import compile_shared
 from runtime.spec import fit_seed, load_spec
@@ -61,22 +63,29 @@ def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], 
     """
     spec = load_spec(store, ensemble_id)
     program = materialize_stan_program(spec.model_code, spec.model_name)
-    score_log_lik = LOG_LIK_NAME in read_model_info(program).generated_quantities
+    model_info = read_model_info(program)
+    score_log_lik = LOG_LIK_NAME in model_info.generated_quantities
     model = compile_shared(get_engine(spec.engine, cores=cores), program, store, publish=False)
     done = {replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))}
     todo = [replicate for replicate in replicates if replicate not in done]
-    inputs = InputReader(store, ensemble_id)
-    inputs.prefetch(todo)
+    datasets = InputReader(store, spec.dataset_id)
+    datasets.prefetch(todo)
     for replicate in todo:
-        result = fit_replicate(
-            model,
-            inputs.replicate(replicate),
-            base_data=spec.base_data,
-            settings=spec.settings,
-            seed=fit_seed(ensemble_id, replicate),
-            engine=spec.engine,
-            score_log_lik=score_log_lik,
-        )
+        seed = fit_seed(ensemble_id, replicate)
+        try:  # the dataset set is shared: each model picks and casts its own inputs from it
+            inputs = conform_replicate(model_info, spec.base_data, datasets.replicate(replicate))
+        except StanFleetError as exc:
+            result = ReplicateResult(replicate, seed, "failed", spec.engine, error=f"StanFleetError: {exc}")
+        else:
+            result = fit_replicate(
+                model,
+                inputs,
+                base_data=spec.base_data,
+                settings=spec.settings,
+                seed=seed,
+                engine=spec.engine,
+                score_log_lik=score_log_lik,
+            )
         store.put(result_key(ensemble_id, replicate), result.to_json())
     return len(todo)
 

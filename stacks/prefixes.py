@@ -7,8 +7,11 @@ characters there, ``/`` included).
 
 from __future__ import annotations
 
+DATASETS = "datasets/"
+"""``datasets/<dataset id>/spec.json`` and ``inputs/...``: simulated datasets, shared by every ensemble
+fitted to them; jobs read only the inputs."""
 ENSEMBLES = "ensembles/"
-"""``ensembles/<id>/spec.json``, ``run.json``, ``inputs/...`` and ``results/<r>.json``; jobs never read ``run.json``."""
+"""``ensembles/<id>/spec.json``, ``run.json`` and ``results/<r>.json``; jobs never read ``run.json``."""
 MODELS = "models/"
 """The compiled-model cache: jobs read and write it."""
 MANIFESTS = "manifests/"
@@ -18,7 +21,7 @@ CLAIMS = "claims/"
 """The trigger's claim markers (which double as the array plans jobs read). Its only write prefix."""
 
 SPEC_OBJECTS = f"{ENSEMBLES}*/spec.json"
-INPUT_OBJECTS = f"{ENSEMBLES}*/inputs/*"
+INPUT_OBJECTS = f"{DATASETS}*/inputs/*"
 RESULT_OBJECTS = f"{ENSEMBLES}*/results/*"
 MODEL_OBJECTS = f"{MODELS}*"
 COMPILED_MARKER_OBJECTS = f"{MODELS}compiled/*"

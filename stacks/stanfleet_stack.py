@@ -122,7 +122,7 @@ class StanFleetStack(Stack):
         )
         reasons = {
             prefixes.SPEC_OBJECTS: "ensemble ids are content hashes chosen at submit time",
-            prefixes.INPUT_OBJECTS: "input blocks of any ensemble, whose ids are content hashes chosen at submit time",
+            prefixes.INPUT_OBJECTS: "input blocks of any dataset set, whose ids are content hashes chosen at submit time",
             prefixes.MODEL_OBJECTS: "compiled models are cached under keys derived from the Stan program",
             prefixes.CLAIM_OBJECTS: "each submission's array plan is a claim object named by the trigger at run time",
             prefixes.RESULT_OBJECTS: "one result object per replicate of any ensemble",

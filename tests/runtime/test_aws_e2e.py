@@ -49,11 +49,12 @@ from tests.runtime.batch_runner import (
     manifest_events,
 )
 from tests.runtime.engines.present import ENGINES
-from tests.runtime.poisson_example import QUICK_SAMPLER, ROOT, example_arguments
+from tests.runtime.poisson_example import MODEL, QUICK_SAMPLER, ROOT, example_arguments
 
 pytestmark = pytest.mark.aws_e2e
 
-COMMAND = [*example_arguments(), *QUICK_SAMPLER, "--no-progress"]
+SETTINGS = [*QUICK_SAMPLER, "--no-progress"]
+COMMAND = [*example_arguments(), *SETTINGS]
 TIMINGS = ("sample_seconds", "total_seconds")
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
@@ -110,12 +111,19 @@ class Aws:
     tmp: Path
 
     def submit(
-        self, *arguments: str, replicates: int, per_child: int, wait: bool = False, engine: str = "pystan"
+        self,
+        *arguments: str,
+        replicates: int,
+        per_child: int,
+        wait: bool = False,
+        engine: str = "pystan",
+        model: str = MODEL,
     ) -> int:
         """``python -m runtime.submit ... --backend aws`` (in this process)."""
         return submit_main(
             [
-                *COMMAND,
+                *example_arguments(model),
+                *SETTINGS,
                 "--engine",
                 engine,
                 "--backend",
@@ -209,10 +217,16 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def launch(
-    aws: Aws, capsys: pytest.CaptureFixture[str], *, replicates: int, per_child: int, engine: str = "pystan"
+    aws: Aws,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    replicates: int,
+    per_child: int,
+    engine: str = "pystan",
+    model: str = MODEL,
 ) -> tuple[str, dict[str, Any]]:
     """Submit with --no-wait and hand the upload's S3 event to the trigger: (ensemble id, outcome)."""
-    assert aws.submit(replicates=replicates, per_child=per_child, engine=engine) == 0
+    assert aws.submit(replicates=replicates, per_child=per_child, engine=engine, model=model) == 0
     ensemble_id = ensemble_of(capsys.readouterr().out)
     (event,) = aws.events()
     outcome = handle(event)
@@ -521,3 +535,34 @@ def test_wait_follows_the_jobs_and_writes_the_report(
     assert summary["run"]["backend"] == "aws"
     cost = summary["run"]["cost_estimate"]
     assert cost["vcpu_seconds"] == pytest.approx(summary["fit_seconds_total"] * FIT_VCPUS)
+
+
+def test_two_model_versions_on_aws_share_one_dataset_set(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first_id, first = launch(aws, capsys, replicates=4, per_child=4)
+    assert_succeeded(aws.runner.run_jobs(first["job_ids"]))
+    packs = aws.keys("datasets/")
+    assert [key.rsplit("/", 1)[1] for key in packs] == ["blocks-00000-00000.jsonl", "spec.json"]
+
+    second_model = aws.tmp / "fit_data_v2.stan"  # a wider prior: another model version
+    second_model.write_text(Path(MODEL).read_text().replace("normal(0, 6.44787)", "normal(0, 10)"))
+    assert aws.submit(replicates=4, per_child=4, model=str(second_model)) == 0
+    output = capsys.readouterr().out
+    assert re.search(r"datasets [0-9a-f]{20}: 4 reused, 0 simulated", output), output
+    second_id = ensemble_of(output)
+    assert second_id != first_id
+    (event,) = aws.events()
+    second = handle(event)
+    assert second["status"] == "submitted"
+    assert_succeeded(aws.runner.run_jobs(second["job_ids"]))
+    assert aws.keys("datasets/") == packs  # nothing simulated or uploaded again
+
+    def true_values(ensemble_id: str) -> list[float]:
+        return [
+            aws.read_json(key)["variables"]["lambda"]["true_value"]
+            for key in aws.keys(results_prefix(ensemble_id))
+        ]
+
+    assert len(true_values(first_id)) == 4
+    assert true_values(first_id) == true_values(second_id)

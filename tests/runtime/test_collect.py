@@ -16,7 +16,7 @@ from runtime.keys import result_key, run_key, spec_key
 from runtime.manifest import Manifest
 from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import SamplerSettings
-from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
 from tests.runtime.sbc_results import ensemble, uniform_rank
 
@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = EnsembleSpec(
     model_name="poisson",
     model_code=(ROOT / "tests" / "data" / "poisson.stan").read_text(),
-    generator=GeneratorSource(kind="python", code="def simulate(rng, data): ...", target="gen:simulate"),
+    dataset=DatasetSpec(
+        GeneratorSource(kind="python", code="def simulate(rng, data): ...", target="gen:simulate"),
+        {"N": 3},
+        7,
+    ),
     base_data={"N": 3},
-    seed=7,
     settings=SamplerSettings(chains=2, warmup=100, samples=100, thin=2),
     engine="cmdstanpy",
 )
@@ -184,4 +187,20 @@ def test_errors_are_one_line_and_write_no_report(
     assert err.startswith("error: ")
     assert err.count("\n") == 1
     assert re.search(message, err), err
+    assert not (tmp_path / "report").exists()
+
+
+def test_an_ensemble_of_the_layout_before_shared_datasets_is_named_in_one_line(
+    store: LocalDirectoryStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old_id = "0123456789abcdef0123"
+    old_spec = {"ensemble_id": old_id, "model_name": "poisson", "model_code": "", "generator": {}, "seed": 1}
+    store.put(spec_key(old_id), json.dumps(old_spec).encode())
+    store.put(f"ensembles/{old_id}/inputs/blocks-00000-00000.jsonl", b"{}\n")
+    assert main([old_id, "--store", store.uri, "--out", str(tmp_path / "report")]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: ensemble {old_id} was written by an earlier StanFleet (before datasets were shared "
+        "between models): resubmit it, which gives it a new id\n"
+    )
     assert not (tmp_path / "report").exists()

@@ -1,4 +1,4 @@
-"""Generators: Stan (fixed_param, real PyStan) and Python, seeded from the ensemble id."""
+"""Generators: Stan (fixed_param, real PyStan) and Python, seeded from the dataset id."""
 
 from pathlib import Path
 
@@ -19,19 +19,18 @@ BASE = {"N": 20}
 
 def test_stan_generator_simulates_a_whole_block_reproducibly() -> None:
     generator = StanGenerator(EXAMPLE / "generative_ensemble.stan", get_engine("pystan"), MODEL, BASE)
-    block = generator.simulate_block("ensemble-a", 0)
+    block = generator.simulate_block("dataset-a", 0)
     assert len(block) == INPUT_BLOCK_SIZE
-    truths, data = block[0]
-    assert set(truths) == {"lambda"}
-    assert set(data) == {"y"}
-    assert np.shape(data["y"]) == (20,)
-    lambdas = np.array([float(t["lambda"]) for t, _ in block])
+    assert [simulation.replicate for simulation in block] == list(range(INPUT_BLOCK_SIZE))
+    assert set(block[0].values) == {"lambda", "y"}  # everything the program generates, for any model
+    assert np.shape(block[0].values["y"]) == (20,)
+    lambdas = np.array([float(s.values["lambda"]) for s in block])
     assert np.all(lambdas >= 0)
     assert len(np.unique(lambdas)) == INPUT_BLOCK_SIZE
-    again = generator.simulate_block("ensemble-a", 0)
-    np.testing.assert_array_equal(lambdas, [float(t["lambda"]) for t, _ in again])
-    other = generator.simulate_block("ensemble-b", 0)
-    assert float(other[0][0]["lambda"]) != lambdas[0]
+    again = generator.simulate_block("dataset-a", 0)
+    np.testing.assert_array_equal(lambdas, [float(s.values["lambda"]) for s in again])
+    other = generator.simulate_block("dataset-b", 0)
+    assert float(other[0].values["lambda"]) != lambdas[0]
     assert generator.source.kind == "stan"
     assert "poisson_rng" in generator.source.code
 
@@ -45,11 +44,14 @@ def test_stan_generator_must_name_what_the_model_needs(tmp_path: Path) -> None:
 
 def test_python_generator_seeds_each_replicate_independently_of_the_block() -> None:
     generator = PythonGenerator("examples.poisson.generator:simulate", BASE)
-    block0 = generator.simulate_block("ensemble-a", 0)
-    block1 = generator.simulate_block("ensemble-a", 1)
+    block0 = generator.simulate_block("dataset-a", 0)
+    block1 = generator.simulate_block("dataset-a", 1)
     assert len(block0) == len(block1) == INPUT_BLOCK_SIZE
-    assert float(block0[0][0]["lambda"]) == float(generator.simulate_block("ensemble-a", 0)[0][0]["lambda"])
-    assert float(block0[0][0]["lambda"]) != float(block1[0][0]["lambda"])
+    assert block1[0].replicate == INPUT_BLOCK_SIZE
+    assert set(block0[0].values) == {"lambda", "y"}  # true values and data, merged
+    first = float(block0[0].values["lambda"])
+    assert first == float(generator.simulate_block("dataset-a", 0)[0].values["lambda"])
+    assert first != float(block1[0].values["lambda"])
     assert generator.source.target == "examples.poisson.generator:simulate"
     assert "def simulate" in generator.source.code
 

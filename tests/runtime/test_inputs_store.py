@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import runtime.inputs_store as inputs_store
-from runtime.conform import ReplicateInputs
+from runtime.conform import SimulatedReplicate
 from runtime.errors import StanFleetError
 from runtime.inputs_store import (
     InputReader,
@@ -19,13 +19,13 @@ from runtime.inputs_store import (
 from runtime.keys import INPUT_BLOCK_SIZE, block_replicates, inputs_pack_key, inputs_prefix
 from runtime.store import LocalDirectoryStore
 
-ENSEMBLE = "e" * 20
+DATASET = "d" * 20
 
 
-def block_inputs(block: int) -> list[ReplicateInputs]:
+def block_inputs(block: int) -> list[SimulatedReplicate]:
     rng = np.random.default_rng(block)
     return [
-        ReplicateInputs(r, {"lambda": np.array(float(r))}, {"y": rng.poisson(3.0, size=4)})
+        SimulatedReplicate(r, {"lambda": np.array(float(r)), "y": rng.poisson(3.0, size=4)})
         for r in block_replicates(block)
     ]
 
@@ -68,33 +68,33 @@ def test_pack_lines_are_the_blocks_after_a_header_of_offsets() -> None:
 def test_publish_writes_one_pack_per_run_and_the_reader_gets_every_replicate(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
     blocks = {block: block_inputs(block) for block in (0, 1, 2, 5)}
-    publish_inputs(store, ENSEMBLE, blocks)
-    assert sorted(store.list_keys(inputs_prefix(ENSEMBLE))) == [
-        inputs_pack_key(ENSEMBLE, range(0, 3)),
-        inputs_pack_key(ENSEMBLE, range(5, 6)),
+    publish_inputs(store, DATASET, blocks)
+    assert sorted(store.list_keys(inputs_prefix(DATASET))) == [
+        inputs_pack_key(DATASET, range(0, 3)),
+        inputs_pack_key(DATASET, range(5, 6)),
     ]
-    assert published_packs(store, ENSEMBLE) == {
-        0: inputs_pack_key(ENSEMBLE, range(0, 3)),
-        1: inputs_pack_key(ENSEMBLE, range(0, 3)),
-        2: inputs_pack_key(ENSEMBLE, range(0, 3)),
-        5: inputs_pack_key(ENSEMBLE, range(5, 6)),
+    assert published_packs(store, DATASET) == {
+        0: inputs_pack_key(DATASET, range(0, 3)),
+        1: inputs_pack_key(DATASET, range(0, 3)),
+        2: inputs_pack_key(DATASET, range(0, 3)),
+        5: inputs_pack_key(DATASET, range(5, 6)),
     }
-    reader = InputReader(store, ENSEMBLE)
+    reader = InputReader(store, DATASET)
     for replicate in (0, 150, 299, 5 * INPUT_BLOCK_SIZE + 7):
         got = reader.replicate(replicate)
         want = blocks[replicate // INPUT_BLOCK_SIZE][replicate % INPUT_BLOCK_SIZE]
         assert got.replicate == replicate
-        np.testing.assert_array_equal(got.data["y"], want.data["y"])
-        assert got.true_values["lambda"] == float(replicate)
+        np.testing.assert_array_equal(got.values["y"], want.values["y"])
+        assert got.values["lambda"] == float(replicate)
 
 
 def test_the_reader_fetches_only_the_byte_range_of_the_blocks_it_needs(tmp_path: Path) -> None:
     store = CountingStore(tmp_path)
-    publish_inputs(store, ENSEMBLE, {block: block_inputs(block) for block in range(10)})
-    pack_key = inputs_pack_key(ENSEMBLE, range(10))
+    publish_inputs(store, DATASET, {block: block_inputs(block) for block in range(10)})
+    pack_key = inputs_pack_key(DATASET, range(10))
     pack_size = len(store.get(pack_key))
 
-    reader = InputReader(store, ENSEMBLE)
+    reader = InputReader(store, DATASET)
     reader.prefetch(range(3 * INPUT_BLOCK_SIZE + 50, 5 * INPUT_BLOCK_SIZE + 10))  # blocks 3..5
     assert store.listings == 1
     header_read, blocks_read = store.ranges
@@ -111,9 +111,9 @@ def test_a_header_longer_than_the_first_probe_is_read_in_doublings(
 ) -> None:
     monkeypatch.setattr(inputs_store, "HEADER_PROBE_BYTES", 8)
     store = CountingStore(tmp_path)
-    publish_inputs(store, ENSEMBLE, {block: block_inputs(block) for block in range(4)})
+    publish_inputs(store, DATASET, {block: block_inputs(block) for block in range(4)})
     assert (
-        InputReader(store, ENSEMBLE).replicate(3 * INPUT_BLOCK_SIZE + 1).replicate == 3 * INPUT_BLOCK_SIZE + 1
+        InputReader(store, DATASET).replicate(3 * INPUT_BLOCK_SIZE + 1).replicate == 3 * INPUT_BLOCK_SIZE + 1
     )
     probes = [stop for _, start, stop in store.ranges if start == 0]
     assert probes[:3] == [8, 16, 32]
@@ -121,7 +121,7 @@ def test_a_header_longer_than_the_first_probe_is_read_in_doublings(
 
 def test_a_replicate_without_published_inputs_is_a_clear_error(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
-    publish_inputs(store, ENSEMBLE, {0: block_inputs(0)})
-    store.put(f"{inputs_prefix(ENSEMBLE)}notes.txt", b"not a pack")
+    publish_inputs(store, DATASET, {0: block_inputs(0)})
+    store.put(f"{inputs_prefix(DATASET)}notes.txt", b"not a pack")
     with pytest.raises(StanFleetError, match=r"input block 1\) are not in the store"):
-        InputReader(store, ENSEMBLE).replicate(INPUT_BLOCK_SIZE)
+        InputReader(store, DATASET).replicate(INPUT_BLOCK_SIZE)

@@ -4,6 +4,7 @@ from runtime.keys import (
     block_replicates,
     blocks_of_inputs_pack_key,
     compiled_marker_key,
+    dataset_spec_key,
     inputs_pack_key,
     replicate_of_result_key,
     result_key,
@@ -15,7 +16,8 @@ from runtime.keys import (
 def test_layout_is_stable() -> None:
     assert spec_key("abc") == "ensembles/abc/spec.json"
     assert run_key("abc") == "ensembles/abc/run.json"
-    assert inputs_pack_key("abc", range(3, 10)) == "ensembles/abc/inputs/blocks-00003-00009.jsonl"
+    assert inputs_pack_key("abc", range(3, 10)) == "datasets/abc/inputs/blocks-00003-00009.jsonl"
+    assert dataset_spec_key("abc") == "datasets/abc/spec.json"
     assert result_key("abc", 42) == "ensembles/abc/results/000042.json"
 
 
@@ -33,8 +35,8 @@ def test_blocks_partition_replicates() -> None:
 def test_input_pack_key_round_trips_and_ignores_other_keys() -> None:
     assert blocks_of_inputs_pack_key(inputs_pack_key("abc", range(0, 1))) == range(0, 1)
     assert blocks_of_inputs_pack_key(inputs_pack_key("abc", range(12, 20))) == range(12, 20)
-    assert blocks_of_inputs_pack_key("ensembles/abc/inputs/block-00003.json") is None
-    assert blocks_of_inputs_pack_key("ensembles/abc/inputs/blocks-x-y.jsonl") is None
+    assert blocks_of_inputs_pack_key("datasets/abc/inputs/block-00003.json") is None
+    assert blocks_of_inputs_pack_key("datasets/abc/inputs/blocks-x-y.jsonl") is None
 
 
 def test_compiled_markers_change_with_job_definition_engine_and_model() -> None:

@@ -22,12 +22,13 @@ from moto import mock_aws
 
 from runtime import batch_executor
 from runtime.aws_stack import DEFAULT_STACK
+from runtime.compare import main as compare_main
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
 from runtime.keys import run_key
 from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
-from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, interrupted_message, main
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.engines.present import ENGINES
@@ -278,9 +279,8 @@ def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) ->
     spec = EnsembleSpec(
         "fit_data",
         MODEL_CODE,
-        GeneratorSource("python", "x", "m:f"),
+        DatasetSpec(GeneratorSource("python", "x", "m:f"), {"N": 5}, 1),
         {"N": 5},
-        1,
         SamplerSettings(chains=2, warmup=200, samples=600),
         "pystan",
     )
@@ -364,3 +364,33 @@ def test_ctrl_c_while_waiting_on_aws_exits_130_and_says_the_jobs_keep_running(
         f"  stop the jobs: python -m runtime.cancel {ensemble} --stack MyFleet --region us-east-1",
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_second_model_version_is_fitted_to_the_same_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "--replicates", "6") == 0
+    first = capsys.readouterr().out
+    (dataset,) = re.findall(r"datasets ([0-9a-f]{20}): 0 reused, 6 simulated", first)
+    second_model = tmp_path / "fit_data_v2.stan"  # a wider prior: another model version, same generator
+    second_model.write_text(Path(MODEL).read_text().replace("normal(0, 6.44787)", "normal(0, 10)"))
+    assert run(tmp_path, "--replicates", "6", "--out", str(tmp_path / "out-v2"), model=str(second_model)) == 0
+    second = capsys.readouterr().out
+    assert f"datasets {dataset}: 6 reused, 0 simulated" in second
+    first_id, second_id = (re.findall(r"ensemble ([0-9a-f]{20}):", text)[0] for text in (first, second))
+    assert first_id != second_id
+
+    def true_values(ensemble_id: str) -> list[float]:
+        paths = sorted((tmp_path / "store" / "ensembles" / ensemble_id / "results").glob("*.json"))
+        return [json.loads(p.read_bytes())["variables"]["lambda"]["true_value"] for p in paths]
+
+    assert len(true_values(first_id)) == 6
+    assert true_values(first_id) == true_values(second_id)
+
+    store, out = str(tmp_path / "store"), str(tmp_path / "compared")
+    assert compare_main([first_id, second_id, "--store", store, "--out", out]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["fit_data", first_id[:8], "fit_data_v2", second_id[:8]]
+    assert re.search(r"^lambda\s+\S+ (yes|NO) ", table, re.MULTILINE), table
+    assert re.search(r"^log_lik \(test\)\s", table, re.MULTILINE), table
+    assert (tmp_path / "compared" / "ecdf_difference.png").stat().st_size > 5000

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.conform import ReplicateInputs
+from runtime.conform import SimulatedReplicate
 from runtime.inputs_store import publish_inputs
 from runtime.keys import INPUT_BLOCK_SIZE, result_key, spec_key
 from runtime.results import ReplicateResult
 from runtime.settings import SamplerSettings
-from runtime.spec import EnsembleSpec, GeneratorSource
+from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
 from runtime.worker import main, replicates_of_child, run_worker
 from tests.runtime.engines.present import ENGINES
@@ -30,9 +30,10 @@ def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int], engin
     spec = EnsembleSpec(
         model_name="fit_data",
         model_code=MODEL_CODE,
-        generator=GeneratorSource(kind="python", code="# by hand", target="tests:by_hand"),
+        dataset=DatasetSpec(
+            GeneratorSource(kind="python", code="# by hand", target="tests:by_hand"), {"N": 5}, 3
+        ),
         base_data={"N": 5},
-        seed=3,
         settings=SamplerSettings(chains=2, warmup=200, samples=200, thin=4),
         engine=engine,
     )
@@ -43,9 +44,9 @@ def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int], engin
         y = rng.poisson(lam, size=5)
         if replicate in bad_replicates:
             y[0] = -1  # violates the model's lower bound: Stan rejects the data
-        block.append(ReplicateInputs(replicate, {"lambda": np.array(lam)}, {"y": y}))
+        block.append(SimulatedReplicate(replicate, {"lambda": np.array(lam), "y": y}))
     store.put(spec_key(spec.ensemble_id), spec.to_json())
-    publish_inputs(store, spec.ensemble_id, {0: block})
+    publish_inputs(store, spec.dataset_id, {0: block})
     return spec.ensemble_id
 
 

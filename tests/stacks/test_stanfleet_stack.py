@@ -55,7 +55,7 @@ def test_job_role_reads_inputs_and_writes_results_only(default_template: Templat
         json.dumps(_objects(bucket, p))
         for p in (
             "ensembles/*/spec.json",
-            "ensembles/*/inputs/*",
+            "datasets/*/inputs/*",
             "ensembles/*/results/*",
             "models/*",
             "claims/*",
