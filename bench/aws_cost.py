@@ -280,10 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  {children} array children of {args.replicates_per_child} replicates, each + {args.overhead_seconds:g} s "
         f"(container start, compiled-model fetch); one compile job of {args.compile_seconds:g} s"
     )
-    print(
-        "  AWS fits with CmdStanPy by default; the per-fit time measured here is PyStan's (same Stan C++ "
-        "sampler)"
-    )
+    if args.engine != "cmdstanpy":
+        print(f"  AWS fits with CmdStanPy by default; the per-fit time measured here is {args.engine}'s")
 
     print("\nCompute (vCPU-seconds x price, via runtime.cost.estimate_cost)")
     print(
