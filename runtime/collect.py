@@ -55,6 +55,13 @@ def report_ensemble(
     return summary, out
 
 
+def results_store(uri: str | None, stack: str, region: str | None) -> ObjectStore:
+    """The store at ``uri``, else the deployed stack's bucket."""
+    if uri:
+        return open_store(uri)
+    return S3Store(read_stack_outputs(stack, region).bucket, region=region)
+
+
 def requested_replicates(store: ObjectStore, ensemble_id: str) -> int:
     """R from the ensemble's manifest, else one past the highest replicate with a result."""
     try:
@@ -83,11 +90,7 @@ def collect(args: argparse.Namespace) -> int:
     """Write the report of ``args.ensemble_id`` from the results in its store."""
     if args.replicates is not None and args.replicates < 1:
         raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
-    store = (
-        open_store(args.store)
-        if args.store
-        else S3Store(read_stack_outputs(args.stack, args.region).bucket, region=args.region)
-    )
+    store = results_store(args.store, args.stack, args.region)
     spec = load_spec(store, args.ensemble_id)
     requested = args.replicates or requested_replicates(store, args.ensemble_id)
     record = load_run_record(store, args.ensemble_id)

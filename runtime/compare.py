@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from runtime.atomic_file import write_atomically
-from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs
-from runtime.collect import requested_replicates
+from runtime.aws_stack import DEFAULT_STACK
+from runtime.collect import requested_replicates, results_store
 from runtime.errors import StanFleetError, exit_status
 from runtime.prepare import load_results
-from runtime.s3_store import S3Store
 from runtime.spec import load_spec
-from runtime.store import ObjectStore, open_store
+from runtime.store import ObjectStore
 from runtime.summary import (
     PARAMETER,
     EnsembleSummary,
@@ -205,11 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def compare() -> int:
         if args.replicates is not None and args.replicates < 1:
             raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
-        store = (
-            open_store(args.store)
-            if args.store
-            else S3Store(read_stack_outputs(args.stack, args.region).bucket, region=args.region)
-        )
+        store = results_store(args.store, args.stack, args.region)
         compared = compare_ensembles(store, args.ensemble_ids, args.replicates)
         out = args.out or Path("sbc-report") / ("compare-" + "-".join(i[:8] for i in args.ensemble_ids))
         write_comparison(compared, out)
