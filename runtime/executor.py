@@ -154,7 +154,7 @@ class LocalProcessExecutor:
         for process, _ in idle:
             kill_process_group(process.pid)
             reap_with_group(process)
-        if self._log_dir is not None:
+        if idle and self._log_dir is not None:  # after run(), a failed worker's log must stay
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 import time
@@ -81,3 +82,13 @@ def test_workers_share_the_machines_cores(tmp_path: Path, monkeypatch: pytest.Mo
         )
     assert [env[WORKER_CORES_VARIABLE] for env in started] == ["2", "2", "2"]
     assert {env[PARENT_PID_VARIABLE] for env in started} == {str(os.getpid())}
+
+
+def test_a_failed_workers_log_outlives_the_executor(tmp_path: Path) -> None:
+    with (
+        pytest.raises(StanFleetError, match=r"log (\S+):") as failure,
+        LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=1, poll_seconds=0.05) as executor,
+    ):
+        executor.run("absent", [0], lambda done, detail="": None)
+    log = Path(re.search(r"log (\S+):", str(failure.value)).group(1))  # type: ignore[union-attr]
+    assert "ensemble absent is not in the store" in log.read_text()
