@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.engines import cmdstan_available  # noqa: E402
-from runtime.executor import split_evenly  # noqa: E402
 from runtime.keys import result_key  # noqa: E402
 from runtime.store import open_store  # noqa: E402
 from runtime.worker import run_worker  # noqa: E402
@@ -112,7 +111,7 @@ class Measurement:
     engine: str
     hand_seconds: list[float]
     fleet_seconds: list[float]
-    busiest_worker_seconds: float
+    fit_seconds_per_worker: float
     per_replicate: dict[str, float]
     replicate_seconds: float
     profiled: int
@@ -175,12 +174,10 @@ def measure(engine: str, replicates: int, workers: int, rounds: int, profiled: i
     results = {
         r["replicate"]: r for r in (json.loads(p.read_bytes()) for p in ensemble_dir.glob("results/*.json"))
     }
-    busiest = max(
-        sum(results[r]["total_seconds"] for r in share) for share in split_evenly(sorted(results), workers)
-    )
+    per_worker = sum(result["total_seconds"] for result in results.values()) / workers
     per_replicate, replicate_seconds = profile_worker(store, ensemble_dir.name, list(range(profiled)))
     return Measurement(
-        engine, hand_seconds, fleet_seconds, busiest, per_replicate, replicate_seconds, profiled
+        engine, hand_seconds, fleet_seconds, per_worker, per_replicate, replicate_seconds, profiled
     )
 
 
@@ -197,8 +194,8 @@ def report(m: Measurement, replicates: int, workers: int) -> None:
         f"ratio StanFleet/hand:  {fleet / hand:7.3f}  (sums of {len(m.hand_seconds)} runs each; goal <= 1.10)"
     )
     print(
-        f"outside the workers:   {m.fleet_seconds[0] - m.busiest_worker_seconds:7.2f} s  "
-        "(start-up, simulation, checks, report; wall time minus the busiest worker's fits, first run)"
+        f"outside the workers:   {m.fleet_seconds[0] - m.fit_seconds_per_worker:7.2f} s  "
+        "(start-up, simulation, checks, report; wall time minus a worker's share of the fit time, first run)"
     )
     print(f"one worker, {m.profiled} replicates under cProfile, per replicate:")
     for label, seconds in m.per_replicate.items():

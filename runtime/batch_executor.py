@@ -1,15 +1,16 @@
-"""The AWS executor: one manifest upload launches the ensemble; progress is read back from S3 and Batch.
+"""The AWS executor: manifest uploads launch the ensemble; progress is read back from S3 and Batch.
 
-The submitter makes a constant number of API calls however large the ensemble: one manifest upload,
-then per poll one results listing (one call per 1000 results) and one DescribeJobs (per 100 jobs: one
-array job holds 10,000 children). The trigger Lambda does the submitting (runtime.trigger).
+The submitter's API calls grow with the logarithm of the ensemble, not with it: a manifest upload each
+time the published inputs have doubled (fits start while the rest is simulated), then per poll one
+results listing (one call per 1000 results) and one DescribeJobs (per 100 jobs: one array job holds
+10,000 children). The trigger Lambda does the submitting (runtime.trigger).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -69,16 +70,55 @@ class BatchExecutor:
     def _batch(self) -> Any:
         return boto3.client("batch", region_name=self._region)
 
-    def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
-        """Upload the manifest; with waiting, return once every replicate has a result."""
-        manifest = Manifest(ensemble_id, self._requested, self._replicates_per_child)
+    def run(
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_progress: ProgressCallback,
+        published: Iterable[Sequence[int]] | None = None,
+    ) -> None:
+        """Upload the manifest; with waiting, return once every replicate has a result.
+
+        While the inputs are being published, a manifest covering what is published goes up whenever that
+        has doubled since the last upload (each upload submits jobs only for replicates no earlier
+        upload's jobs hold); without waiting, one manifest once everything is published.
+        """
+        batches = [replicates] if published is None else published
+        if not self._wait:
+            for _ in batches:  # publishing them
+                pass
+            self._upload(ensemble_id, self._requested)
+            return
+        job_ids: dict[str, None] = {}  # in submission order, without repeats
+        ready = covered = 0
+        for batch in batches:
+            if not batch:
+                continue
+            ready, end = ready + len(batch), max(batch) + 1
+            if ready >= 2 * covered:
+                job_ids.update(dict.fromkeys(self._launch(ensemble_id, end, on_progress)))
+                covered = ready
+        if covered < ready:
+            job_ids.update(dict.fromkeys(self._launch(ensemble_id, self._requested, on_progress)))
+        self._follow(ensemble_id, replicates, list(job_ids), on_progress)
+
+    def _upload(self, ensemble_id: str, upto: int) -> str:
+        """Upload a manifest for replicates ``0..upto-1``; return the upload's version id or ETag."""
+        manifest = Manifest(ensemble_id, upto, self._replicates_per_child)
         upload = self._s3.put_object(
             Bucket=self._outputs.bucket, Key=manifest_key(ensemble_id), Body=manifest.to_json()
         )
-        if not self._wait:
-            return
-        upload_id = upload.get("VersionId") or upload["ETag"].strip('"')
-        job_ids = self._await_submission(claim_key(ensemble_id, upload_id, CLAIM_PREFIX), on_progress)
+        return str(upload.get("VersionId") or upload["ETag"].strip('"'))
+
+    def _launch(self, ensemble_id: str, upto: int, on_progress: ProgressCallback) -> list[str]:
+        """Upload a manifest for replicates ``0..upto-1`` and wait for the trigger's job ids."""
+        upload_id = self._upload(ensemble_id, upto)
+        return self._await_submission(claim_key(ensemble_id, upload_id, CLAIM_PREFIX), on_progress)
+
+    def _follow(
+        self, ensemble_id: str, replicates: Sequence[int], job_ids: list[str], on_progress: ProgressCallback
+    ) -> None:
+        """Report progress until every replicate has a result; raise if the jobs end before."""
         while True:
             done = count_results(self._store, ensemble_id, replicates)
             statuses = self._job_statuses(job_ids)

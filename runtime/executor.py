@@ -1,29 +1,32 @@
 """The executor seam: runs the worker over an ensemble's missing replicates.
 
-``LocalProcessExecutor`` starts plain OS processes (``python -m runtime.worker``), each looping over
-a contiguous share of the replicates; the AWS backend submits Batch array jobs instead. Progress is
-read from the store (results present), the same way for every executor.
+``LocalProcessExecutor`` starts plain OS processes (``python -m runtime.worker``) and hands them the
+replicates one at a time as they finish, reading progress from their reports; the AWS backend submits
+Batch array jobs instead and reads progress from the store. Both take the replicates as the submitter
+publishes their inputs, so fitting starts before the whole ensemble is simulated.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.lifetime import PARENT_PID_VARIABLE
 from runtime.store import ObjectStore
-from runtime.worker_interface import WORKER_CORES_VARIABLE, format_replicates
+from runtime.worker_interface import WORKER_CORES_VARIABLE
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,21 +40,19 @@ class ProgressCallback(Protocol):
 class Executor(Protocol):
     """Runs the fit-and-score worker over replicates of an ensemble already published to the store."""
 
-    def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
-        """Return when every replicate has a result; raise StanFleetError if some never will."""
+    def run(
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_progress: ProgressCallback,
+        published: Iterable[Sequence[int]] | None = None,
+    ) -> None:
+        """Return when every replicate has a result; raise StanFleetError if some never will.
+
+        ``published`` yields the replicates in batches, each once its inputs are in the store (the
+        submitter simulates while fits run); None means every input is published already.
+        """
         ...
-
-
-def split_evenly(items: Sequence[int], parts: int) -> list[list[int]]:
-    """Split into at most ``parts`` contiguous, non-empty shares whose sizes differ by at most one."""
-    parts = max(1, min(parts, len(items)))
-    size, extra = divmod(len(items), parts)
-    shares, start = [], 0
-    for index in range(parts):
-        end = start + size + (1 if index < extra else 0)
-        shares.append(list(items[start:end]))
-        start = end
-    return shares
 
 
 def usable_cores() -> int:
@@ -94,17 +95,16 @@ class LocalProcessExecutor:
     """Runs ``workers`` worker processes on this machine; each logs to a file kept on failure.
 
     Used as a context manager, it starts the workers on entry, before the work is known, so that their
-    start-up (imports, mostly) overlaps the submitter's checks and simulation; each waits for its share
-    on stdin, and a worker that gets none is stopped on exit. The machine's cores are shared evenly
+    start-up (imports, mostly) overlaps the submitter's checks and simulation; each waits for work on
+    stdin, and a worker that gets none is stopped on exit. The machine's cores are shared evenly
     among the workers (each fit may use its share). Each worker leads its own process group, which is
     killed once the worker has exited, so a worker that dies leaves no sampler process behind; and each
     worker dies with this process.
     """
 
-    def __init__(self, store: ObjectStore, workers: int, poll_seconds: float = 0.5) -> None:
+    def __init__(self, store: ObjectStore, workers: int) -> None:
         self._store = store
         self._workers = workers
-        self._poll_seconds = poll_seconds
         self._log_dir: Path | None = None
         self._idle: list[tuple[subprocess.Popen[bytes], Path]] = []
 
@@ -141,8 +141,8 @@ class LocalProcessExecutor:
                 process = subprocess.Popen(
                     command,
                     stdin=subprocess.PIPE,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
+                    stdout=subprocess.PIPE,
+                    stderr=log_file,
                     env=env,
                     process_group=0,
                 )
@@ -157,43 +157,147 @@ class LocalProcessExecutor:
         if idle and self._log_dir is not None:  # after run(), a failed worker's log must stay
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
-    def run(self, ensemble_id: str, replicates: Sequence[int], on_progress: ProgressCallback) -> None:
-        """Hand each worker its share, report progress until they exit, and check that none failed."""
+    def run(
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_progress: ProgressCallback,
+        published: Iterable[Sequence[int]] | None = None,
+    ) -> None:
+        """Hand out the replicates a few at a time as workers finish, report progress, check none failed.
+
+        ``published`` yields ``replicates`` in batches as their inputs reach the store (default: all at
+        once); it is consumed on a thread, so fits start with the first batch.
+        """
         if not replicates:
             return
         self.start_workers()
-        processes, self._idle = self._idle, []
-        shares = split_evenly(replicates, len(processes))
+        idle, self._idle = self._idle, []
+        workers = [_Worker(process, log_path) for process, log_path in idle]
+        events: queue.Queue[_Event] = queue.Queue()
+        for worker in workers:
+            threading.Thread(target=_read_reports, args=(worker, events), daemon=True).start()
+        stop_publishing = threading.Event()
+        threading.Thread(
+            target=_read_batches, args=(published or [replicates], events, stop_publishing), daemon=True
+        ).start()
         try:
-            for index, (process, _) in enumerate(processes):
-                assignment = (
-                    f"{ensemble_id} {format_replicates(shares[index])}\n" if index < len(shares) else ""
-                )
-                with contextlib.suppress(BrokenPipeError):  # a worker that died: its exit code tells
-                    assert process.stdin is not None
-                    process.stdin.write(assignment.encode())
-                    process.stdin.close()
-            running = [process for process, _ in processes]
-            while running:
-                on_progress(count_results(self._store, ensemble_id, replicates))
-                time.sleep(self._poll_seconds)
-                for process in [p for p in running if has_exited(p)]:
-                    reap_with_group(process)
-                    running.remove(process)
-            on_progress(count_results(self._store, ensemble_id, replicates))
+            done = _dispatch(ensemble_id, workers, events, on_progress)
         finally:
-            for process, _ in processes:
-                if process.returncode is None:  # interrupted: stop the worker and its samplers
-                    kill_process_group(process.pid)
-                    reap_with_group(process)
-        failed = [(process.returncode, path) for process, path in processes if process.returncode != 0]
+            stop_publishing.set()
+            for worker in workers:
+                if worker.process.returncode is None:  # interrupted: stop the worker and its samplers
+                    kill_process_group(worker.process.pid)
+                    reap_with_group(worker.process)
+        failed = [worker for worker in workers if worker.process.returncode != 0]
+        if not failed and done < len(replicates):
+            raise StanFleetError(f"the workers exited with {len(replicates) - done} replicates unfitted")
         if not failed:
             if self._log_dir is not None:
                 shutil.rmtree(self._log_dir, ignore_errors=True)
             return
-        code, failed_log = failed[0]
+        failed_log = failed[0].log_path
         tail = " | ".join(failed_log.read_text(errors="replace").strip().splitlines()[-3:])
         raise StanFleetError(
-            f"{len(failed)} worker(s) failed (exit code {code}; log {failed_log}: {tail}); "
-            "finished results are kept, rerun the same command to resume"
+            f"{len(failed)} worker(s) failed (exit code {failed[0].process.returncode}; log {failed_log}: "
+            f"{tail}); finished results are kept, rerun the same command to resume"
         )
+
+
+def _dispatch(
+    ensemble_id: str, workers: list[_Worker], events: queue.Queue[_Event], on_progress: ProgressCallback
+) -> int:
+    """Hand out replicates as they are published and workers free up, until every worker has exited;
+    return how many replicates were reported done. A failed publication is raised."""
+    pending: deque[int] = deque()
+    all_published, done = False, 0
+    on_progress(done)
+    while any(worker.running for worker in workers):
+        for worker in workers:
+            while worker.running and worker.outstanding < ASSIGNED_AHEAD and pending:
+                worker.assign(ensemble_id, pending.popleft())
+            if all_published and not pending:
+                worker.close_assignments()
+        kind, source, payload = events.get()
+        if kind == "batch":
+            pending.extend(payload)
+        elif kind == "published":
+            all_published = True
+        elif kind == "failed":
+            raise payload
+        elif kind == "result" and source is not None:
+            source.outstanding -= 1
+            done += 1
+            on_progress(done)
+        elif kind == "exited" and source is not None:
+            reap_with_group(source.process)
+    return done
+
+
+ASSIGNED_AHEAD = 2
+"""Replicates a worker holds at once: the one it fits and the next, so it never waits for work, and
+the last fits spread over the workers instead of queueing behind one."""
+
+_Event = tuple[str, "_Worker | None", Any]
+"""(kind, worker, payload) from the report readers and the batch reader to the dispatch loop."""
+
+
+class _Worker:
+    """One worker process as the dispatch loop sees it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.outstanding = 0
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+    def assign(self, ensemble_id: str, replicate: int) -> None:
+        """Send one replicate (a worker that died meanwhile is noticed when its reports end)."""
+        self.outstanding += 1
+        with contextlib.suppress(BrokenPipeError):
+            assert self.process.stdin is not None
+            self.process.stdin.write(f"{ensemble_id} {replicate}\n".encode())
+            self.process.stdin.flush()
+
+    def close_assignments(self) -> None:
+        """No more work: the worker exits once it has fitted what it holds.
+
+        Said with an empty line, not only by closing the pipe: processes this one forked (httpstan's
+        pool) hold copies of the pipe's end, so the worker might never see the end of its input.
+        """
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(BrokenPipeError):
+                assert self.process.stdin is not None
+                self.process.stdin.write(b"\n")
+                self.process.stdin.close()
+
+
+def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
+    """Forward a worker's reports (one replicate number per line) until it exits."""
+    assert worker.process.stdout is not None
+    for line in worker.process.stdout:
+        events.put(("result", worker, int(line)))
+    with contextlib.suppress(ChildProcessError):  # already reaped: the dispatch loop has ended
+        os.waitid(os.P_PID, worker.process.pid, os.WEXITED | os.WNOWAIT)
+    events.put(("exited", worker, None))
+
+
+def _read_batches(
+    published: Iterable[Sequence[int]], events: queue.Queue[_Event], stop: threading.Event
+) -> None:
+    """Forward each published batch of replicates, then the end of them or the error that ended them;
+    stop early once the dispatch loop has ended."""
+    try:
+        for batch in published:
+            if stop.is_set():
+                return
+            events.put(("batch", None, list(batch)))
+    except BaseException as exc:  # handed to the dispatch loop, which raises it
+        events.put(("failed", None, exc))
+    else:
+        events.put(("published", None, None))

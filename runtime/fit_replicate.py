@@ -38,8 +38,8 @@ def fit_replicate(
         sample_seconds = time.perf_counter() - started
         truth = {}
         if score_log_lik:
-            at_truth = model.fixed_param(data, 1, seed, inits=inputs.true_values)
-            truth[LOG_LIK_NAME] = float(sum_test_quantity(at_truth[LOG_LIK_NAME], 1)[0])
+            at_truth = model.quantities_at(data, inputs.true_values, seed)
+            truth[LOG_LIK_NAME] = float(sum_test_quantity(at_truth[LOG_LIK_NAME], 0))
         rng = np.random.default_rng(seed)
         variables, test_quantities, diagnostics = score_fit(
             draws, inputs.true_values, truth, settings.thin, rng

@@ -83,7 +83,8 @@ def published_packs(store: ObjectStore, dataset_id: str) -> dict[int, str]:
 
 
 class InputReader:
-    """Reads replicates' inputs from input packs: one listing, then ranged reads of only the blocks needed."""
+    """Reads replicates' inputs from input packs: one listing (again when a block is not in it: the
+    submitter publishes packs while fits run), then ranged reads of only the blocks needed."""
 
     def __init__(self, store: ObjectStore, dataset_id: str) -> None:
         self._store = store
@@ -94,19 +95,25 @@ class InputReader:
 
     def replicate(self, replicate: int) -> SimulatedReplicate:
         """The inputs of one replicate (its block is fetched unless already read)."""
-        self.prefetch([replicate])
+        self._read_missing({block_of(replicate)})
         return self._blocks[block_of(replicate)][replicate % INPUT_BLOCK_SIZE]
 
     def prefetch(self, replicates: Iterable[int]) -> None:
-        """Read the blocks of ``replicates`` not read yet: one ranged read per run of consecutive blocks."""
-        wanted = {block_of(r) for r in replicates} - set(self._blocks)
+        """Hold exactly the blocks of ``replicates``: forget the others (a long-lived worker's memory stays
+        bounded), read those not read yet, one ranged read per run of consecutive blocks."""
+        needed = {block_of(r) for r in replicates}
+        self._blocks = {block: held for block, held in self._blocks.items() if block in needed}
+        self._read_missing(needed)
+
+    def _read_missing(self, needed: set[int]) -> None:
+        wanted = needed - set(self._blocks)
         for run in consecutive_runs(wanted):
             for key, blocks in self._split_by_pack(run):
                 self._read_blocks(key, blocks)
 
     def _split_by_pack(self, run: range) -> list[tuple[str, range]]:
-        if self._packs is None:
-            self._packs = published_packs(self._store, self._dataset_id)
+        if self._packs is None or any(block not in self._packs for block in run):
+            self._packs = published_packs(self._store, self._dataset_id)  # packs published since: list again
         pieces: list[tuple[str, range]] = []
         for block in run:
             key = self._packs.get(block)

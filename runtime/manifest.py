@@ -10,7 +10,9 @@ import re
 from dataclasses import asdict, dataclass
 
 MANIFEST_VERSION = 1
-MAX_REPLICATES = 10_000_000
+MAX_REPLICATES = 1_000_000
+"""The largest ensemble: result keys number replicates with 6 digits, and the report reads every result
+into memory (about 1 KB each). The submitter refuses more before writing anything."""
 MAX_REPLICATES_PER_CHILD = 10_000
 _ENSEMBLE_ID = re.compile(r"^[0-9a-f]{20}$")
 

@@ -1,12 +1,14 @@
 """Turn a spec into work: find what is missing, simulate and check its inputs, publish them.
 
-Everything here either validates or writes; nothing is written until every check has passed, so bad
-input leaves the store untouched.
+Inputs are simulated in chunks that grow from one input block to MAX_CHUNK_BLOCKS, each checked against
+the model before it is published. The submitter publishes the specs and the first chunk only once the
+first chunk has passed every check (and one run of the model on it), so bad input leaves the store
+untouched; the later chunks are simulated while the first fits run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -53,26 +55,90 @@ def plan_ensemble(spec: EnsembleSpec, store: ObjectStore, requested: int) -> Ens
     return EnsemblePlan(spec, requested, [r for r in range(requested) if r not in done])
 
 
-def simulate_missing_blocks(
-    plan: EnsemblePlan, generator: Generator, model: ModelInfo, store: ObjectStore
-) -> dict[int, list[SimulatedReplicate]]:
-    """Simulate every input block the missing replicates need and the dataset set lacks.
-
-    Every new replicate is checked against the model (names, shapes, types) before anything is written.
-    """
-    dataset_id = plan.spec.dataset_id
-    published = set(published_packs(store, dataset_id))
-    blocks: dict[int, list[SimulatedReplicate]] = {}
-    for block in sorted({block_of(r) for r in plan.missing} - published):
-        blocks[block] = generator.simulate_block(dataset_id, block)
-        for simulation in blocks[block]:
-            conform_replicate(model, plan.spec.base_data, simulation)
-    return blocks
+FIRST_CHUNK_BLOCKS = 1
+"""Input blocks simulated before the first fit starts; each later chunk doubles, up to MAX_CHUNK_BLOCKS."""
+MAX_CHUNK_BLOCKS = 100
+"""Input blocks per chunk (and so at most per input pack) once the chunks have grown: 10,000 replicates."""
 
 
-def simulated_count(plan: EnsemblePlan, new_blocks: Mapping[int, Sequence[SimulatedReplicate]]) -> int:
-    """How many of the missing replicates' datasets were simulated now (the rest were reused)."""
-    return sum(1 for replicate in plan.missing if block_of(replicate) in new_blocks)
+@dataclass(frozen=True)
+class InputChunk:
+    """Consecutive input blocks of the missing replicates: the replicates, and the blocks simulated for
+    them now (checked against the model, not yet published; the others are in the dataset set)."""
+
+    replicates: list[int]
+    new_blocks: dict[int, list[SimulatedReplicate]]
+
+
+def chunk_sizes(blocks: int) -> Iterator[int]:
+    """Blocks per chunk: FIRST_CHUNK_BLOCKS, doubling up to MAX_CHUNK_BLOCKS, summing to ``blocks``."""
+    size, left = FIRST_CHUNK_BLOCKS, blocks
+    while left > 0:
+        yield min(size, left)
+        left -= size
+        size = min(2 * size, MAX_CHUNK_BLOCKS)
+
+
+class EnsembleInputs:
+    """The inputs of a plan's missing replicates: reused from the dataset set where published, else
+    simulated chunk by chunk, so memory stays bounded and fits start after the first chunk."""
+
+    def __init__(
+        self, plan: EnsemblePlan, generator: Generator, model: ModelInfo, store: ObjectStore
+    ) -> None:
+        self._plan = plan
+        self._generator = generator
+        self._model = model
+        self._store = store
+        self._published = set(published_packs(store, plan.spec.dataset_id))  # one listing
+
+    @property
+    def simulated(self) -> int:
+        """How many of the missing replicates' datasets get simulated (the rest are reused)."""
+        return sum(1 for replicate in self._plan.missing if block_of(replicate) not in self._published)
+
+    def chunks(self) -> Iterator[InputChunk]:
+        """The missing replicates in chunks of growing size, simulating and checking each chunk's new
+        blocks (names, shapes, types against the model) when it is reached."""
+        missing = self._plan.missing
+        blocks = sorted({block_of(r) for r in missing})
+        start = position = 0
+        for size in chunk_sizes(len(blocks)):
+            chunk_blocks = blocks[start : start + size]
+            start += size
+            end = position
+            while end < len(missing) and block_of(missing[end]) <= chunk_blocks[-1]:
+                end += 1
+            replicates, position = missing[position:end], end
+            yield InputChunk(
+                replicates, {b: self._simulate(b) for b in chunk_blocks if b not in self._published}
+            )
+
+    def _simulate(self, block: int) -> list[SimulatedReplicate]:
+        simulations = self._generator.simulate_block(self._plan.spec.dataset_id, block)
+        for simulation in simulations:
+            conform_replicate(self._model, self._plan.spec.base_data, simulation)
+        return simulations
+
+    def first_inputs(self, chunk: InputChunk) -> ReplicateInputs:
+        """The chunk's first replicate's inputs for the model, from its new blocks or the dataset set."""
+        first = chunk.replicates[0]
+        block = block_of(first)
+        if block in chunk.new_blocks:
+            simulation = chunk.new_blocks[block][first % INPUT_BLOCK_SIZE]
+        else:
+            simulation = InputReader(self._store, self._plan.spec.dataset_id).replicate(first)
+        return conform_replicate(self._model, self._plan.spec.base_data, simulation)
+
+    def publish(self, chunk: InputChunk) -> None:
+        """Write the chunk's new blocks to the dataset set (one pack per run of consecutive blocks)."""
+        publish_inputs(self._store, self._plan.spec.dataset_id, chunk.new_blocks)
+
+    def publishing(self, chunks: Iterable[InputChunk]) -> Iterator[list[int]]:
+        """Publish each chunk in turn, yielding its replicates once their inputs are in the store."""
+        for chunk in chunks:
+            self.publish(chunk)
+            yield chunk.replicates
 
 
 def check_against_model(
@@ -90,34 +156,14 @@ def check_against_model(
         ) from None
 
 
-def first_missing_inputs(
-    plan: EnsemblePlan,
-    new_blocks: Mapping[int, Sequence[SimulatedReplicate]],
-    store: ObjectStore,
-    model: ModelInfo,
-) -> ReplicateInputs:
-    """The first missing replicate's inputs for the model, from the new blocks or the dataset set."""
-    first = plan.missing[0]
-    block = block_of(first)
-    if block in new_blocks:
-        simulation = new_blocks[block][first % INPUT_BLOCK_SIZE]
-    else:
-        simulation = InputReader(store, plan.spec.dataset_id).replicate(first)
-    return conform_replicate(model, plan.spec.base_data, simulation)
-
-
-def publish(
-    spec: EnsembleSpec, new_blocks: Mapping[int, Sequence[SimulatedReplicate]], store: ObjectStore
-) -> None:
-    """Write the dataset spec and the ensemble spec (once each) and the new input blocks of the dataset
-    set (one pack per run of consecutive blocks)."""
+def publish_specs(spec: EnsembleSpec, store: ObjectStore) -> None:
+    """Write the dataset spec and the ensemble spec, each unless already there (both are immutable)."""
     for key, payload in (
         (dataset_spec_key(spec.dataset_id), spec.dataset.to_json()),
         (spec_key(spec.ensemble_id), spec.to_json()),
     ):
         if not store.exists(key):
             store.put(key, payload)
-    publish_inputs(store, spec.dataset_id, new_blocks)
 
 
 def load_results(store: ObjectStore, ensemble_id: str, requested: int) -> list[ReplicateResult]:

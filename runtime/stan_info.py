@@ -33,6 +33,8 @@ class ModelInfo:
     parameters: dict[str, Declaration]
     transformed_parameters: dict[str, Declaration]
     generated_quantities: dict[str, Declaration]
+    uses_rng: bool = False
+    """Whether the program calls a random-number function (``*_rng``) anywhere."""
 
 
 def cmdstan_home() -> Path | None:
@@ -94,6 +96,7 @@ def _model_info(stan_file: Path, content_sha256: str) -> ModelInfo:
         parameters=_declarations(raw.get("parameters", {})),
         transformed_parameters=_declarations(raw.get("transformed parameters", {})),
         generated_quantities=_declarations(raw.get("generated quantities", {})),
+        uses_rng=any(str(function).endswith("_rng") for function in raw.get("functions", [])),
     )
 
 

@@ -7,6 +7,7 @@ scores every fit against the true values, and writes a report with a calibration
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import threading
@@ -23,16 +24,9 @@ from runtime.engines import ENGINE_NAMES
 from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError, exit_status
 from runtime.generators import open_generator
-from runtime.manifest import MAX_REPLICATES_PER_CHILD
+from runtime.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
-from runtime.prepare import (
-    check_against_model,
-    first_missing_inputs,
-    plan_ensemble,
-    publish,
-    simulate_missing_blocks,
-    simulated_count,
-)
+from runtime.prepare import EnsembleInputs, check_against_model, plan_ensemble, publish_specs
 from runtime.progress import progress_reporter
 from runtime.report import preload_plotting
 from runtime.run_record import RunRecord, save_run_record
@@ -265,29 +259,33 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
         flush=True,
     )
     if plan.missing:
-        new_blocks = simulate_missing_blocks(plan, generator, model_info, backend.store)
-        simulated = simulated_count(plan, new_blocks)
+        inputs = EnsembleInputs(plan, generator, model_info, backend.store)
         print(
-            f"datasets {spec.dataset_id}: {len(plan.missing) - simulated} reused, {simulated} simulated",
+            f"datasets {spec.dataset_id}: {len(plan.missing) - inputs.simulated} reused, "
+            f"{inputs.simulated} simulated",
             flush=True,
         )
+        chunks = inputs.chunks()
+        first_chunk = next(chunks)
         model = backend.local_engine.compile(args.model)
-        first = first_missing_inputs(plan, new_blocks, backend.store, model_info)
+        first = inputs.first_inputs(first_chunk)
         check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
         per_child = 1
         if backend.packs_replicates:
             per_child = choose_replicates_per_child(
                 args.replicates_per_child, model, first, spec, engine=backend.local_engine.name
             )
-        publish(spec, new_blocks, backend.store)
+        publish_specs(spec, backend.store)
+        inputs.publish(first_chunk)
         save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         show_progress = not args.no_progress and args.wait
         if args.wait:
             threading.Thread(target=preload_plotting, name="preload-plotting", daemon=True).start()
+        published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
         try:
             with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:
-                executor.run(ensemble_id, plan.missing, on_progress)
+                executor.run(ensemble_id, plan.missing, on_progress, published)
         except KeyboardInterrupt:
             raise Interrupted(ensemble_id) from None
         if not args.wait:
@@ -328,8 +326,10 @@ def interrupted_message(args: argparse.Namespace, ensemble_id: str | None = None
 
 def validated_settings(args: argparse.Namespace) -> SamplerSettings:
     """Check the numeric flags and build the sampler settings."""
-    if args.replicates < 1:
-        raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+    if not 1 <= args.replicates <= MAX_REPLICATES:
+        raise StanFleetError(
+            f"--replicates must be an integer in 1..{MAX_REPLICATES:,}, got {args.replicates:,}"
+        )
     if args.workers < 1:
         raise StanFleetError(f"--workers must be a positive integer, got {args.workers}")
     if args.replicates_per_child != AUTO and not 1 <= args.replicates_per_child <= MAX_REPLICATES_PER_CHILD:

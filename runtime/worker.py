@@ -3,15 +3,17 @@
 Four forms, all with ``--store URI``:
 
 - ``--ensemble-id ID --replicates 0-9,12``: fit these.
-- ``--assignment-on-stdin``: start, then read ``ID 0-9,12`` from stdin and fit those (the local
-  executor starts its workers before it knows their work; end of input: exit, fitting nothing).
+- ``--assignment-on-stdin``: start, then fit the replicates of each line ``ID 0-9,12`` read from stdin,
+  writing each replicate's number to stdout once its result is stored; exit at an empty line or the
+  end of input (the local executor starts its workers before it knows their work and hands it out a
+  little at a time).
 - ``--ensemble-id ID --plan KEY``: an AWS Batch array child; its replicates are its slice of the plan
   object at KEY, child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default
   to 0).
 - ``--ensemble-id ID --compile-only [--compiled-marker KEY]``: compile the model and publish the build
   to the store (the compile job), then write KEY for the trigger to find next time.
 
-Replicates that already have a result when the worker starts (one listing) are skipped, and each
+Replicates that already have a result when the worker opens the ensemble (one listing) are skipped, and each
 result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
 most the fit in flight. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
 worker forks (PyStan's sampler pool) die with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local
@@ -24,10 +26,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
 
 from runtime.conform import conform_replicate
 from runtime.engines import get_engine
+from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
 from runtime.inputs_store import InputReader
@@ -37,8 +42,8 @@ from runtime.model_files import materialize_stan_program
 from runtime.results import ReplicateResult
 from runtime.scoring import LOG_LIK_NAME
 from runtime.shared_builds import compile_shared
-from runtime.spec import fit_seed, load_spec
-from runtime.stan_info import read_model_info
+from runtime.spec import EnsembleSpec, fit_seed, load_spec
+from runtime.stan_info import ModelInfo, read_model_info
 from runtime.store import ObjectStore, open_store
 from runtime.worker_interface import child_index, parse_replicates, worker_cores
 
@@ -56,38 +61,113 @@ def compile_ensemble_model(store: ObjectStore, ensemble_id: str, compiled_marker
         store.put(compiled_marker, json.dumps({"ensemble_id": ensemble_id, "engine": spec.engine}).encode())
 
 
+@dataclass
+class _EnsembleWork:
+    """What a worker keeps between assignments of one ensemble."""
+
+    spec: EnsembleSpec
+    model_info: ModelInfo
+    model: CompiledModel
+    done: set[int]
+    datasets: InputReader
+
+
+class WorkerSession:
+    """Fits replicates of the store's ensembles, keeping the current ensemble's spec, compiled model
+    and input reader between assignments (the local executor hands out a few replicates at a time)."""
+
+    def __init__(self, store: ObjectStore, *, cores: int = 1) -> None:
+        self._store = store
+        self._cores = cores
+        self._work: dict[str, _EnsembleWork] = {}
+
+    def _ensemble(self, ensemble_id: str) -> _EnsembleWork:
+        if ensemble_id not in self._work:
+            spec = load_spec(self._store, ensemble_id)
+            program = materialize_stan_program(spec.model_code, spec.model_name)
+            model = compile_shared(
+                get_engine(spec.engine, cores=self._cores), program, self._store, publish=False
+            )
+            done = {
+                replicate_of_result_key(key) for key in self._store.list_keys(results_prefix(ensemble_id))
+            }
+            self._work = {  # one ensemble at a time
+                ensemble_id: _EnsembleWork(
+                    spec, read_model_info(program), model, done, InputReader(self._store, spec.dataset_id)
+                )
+            }
+        return self._work[ensemble_id]
+
+    def fit(
+        self, ensemble_id: str, replicates: Sequence[int], on_result: Callable[[int], None] = lambda r: None
+    ) -> int:
+        """Fit and score every listed replicate that had no result when the ensemble was first opened.
+
+        ``on_result`` is called with each replicate once its result is stored (or was there already).
+        Returns how many were fitted.
+        """
+        work = self._ensemble(ensemble_id)
+        todo = [replicate for replicate in replicates if replicate not in work.done]
+        work.datasets.prefetch(todo)
+        for replicate in replicates:
+            if replicate in work.done:
+                on_result(replicate)
+                continue
+            result = self._fit_one(work, replicate)
+            self._store.put(result_key(ensemble_id, replicate), result.to_json())
+            work.done.add(replicate)
+            on_result(replicate)
+        return len(todo)
+
+    def _fit_one(self, work: _EnsembleWork, replicate: int) -> ReplicateResult:
+        spec = work.spec
+        seed = fit_seed(spec.ensemble_id, replicate)
+        try:  # the dataset set is shared: each model picks and casts its own inputs from it
+            inputs = conform_replicate(work.model_info, spec.base_data, work.datasets.replicate(replicate))
+        except StanFleetError as exc:
+            return ReplicateResult(replicate, seed, "failed", spec.engine, error=f"StanFleetError: {exc}")
+        return fit_replicate(
+            work.model,
+            inputs,
+            base_data=spec.base_data,
+            settings=spec.settings,
+            seed=seed,
+            engine=spec.engine,
+            score_log_lik=LOG_LIK_NAME in work.model_info.generated_quantities,
+        )
+
+
 def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], *, cores: int = 1) -> int:
     """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
 
     Returns how many were fitted.
     """
-    spec = load_spec(store, ensemble_id)
-    program = materialize_stan_program(spec.model_code, spec.model_name)
-    model_info = read_model_info(program)
-    score_log_lik = LOG_LIK_NAME in model_info.generated_quantities
-    model = compile_shared(get_engine(spec.engine, cores=cores), program, store, publish=False)
-    done = {replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))}
-    todo = [replicate for replicate in replicates if replicate not in done]
-    datasets = InputReader(store, spec.dataset_id)
-    datasets.prefetch(todo)
-    for replicate in todo:
-        seed = fit_seed(ensemble_id, replicate)
-        try:  # the dataset set is shared: each model picks and casts its own inputs from it
-            inputs = conform_replicate(model_info, spec.base_data, datasets.replicate(replicate))
-        except StanFleetError as exc:
-            result = ReplicateResult(replicate, seed, "failed", spec.engine, error=f"StanFleetError: {exc}")
-        else:
-            result = fit_replicate(
-                model,
-                inputs,
-                base_data=spec.base_data,
-                settings=spec.settings,
-                seed=seed,
-                engine=spec.engine,
-                score_log_lik=score_log_lik,
-            )
-        store.put(result_key(ensemble_id, replicate), result.to_json())
-    return len(todo)
+    return WorkerSession(store, cores=cores).fit(ensemble_id, replicates)
+
+
+def serve_assignments(store: ObjectStore, assignments: TextIO, reports: TextIO, *, cores: int = 1) -> None:
+    """Fit each ``ENSEMBLE_ID REPLICATES`` line read from ``assignments`` until an empty line or the end,
+    writing each replicate's number as a line to ``reports`` once its result is stored."""
+
+    def report(replicate: int) -> None:
+        reports.write(f"{replicate}\n")
+        reports.flush()
+
+    session = WorkerSession(store, cores=cores)
+    for line in iter(assignments.readline, ""):
+        if not line.strip():  # the end of the work
+            return
+        ensemble_id, replicates = line.split()
+        session.fit(ensemble_id, parse_replicates(replicates), on_result=report)
+
+
+def report_channel() -> TextIO:
+    """This process's stdout as the channel for reports; whatever else writes to stdout (a sampler's
+    chatter, in this process or its children) goes to stderr, the worker's log, instead."""
+    reports = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return reports
 
 
 def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[int]:
@@ -112,8 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.add_argument(
         "--assignment-on-stdin",
         action="store_true",
-        help="start now, then read one line 'ENSEMBLE_ID REPLICATES' from stdin and fit those "
-        "(the local executor); end of input: exit without fitting",
+        help="start now, then fit the replicates of each line 'ENSEMBLE_ID REPLICATES' read from stdin, "
+        "reporting each finished replicate as a line on stdout (the local executor); end of input: exit",
     )
     parser.add_argument(
         "--compiled-marker",
@@ -132,10 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = open_store(args.store)
         ensemble_id, replicates = args.ensemble_id, args.replicates
         if args.assignment_on_stdin:
-            assignment = sys.stdin.readline().split()
-            if not assignment:
-                return 0
-            ensemble_id, replicates = assignment[0], parse_replicates(assignment[1])
+            serve_assignments(store, sys.stdin, report_channel(), cores=worker_cores(os.environ))
+            return 0
         if args.compile_only:
             compile_ensemble_model(store, ensemble_id, args.compiled_marker)
             return 0

@@ -5,7 +5,7 @@ Light on purpose (no engine, no ArviZ): the local executor imports it to start w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from runtime.errors import StanFleetError
 
@@ -37,17 +37,3 @@ def parse_replicates(text: str) -> list[int]:
         first, _, last = part.partition("-")
         replicates.extend(range(int(first), int(last or first) + 1))
     return replicates
-
-
-def format_replicates(replicates: Sequence[int]) -> str:
-    """Inverse of :func:`parse_replicates`, compressing consecutive runs into ranges."""
-    parts: list[str] = []
-    start = previous = None
-    for replicate in [*replicates, None]:
-        if previous is not None and replicate == previous + 1:
-            previous = replicate
-            continue
-        if start is not None:
-            parts.append(str(start) if start == previous else f"{start}-{previous}")
-        start = previous = replicate
-    return ",".join(parts)

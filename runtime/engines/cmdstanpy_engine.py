@@ -122,6 +122,10 @@ class CmdStanPyModel:
             )
             return fit.stan_variables()
 
+    def quantities_at(self, data: StanData, values: StanData, seed: int) -> dict[str, np.ndarray]:
+        """One fixed_param draw with the parameters held at ``values``."""
+        return {name: draws[0] for name, draws in self.fixed_param(data, 1, seed, inits=values).items()}
+
     @contextmanager
     def _run(self, method: str) -> Iterator[str]:
         """A private output directory, removed afterwards; CmdStan failures become StanFleetError."""

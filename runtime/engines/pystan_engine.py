@@ -59,6 +59,7 @@ class PyStanEngine:
             program_name=stan_file.name,
             program_code=program_code,
             model_name=response.json()["name"],
+            uses_rng=read_model_info(stan_file).uses_rng,
         )
 
     def shared_build(self, stan_file: Path) -> SharedBuild | None:
@@ -73,6 +74,7 @@ class PyStanModel:
     program_name: str
     program_code: str
     model_name: str
+    uses_rng: bool = True
 
     def sample(self, data: StanData, settings: SamplerSettings, seed: int) -> Draws:
         """Run NUTS (diag_e, adaptation on) and return its draws; thinning is left to scoring."""
@@ -106,6 +108,53 @@ class PyStanModel:
             name: _chain_major(fit[name], dims, 1)[0]
             for name, dims in zip(fit.param_names, fit.dims, strict=True)
         }
+
+    def quantities_at(self, data: StanData, values: StanData, seed: int) -> dict[str, np.ndarray]:
+        """For a program without RNG calls, httpstan's ``write_array`` in its own process (a
+        fraction of a fixed_param run, which forks a sampler); else one fixed_param draw."""
+        if self.uses_rng:  # write_array seeds every RNG with 0: the same stream for every call
+            return {name: draws[0] for name, draws in self.fixed_param(data, 1, seed, inits=values).items()}
+        params, flat = _run_quietly(self._write_array(_jsonable(data), _jsonable(values)))
+        quantities, start = {}, 0
+        for param in params:
+            size = int(np.prod(param["dims"], dtype=np.int64))
+            # Stan writes each variable's elements in column-major order
+            quantities[param["name"]] = np.reshape(flat[start : start + size], param["dims"], order="F")
+            start += size
+        return quantities
+
+    async def _write_array(
+        self, data: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        async with HttpstanClient() as client:
+            params = await self._post(client, "params", {"data": data}, "Stan rejected the data")
+            unconstrained = await self._post(
+                client,
+                "transform_inits",
+                {"data": data, "constrained_parameters": values},
+                "the parameter values are outside their constraints",
+            )
+            constrained = await self._post(
+                client,
+                "write_array",
+                {
+                    "data": data,
+                    "unconstrained_parameters": unconstrained["params_r_unconstrained"],
+                    "include_tparams": True,
+                    "include_gqs": True,
+                },
+                "evaluating the generated quantities failed",
+            )
+        return params["params"], np.asarray(constrained["params_r_constrained"], dtype=float)
+
+    async def _post(
+        self, client: HttpstanClient, endpoint: str, body: dict[str, Any], failure: str
+    ) -> dict[str, Any]:
+        response = await client.post(f"/{self.model_name}/{endpoint}", json=body)
+        if response.status != 200:
+            message = trim_stan_message(str(response.json().get("message")), self.program_code)
+            raise StanFleetError(f"{self.program_name}: {failure}: {message}")
+        return dict(response.json())
 
     def _run(
         self, data: StanData, seed: int, chains: int, args: dict[str, Any], inits: StanData

@@ -3,24 +3,20 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runtime import executor
 from runtime.errors import StanFleetError
-from runtime.executor import LocalProcessExecutor, count_results, has_exited, reap_with_group, split_evenly
-from runtime.keys import result_key
+from runtime.executor import LocalProcessExecutor, count_results, has_exited, reap_with_group
+from runtime.keys import INPUT_BLOCK_SIZE, result_key
 from runtime.lifetime import PARENT_PID_VARIABLE
+from runtime.results import ReplicateResult
 from runtime.store import LocalDirectoryStore
 from runtime.worker_interface import WORKER_CORES_VARIABLE
-
-
-def test_split_evenly_makes_contiguous_balanced_shares() -> None:
-    shares = split_evenly(list(range(10)), 3)
-    assert shares == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
-    assert split_evenly([1, 2], 5) == [[1], [2]]
-    assert split_evenly([4], 1) == [[4]]
+from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
 
 
 def test_count_results_counts_only_the_listed_replicates(tmp_path: Path) -> None:
@@ -37,7 +33,7 @@ def test_a_failing_worker_is_reported_with_its_log_and_how_to_resume(tmp_path: P
     with pytest.raises(
         StanFleetError, match=r"1 worker\(s\) failed .*ensemble absent is not in the store.*rerun"
     ):
-        LocalProcessExecutor(store, workers=1, poll_seconds=0.05).run("absent", [0, 1], seen.append)
+        LocalProcessExecutor(store, workers=1).run("absent", [0, 1], seen.append)
     assert seen[-1] == 0
 
 
@@ -77,7 +73,7 @@ def test_workers_share_the_machines_cores(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(executor.subprocess, "Popen", recording_popen)
     monkeypatch.setattr(executor, "usable_cores", lambda: 8)
     with pytest.raises(StanFleetError):  # the ensemble is absent: each worker says so and exits 1
-        LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=3, poll_seconds=0.05).run(
+        LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=3).run(
             "absent", [0, 1, 2], lambda done, detail="": None
         )
     assert [env[WORKER_CORES_VARIABLE] for env in started] == ["2", "2", "2"]
@@ -87,8 +83,53 @@ def test_workers_share_the_machines_cores(tmp_path: Path, monkeypatch: pytest.Mo
 def test_a_failed_workers_log_outlives_the_executor(tmp_path: Path) -> None:
     with (
         pytest.raises(StanFleetError, match=r"log (\S+):") as failure,
-        LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=1, poll_seconds=0.05) as executor,
+        LocalProcessExecutor(LocalDirectoryStore(tmp_path), workers=1) as executor,
     ):
         executor.run("absent", [0], lambda done, detail="": None)
     log = Path(re.search(r"log (\S+):", str(failure.value)).group(1))  # type: ignore[union-attr]
     assert "ensemble absent is not in the store" in log.read_text()
+
+
+def wait_for_a_result(store: LocalDirectoryStore, ensemble_id: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(store.list_keys(f"ensembles/{ensemble_id}/results/")):
+        assert time.monotonic() < deadline, "no fit finished before the rest was published"
+        time.sleep(0.05)
+
+
+def test_fits_start_with_the_first_published_batch_and_go_on_as_more_are_published(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())  # input block 0 only
+    later = [INPUT_BLOCK_SIZE, INPUT_BLOCK_SIZE + 1, INPUT_BLOCK_SIZE + 2]
+
+    def published() -> Iterator[list[int]]:
+        yield [0, 1, 2]
+        wait_for_a_result(store, ensemble_id)  # deadlocks unless fits run while this is consumed
+        publish_block(store, hand_built_spec(), 1, bad_replicates=set())  # after the workers listed packs
+        yield later
+
+    seen: list[int] = []
+    with LocalProcessExecutor(store, workers=2) as executor:
+        executor.run(ensemble_id, [0, 1, 2, *later], lambda done, detail="": seen.append(done), published())
+    assert sorted(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [
+        result_key(ensemble_id, r) for r in [0, 1, 2, *later]
+    ]
+    assert seen == list(range(7))
+    assert all(ReplicateResult.from_json(store.get(result_key(ensemble_id, r))).status == "ok" for r in later)
+
+
+def test_a_batch_that_fails_to_publish_stops_the_run_and_keeps_the_finished_fits(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+
+    def published() -> Iterator[list[int]]:
+        yield [0, 1]
+        wait_for_a_result(store, ensemble_id)
+        raise StanFleetError("replicate 150's simulated data: 'y' must hold integers")
+
+    with (
+        pytest.raises(StanFleetError, match="replicate 150's simulated data"),
+        LocalProcessExecutor(store, workers=1) as executor,
+    ):
+        executor.run(ensemble_id, [0, 1, 150], lambda done, detail="": None, published())
+    assert len(list(store.list_keys(f"ensembles/{ensemble_id}/results/"))) >= 1

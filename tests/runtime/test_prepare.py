@@ -4,8 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from runtime.generators import PythonGenerator
+from runtime.conform import SimulatedReplicate
+from runtime.errors import StanFleetError
+from runtime.generators import Generator, PythonGenerator
 from runtime.inputs_store import InputReader
 from runtime.keys import (
     INPUT_BLOCK_SIZE,
@@ -16,13 +19,14 @@ from runtime.keys import (
     spec_key,
 )
 from runtime.prepare import (
+    FIRST_CHUNK_BLOCKS,
+    MAX_CHUNK_BLOCKS,
     RESULT_READERS,
-    first_missing_inputs,
+    EnsembleInputs,
+    chunk_sizes,
     load_results,
     plan_ensemble,
-    publish,
-    simulate_missing_blocks,
-    simulated_count,
+    publish_specs,
 )
 from runtime.results import ReplicateResult
 from runtime.settings import SamplerSettings
@@ -35,7 +39,7 @@ MODEL_FILE = ROOT / "examples" / "poisson" / "fit_data.stan"
 BASE = {"N": 4}
 
 
-def make_spec(generator: PythonGenerator, model_code: str | None = None) -> EnsembleSpec:
+def make_spec(generator: Generator, model_code: str | None = None) -> EnsembleSpec:
     return EnsembleSpec(
         "fit_data",
         model_code or MODEL_FILE.read_text(),
@@ -61,44 +65,87 @@ def test_plan_lists_missing_replicates_and_counts_reuse(tmp_path: Path) -> None:
     assert [r.replicate for r in load_results(store, spec.ensemble_id, 5)] == [0, 2]
 
 
+def test_chunks_grow_from_one_block_to_the_largest_and_cover_every_block() -> None:
+    assert list(chunk_sizes(1)) == [FIRST_CHUNK_BLOCKS]
+    sizes = list(chunk_sizes(1000))
+    assert sizes[:3] == [1, 2, 4] and max(sizes) == MAX_CHUNK_BLOCKS and sum(sizes) == 1000
+    assert list(chunk_sizes(0)) == []
+
+
 def test_only_blocks_missing_from_the_store_are_simulated_and_published(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
     generator = PythonGenerator("examples.poisson.generator:simulate", BASE)
     spec = make_spec(generator)
     model = read_model_info(MODEL_FILE)
     plan = plan_ensemble(spec, store, INPUT_BLOCK_SIZE + 3)
-    blocks = simulate_missing_blocks(plan, generator, model, store)
-    assert sorted(blocks) == [0, 1]
-    assert all(len(block) == INPUT_BLOCK_SIZE for block in blocks.values())
-    assert blocks[1][0].replicate == INPUT_BLOCK_SIZE
-    assert simulated_count(plan, blocks) == INPUT_BLOCK_SIZE + 3
-    first = first_missing_inputs(plan, blocks, store, model)
+    inputs = EnsembleInputs(plan, generator, model, store)
+    assert inputs.simulated == INPUT_BLOCK_SIZE + 3
+    first_chunk, second_chunk = inputs.chunks()
+    assert first_chunk.replicates == list(range(INPUT_BLOCK_SIZE))
+    assert second_chunk.replicates == [INPUT_BLOCK_SIZE, INPUT_BLOCK_SIZE + 1, INPUT_BLOCK_SIZE + 2]
+    assert (sorted(first_chunk.new_blocks), sorted(second_chunk.new_blocks)) == ([0], [1])
+    assert second_chunk.new_blocks[1][0].replicate == INPUT_BLOCK_SIZE
+    first = inputs.first_inputs(first_chunk)
     assert first.replicate == 0
     assert first.data["y"].dtype.kind == "i"  # conformed to the model
 
-    publish(spec, blocks, store)
+    publish_specs(spec, store)
+    assert list(inputs.publishing([first_chunk, second_chunk])) == [
+        first_chunk.replicates,
+        second_chunk.replicates,
+    ]
     assert store.exists(spec_key(spec.ensemble_id))
     assert DatasetSpec.from_dict(json.loads(store.get(dataset_spec_key(spec.dataset_id)))) == spec.dataset
-    assert list(store.list_keys(inputs_prefix(spec.dataset_id))) == [
-        inputs_pack_key(spec.dataset_id, range(2))
+    assert sorted(store.list_keys(inputs_prefix(spec.dataset_id))) == [
+        inputs_pack_key(spec.dataset_id, range(1)),
+        inputs_pack_key(spec.dataset_id, range(1, 2)),
     ]
     stored = InputReader(store, spec.dataset_id).replicate(INPUT_BLOCK_SIZE + 2)
-    np.testing.assert_array_equal(stored.values["y"], blocks[1][2].values["y"])
+    np.testing.assert_array_equal(stored.values["y"], second_chunk.new_blocks[1][2].values["y"])
 
     store.put(result_key(spec.ensemble_id, 0), failed_result(0))
-    replan = plan_ensemble(spec, store, 2 * INPUT_BLOCK_SIZE + 1)
-    assert sorted(simulate_missing_blocks(replan, generator, model, store)) == [2]
-    assert first_missing_inputs(replan, {}, store, model).replicate == 1
-
-    publish(spec, {2: simulate_missing_blocks(replan, generator, model, store)[2]}, store)
-    assert sorted(store.list_keys(inputs_prefix(spec.dataset_id))) == [
-        inputs_pack_key(spec.dataset_id, range(2)),
-        inputs_pack_key(spec.dataset_id, range(2, 3)),
-    ]
-    assert simulate_missing_blocks(replan, generator, model, store) == {}
-    assert (
-        InputReader(store, spec.dataset_id).replicate(2 * INPUT_BLOCK_SIZE).replicate == 2 * INPUT_BLOCK_SIZE
+    replan = EnsembleInputs(plan_ensemble(spec, store, 2 * INPUT_BLOCK_SIZE + 1), generator, model, store)
+    assert replan.simulated == 1
+    reused, extended = replan.chunks()
+    assert (reused.replicates[0], reused.new_blocks) == (1, {})
+    assert replan.first_inputs(reused).replicate == 1  # read back from the dataset set
+    # blocks 1 (published) and 2 (new) make the second chunk
+    assert (extended.replicates, sorted(extended.new_blocks)) == (
+        list(range(INPUT_BLOCK_SIZE, 2 * INPUT_BLOCK_SIZE + 1)),
+        [2],
     )
+
+
+class BadSecondBlock:
+    """A generator whose second input block holds counts that are not integers."""
+
+    def __init__(self, generator: PythonGenerator) -> None:
+        self.source = generator.source
+        self._generator = generator
+
+    def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
+        simulations = self._generator.simulate_block(dataset_id, block)
+        if block == 1:
+            bad = simulations[5]
+            simulations[5] = SimulatedReplicate(bad.replicate, {**bad.values, "y": np.full(4, 0.5)})
+        return simulations
+
+
+def test_a_chunk_the_model_rejects_stops_the_stream_before_it_is_published(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    generator = BadSecondBlock(PythonGenerator("examples.poisson.generator:simulate", BASE))
+    spec = make_spec(generator)
+    inputs = EnsembleInputs(
+        plan_ensemble(spec, store, 3 * INPUT_BLOCK_SIZE), generator, read_model_info(MODEL_FILE), store
+    )
+    chunks = inputs.chunks()
+    published = inputs.publishing(chunks)
+    assert next(published) == list(range(INPUT_BLOCK_SIZE))
+    with pytest.raises(StanFleetError, match="y"):
+        next(published)
+    assert list(store.list_keys(inputs_prefix(spec.dataset_id))) == [
+        inputs_pack_key(spec.dataset_id, range(1))
+    ]
 
 
 def test_another_model_version_reuses_the_dataset_set(tmp_path: Path) -> None:
@@ -107,17 +154,19 @@ def test_another_model_version_reuses_the_dataset_set(tmp_path: Path) -> None:
     model = read_model_info(MODEL_FILE)
     first = make_spec(generator)
     plan = plan_ensemble(first, store, 5)
-    publish(first, simulate_missing_blocks(plan, generator, model, store), store)
+    inputs = EnsembleInputs(plan, generator, model, store)
+    publish_specs(first, store)
+    (chunk,) = inputs.chunks()
+    inputs.publish(chunk)
 
     second = make_spec(generator, MODEL_FILE.read_text().replace("normal(0, 6.44787)", "normal(0, 5)"))
     assert (second.dataset_id, second.ensemble_id != first.ensemble_id) == (first.dataset_id, True)
     replan = plan_ensemble(second, store, 5)
     assert replan.missing == list(range(5))  # nothing fitted yet for this version...
-    new_blocks = simulate_missing_blocks(replan, generator, model, store)
-    assert (new_blocks, simulated_count(replan, new_blocks)) == ({}, 0)  # ...and nothing to simulate
-    again = first_missing_inputs(replan, new_blocks, store, model)
-    original = first_missing_inputs(plan, {}, store, model)
-    assert again.true_values == original.true_values
+    reuse = EnsembleInputs(replan, generator, model, store)
+    (again,) = reuse.chunks()
+    assert (reuse.simulated, again.new_blocks) == (0, {})  # ...and nothing to simulate
+    assert reuse.first_inputs(again).true_values == inputs.first_inputs(chunk).true_values
 
 
 def test_results_load_in_replicate_order_from_many_reader_threads(tmp_path: Path) -> None:

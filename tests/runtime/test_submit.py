@@ -208,7 +208,11 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         ({"generator": "no_such_module:f"}, r"cannot import generator module 'no_such_module'"),
         ({"data_text": "{not json"}, r"is not valid JSON"),
         ({"data_text": '{"N": 2.5}'}, r"'N' is declared int"),
-        ({"extra": ["--replicates", "0"]}, r"--replicates must be a positive integer, got 0"),
+        ({"extra": ["--replicates", "0"]}, r"--replicates must be an integer in 1\.\.1,000,000, got 0"),
+        (
+            {"extra": ["--replicates", "1000000000"]},
+            r"--replicates must be an integer in 1\.\.1,000,000, got 1,000,000,000",
+        ),
         (
             {"extra": ["--replicates", "3", "--engine", "jax"]},
             r"--engine must be one of auto, cmdstanpy, pystan, got 'jax'",

@@ -9,45 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from runtime.conform import SimulatedReplicate
-from runtime.inputs_store import publish_inputs
-from runtime.keys import INPUT_BLOCK_SIZE, result_key, spec_key
+from runtime.keys import result_key
 from runtime.results import ReplicateResult
-from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.store import LocalDirectoryStore
 from runtime.worker import main, replicates_of_child, run_worker
 from tests.runtime.engines.present import ENGINES
+from tests.runtime.hand_built_ensemble import publish_ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL_CODE = (ROOT / "examples" / "poisson" / "fit_data.stan").read_text()
-
-
-def publish_ensemble(store: LocalDirectoryStore, bad_replicates: set[int], engine: str = "pystan") -> str:
-    spec = EnsembleSpec(
-        model_name="fit_data",
-        model_code=MODEL_CODE,
-        dataset=DatasetSpec(
-            GeneratorSource(kind="python", code="# by hand", target="tests:by_hand"), {"N": 5}, 3
-        ),
-        base_data={"N": 5},
-        settings=SamplerSettings(chains=2, warmup=200, samples=200, thin=4),
-        engine=engine,
-    )
-    rng = np.random.default_rng(0)
-    block = []
-    for replicate in range(INPUT_BLOCK_SIZE):
-        lam = float(rng.gamma(2.0))
-        y = rng.poisson(lam, size=5)
-        if replicate in bad_replicates:
-            y[0] = -1  # violates the model's lower bound: Stan rejects the data
-        block.append(SimulatedReplicate(replicate, {"lambda": np.array(lam), "y": y}))
-    store.put(spec_key(spec.ensemble_id), spec.to_json())
-    publish_inputs(store, spec.dataset_id, {0: block})
-    return spec.ensemble_id
 
 
 def test_fits_each_replicate_and_records_a_failed_fit_as_data(tmp_path: Path) -> None:
@@ -190,9 +161,10 @@ def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: 
         worker.wait()
 
 
-def test_a_worker_takes_its_assignment_from_stdin(tmp_path: Path) -> None:
+def test_a_worker_fits_each_assignment_read_from_stdin_and_reports_each_result(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path / "store")
     ensemble_id = publish_ensemble(store, bad_replicates=set())
+    store.put(result_key(ensemble_id, 5), b"{}")  # already fitted: reported, not refitted
     command = [
         sys.executable,
         "-m",
@@ -201,10 +173,13 @@ def test_a_worker_takes_its_assignment_from_stdin(tmp_path: Path) -> None:
         str(tmp_path / "store"),
         "--assignment-on-stdin",
     ]
-    fitted = subprocess.run(command, cwd=ROOT, input=f"{ensemble_id} 2-3,7\n", capture_output=True, text=True)
+    assignments = f"{ensemble_id} 2-3,7\n{ensemble_id} 5\n{ensemble_id} 9\n"
+    fitted = subprocess.run(command, cwd=ROOT, input=assignments, capture_output=True, text=True)
     assert fitted.returncode == 0, fitted.stderr
+    assert fitted.stdout.split() == ["2", "3", "7", "5", "9"]  # one line per result, nothing else
     assert sorted(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [
-        result_key(ensemble_id, r) for r in (2, 3, 7)
+        result_key(ensemble_id, r) for r in (2, 3, 5, 7, 9)
     ]
+    assert store.get(result_key(ensemble_id, 5)) == b"{}"
     nothing = subprocess.run(command, cwd=ROOT, input="", capture_output=True, text=True)  # no work for it
-    assert (nothing.returncode, nothing.stderr) == (0, "")
+    assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, "", "")

@@ -6,19 +6,15 @@ from runtime.errors import StanFleetError
 from runtime.worker_interface import (
     WORKER_CORES_VARIABLE,
     child_index,
-    format_replicates,
     parse_replicates,
     worker_cores,
 )
 
 
-def test_replicate_ranges_compress_and_round_trip() -> None:
-    replicates = [0, 1, 2, 3, 7, 9, 10, 11, 20]
-    text = format_replicates(replicates)
-    assert text == "0-3,7,9-11,20"
-    assert parse_replicates(text) == replicates
-    assert format_replicates([]) == ""
+def test_replicate_lists_take_single_numbers_and_ranges() -> None:
+    assert parse_replicates("0-3,7,9-11,20") == [0, 1, 2, 3, 7, 9, 10, 11, 20]
     assert parse_replicates("5") == [5]
+    assert parse_replicates("") == []
 
 
 def test_the_child_index_adds_the_offset_to_the_array_index() -> None:

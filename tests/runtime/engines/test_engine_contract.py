@@ -136,6 +136,40 @@ def test_fixed_param_keeps_element_order(layout: CompiledModel) -> None:
     np.testing.assert_array_equal(out["z"], 0.5)
 
 
+def test_quantities_at_values_keep_shapes_and_element_order(layout: CompiledModel) -> None:
+    M = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    out = layout.quantities_at({}, {"M": M, "z": 0.5}, seed=1)  # no RNG: PyStan's write_array path
+    assert {name: values.shape for name, values in out.items()} == {
+        "M": (2, 3),
+        "z": (),
+        "M_t": (3, 2),
+        "A": (2, 3),
+        "v": (3,),
+    }
+    np.testing.assert_array_equal(out["M"], M)
+    np.testing.assert_array_equal(out["M_t"], M.T)
+    np.testing.assert_array_equal(out["A"], [[101, 102, 103], [201, 202, 203]])
+    np.testing.assert_array_equal(out["v"], [1, 2, 3])
+
+
+def test_quantities_at_values_seed_the_rng_calls(poisson: CompiledModel) -> None:
+    first = poisson.quantities_at(POISSON_DATA, {"lambda": 30.0}, seed=4)
+    assert first["lambda_twice"] == pytest.approx(60.0)
+    again = poisson.quantities_at(POISSON_DATA, {"lambda": 30.0}, seed=4)
+    np.testing.assert_array_equal(first["y_rep"], again["y_rep"])
+    others = [poisson.quantities_at(POISSON_DATA, {"lambda": 30.0}, seed=s)["y_rep"] for s in (5, 6)]
+    assert any(not np.array_equal(first["y_rep"], other) for other in others)
+
+
+def test_quantities_at_values_outside_the_constraints_fail(
+    layout: CompiledModel, poisson: CompiledModel
+) -> None:
+    with pytest.raises(StanFleetError, match=r"^poisson\.stan: .*lambda"):
+        poisson.quantities_at(POISSON_DATA, {"lambda": -1.0}, seed=1)
+    with pytest.raises(StanFleetError, match=r"^layout\.stan: "):
+        layout.quantities_at({}, {"M": np.ones((3, 3)), "z": 0.5}, seed=1)
+
+
 @pytest.mark.parametrize(("data", "message"), DATA_ERRORS)
 def test_data_errors_carry_stans_message(
     poisson: CompiledModel, data: dict[str, object], message: str
