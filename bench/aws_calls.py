@@ -8,7 +8,8 @@ Then
 
 1. the submitter runs its AWS path, ``runtime.submit.main([... --backend aws --no-wait])`` on the
    bundled Poisson example with PyStan: it simulates the R datasets locally (fixed_param), publishes
-   the spec, one input pack and the run record, lists existing results and uploads one manifest, and returns;
+   the specs, the input packs (one per chunk) and the run record, lists existing results and uploads
+   one manifest, and returns;
 2. the trigger Lambda's ``runtime.trigger.handler`` gets the S3 event of that manifest upload (key
    and versionId) and submits the compile job and the array job(s).
 
@@ -48,6 +49,7 @@ from runtime import submit, trigger  # noqa: E402
 from runtime.batch_executor import MANIFEST_PREFIX, manifest_key  # noqa: E402
 from runtime.engines import get_engine  # noqa: E402
 from runtime.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
+from runtime.prepare import chunk_sizes  # noqa: E402
 from tests.runtime.batch_runner import (  # noqa: E402
     CREDENTIALS,
     create_fake_batch,
@@ -240,13 +242,15 @@ def expected_growth(replicates: int, existing: int, per_child: int) -> dict[str,
     pages = max(1, math.ceil(existing / LIST_PAGE))
     children = math.ceil(missing / per_child)
     resubmission = existing > 0
+    # a first submission simulates every block, publishing one pack per chunk of 1, 2, 4, ... blocks
+    packs = 0 if resubmission else len(list(chunk_sizes(math.ceil(replicates / INPUT_BLOCK_SIZE))))
     return {
-        # results (plan_ensemble), input packs (simulate_missing_blocks), and on a resubmission the
-        # input packs again to read the first missing replicate's inputs (first_missing_inputs)
+        # results (plan_ensemble), input packs (EnsembleInputs), and on a resubmission the input packs
+        # again to read the first missing replicate's inputs (EnsembleInputs.first_inputs)
         "submitter ListObjectsV2": pages + 1 + resubmission,
         "submitter HeadObject": 1,
-        # first: the spec, one input pack, the run record, the manifest; resubmission: run record, manifest
-        "submitter PutObject": 2 if resubmission else 4,
+        # first: the spec, the input packs, the run record, the manifest; resubmission: run record, manifest
+        "submitter PutObject": 2 if resubmission else 3 + packs,
         # the first missing replicate's inputs from the store: the pack header, then its block's bytes
         "submitter GetObject": 2 if resubmission else 0,
         # the ensemble's claims (is an earlier submission still running?), the results, and the

@@ -38,7 +38,13 @@ class ModelInfo:
 
 
 def cmdstan_home() -> Path | None:
-    """Return the CmdStan installation cmdstanpy finds, or None when there is none."""
+    """Return the CmdStan installation cmdstanpy finds, or None when there is none.
+
+    cmdstanpy looks at ``$CMDSTAN``, else under ``~/.cmdstan``; when neither is there, the answer is
+    None without importing cmdstanpy (with pandas, most of a second in every worker).
+    """
+    if not os.environ.get("CMDSTAN") and not (Path.home() / ".cmdstan").exists():
+        return None
     try:
         import cmdstanpy
     except ImportError:

@@ -87,7 +87,7 @@ def executor(store: S3Store, batch: Any = None, **options: Any) -> BatchExecutor
     made = BatchExecutor(
         store,
         OUTPUTS,
-        requested=3,
+        requested=options.pop("requested", 3),
         replicates_per_child=2,
         poll_seconds=options.pop("poll_seconds", 0.01),
         **options,
@@ -230,3 +230,55 @@ def test_clients_use_the_stacks_region_and_the_poll_default_is_read_at_construct
     assert made._batch.meta.region_name == "eu-west-1"
     assert made._s3.meta.region_name == "eu-west-1"
     assert made._poll_seconds == 0.25
+
+
+@dataclass
+class PlayTriggerPerUpload:
+    """The progress callback; it claims each new manifest upload with the next job ids of the list."""
+
+    s3: Any
+    job_ids: list[list[str]]
+    claimed: list[str] = field(default_factory=list)
+
+    def __call__(self, done: int, detail: str = "") -> None:
+        if detail != "waiting for the trigger":
+            return
+        upload = self.s3.head_object(Bucket=BUCKET, Key=manifest_key(ENSEMBLE))["VersionId"]
+        if upload not in self.claimed:
+            claim = {"missing": [], "job_ids": self.job_ids[len(self.claimed)]}
+            key = claim_key(ENSEMBLE, upload, "claims/")
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(claim).encode())
+            self.claimed.append(upload)
+
+
+def test_while_inputs_are_published_a_manifest_goes_up_each_time_they_double(s3: Any) -> None:
+    store = S3Store(BUCKET)
+    batch = ScriptedBatch(store, [(list(range(7)), [job(j, "SUCCEEDED") for j in "abc"])])
+    trigger = PlayTriggerPerUpload(s3, [["a"], ["a", "b"], ["c"]])  # the second upload attaches to "a"
+    published = [[0], [1, 2], [3, 4, 5, 6]]
+    executor(store, batch, requested=7).run(ENSEMBLE, list(range(7)), trigger, published)
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=manifest_key(ENSEMBLE))["Versions"]
+    uploaded = [
+        parse_manifest(s3.get_object(Bucket=BUCKET, Key=v["Key"], VersionId=v["VersionId"])["Body"].read())
+        for v in sorted(versions, key=lambda v: v["LastModified"])
+    ]
+    assert sorted(manifest.replicates for manifest in uploaded) == [1, 3, 7]
+    assert batch.calls[0] == ["a", "b", "c"]  # every upload's jobs followed, each once
+
+
+def test_without_waiting_one_manifest_goes_up_once_every_input_is_published(s3: Any) -> None:
+    store = S3Store(BUCKET)
+    consumed: list[int] = []
+
+    def published() -> Iterator[list[int]]:
+        for batch in ([0], [1, 2]):
+            consumed.extend(batch)
+            yield batch
+
+    executor(store, ScriptedBatch(store, []), wait=False).run(
+        ENSEMBLE, [0, 1, 2], PlayTrigger(s3, {}), published()
+    )
+    assert consumed == [0, 1, 2]
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=manifest_key(ENSEMBLE))["Versions"]
+    assert len(versions) == 1
+    assert parse_manifest(store.get(manifest_key(ENSEMBLE))).replicates == 3

@@ -26,7 +26,7 @@ def test_round_trip() -> None:
         ),
         (
             json.dumps({**GOOD, "replicates": 0}).encode(),
-            r"replicates must be an integer in 1\.\.10000000, got 0",
+            r"replicates must be an integer in 1\.\.1000000, got 0",
         ),
         (json.dumps({**GOOD, "replicates": True}).encode(), "replicates must be an integer"),
         (

@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,7 @@ from runtime.errors import StanFleetError
 from runtime.stan_info import Declaration, find_stanc, read_model_info
 
 DATA = Path(__file__).parent.parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_reads_every_block() -> None:
@@ -71,3 +75,17 @@ def test_without_any_stanc_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(stan_info, "_STANC_NAME", "no-such-stanc")
     with pytest.raises(StanFleetError, match=r"no stanc compiler found: install CmdStan .* or PyStan"):
         find_stanc()
+
+
+def test_rng_calls_are_noticed() -> None:
+    assert read_model_info(DATA / "poisson.stan").uses_rng  # poisson_rng in generated quantities
+    assert not read_model_info(DATA / "layout.stan").uses_rng
+
+
+def test_without_any_cmdstan_cmdstanpy_is_not_imported(tmp_path: Path) -> None:
+    code = "import sys; from runtime.stan_info import cmdstan_home; print(cmdstan_home(), 'cmdstanpy' in sys.modules)"
+    environment = {k: v for k, v in os.environ.items() if k != "CMDSTAN"} | {"HOME": str(tmp_path)}
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.split() == ["None", "False"]

@@ -32,8 +32,8 @@ from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, interrupted_message, main
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.engines.present import ENGINES
+from tests.runtime.hand_built_ensemble import MODEL_CODE
 from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
-from tests.runtime.test_worker import MODEL_CODE
 
 FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
 PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
