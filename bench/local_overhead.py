@@ -42,7 +42,7 @@ GENERATOR = EXAMPLE / "generative_ensemble.stan"
 #: Where a worker's time goes, by the function that spends it (cumulative time in the profile).
 BREAKDOWN = {
     "sampling (engine)": "sample",
-    "log_lik at the true values": "fixed_param",
+    "log_lik at the true values": "quantities_at",
     "scoring (ranks, ESS, R-hat)": "score_fit",
     "reading inputs": "replicate",
     "writing the result": "put",
@@ -134,7 +134,7 @@ def profile_worker(store: Path, ensemble_id: str, replicates: list[int]) -> tupl
     fits = by_name["fit_replicate"]
     breakdown = {label: by_name.get(function, 0.0) / len(replicates) for label, function in BREAKDOWN.items()}
     breakdown["other work in fit_replicate"] = (
-        fits - sum(by_name.get(f, 0.0) for f in ("sample", "fixed_param", "score_fit"))
+        fits - sum(by_name.get(f, 0.0) for f in ("sample", "quantities_at", "score_fit"))
     ) / len(replicates)
     return breakdown, elapsed / len(replicates)
 

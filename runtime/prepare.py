@@ -57,8 +57,9 @@ def plan_ensemble(spec: EnsembleSpec, store: ObjectStore, requested: int) -> Ens
 
 FIRST_CHUNK_BLOCKS = 1
 """Input blocks simulated before the first fit starts; each later chunk doubles, up to MAX_CHUNK_BLOCKS."""
-MAX_CHUNK_BLOCKS = 100
-"""Input blocks per chunk (and so at most per input pack) once the chunks have grown: 10,000 replicates."""
+MAX_CHUNK_BLOCKS = 20
+"""Input blocks per chunk (and so at most per input pack) once the chunks have grown: 2,000 replicates,
+about 35 MB in memory for the bundled example (1000 counts each); at R = 10^6, 500 packs."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,9 @@ class EnsembleInputs:
         """Publish each chunk in turn, yielding its replicates once their inputs are in the store."""
         for chunk in chunks:
             self.publish(chunk)
-            yield chunk.replicates
+            replicates = chunk.replicates
+            del chunk  # the simulations go now, not after the next chunk is simulated
+            yield replicates
 
 
 def check_against_model(

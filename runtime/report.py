@@ -69,16 +69,20 @@ CSV_COLUMNS = (
 )
 
 
-def preload_plotting() -> None:
-    """Import what the plots need (ArviZ, matplotlib, scipy.stats: seconds of imports) ahead of time.
+def preload_report(replicates: int) -> None:
+    """Import what the plots need (ArviZ, matplotlib, scipy.stats: seconds of imports) and simulate the
+    uniformity test's null distribution for ``replicates`` PIT values, ahead of time.
 
-    The submitter runs this in a thread while the fits run, so the report starts drawing at once.
+    The submitter runs this in a thread while the fits run, so the report starts at once.
     """
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
     import scipy.stats  # noqa: F401
 
     import runtime.arviz_quiet  # noqa: F401
+    from runtime.stats import prepare_gamma_null
+
+    prepare_gamma_null(replicates)
 
 
 def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], out_dir: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -148,21 +149,47 @@ def _num_points(n: int, num_points: int | None) -> int:
     return num_points
 
 
+_TAIL_SDS = 12
+"""Counts further than this many binomial standard deviations from the mean give
+``2 * min(P(X <= c), P(X >= c)) < 1e-30``: the gamma table stores 0 for them instead of a value, so it
+holds ~25 sqrt(N) columns, not N + 1 (at R = 10^6, 10 MB instead of 800 MB)."""
+
+
+@dataclass(frozen=True)
+class _GammaTable:
+    """``2 * min(P(X <= c), P(X >= c))`` for ``X ~ Bin(n, i/k)``, row ``i - 1`` holding the counts
+    ``c = low[i - 1] + j``; counts outside a row's window (and above n) count as 0."""
+
+    low: np.ndarray
+    values: np.ndarray
+
+
 @lru_cache(maxsize=8)
-def _gamma_table(n: int, k: int) -> np.ndarray:
-    """``2 * min(P(X <= c), P(X >= c))`` for ``X ~ Bin(n, i/k)``, rows ``i = 1..k-1``, ``c = 0..n``."""
+def _gamma_table(n: int, k: int) -> _GammaTable:
     from scipy.stats import binom  # scipy.stats costs ~0.6 s to import: only the report needs it
 
-    z = np.arange(1, k)[:, None] / k
-    counts = np.arange(n + 1)[None, :]
-    table = 2.0 * np.minimum(binom.cdf(counts, n, z), binom.sf(counts - 1, n, z))
-    table.setflags(write=False)
-    return table
+    z = np.arange(1, k) / k
+    spread = _TAIL_SDS * np.sqrt(n * z * (1 - z)) + 1
+    low = np.maximum(0, np.floor(n * z - spread)).astype(np.int64)
+    high = np.minimum(n, np.ceil(n * z + spread)).astype(np.int64)
+    counts = low[:, None] + np.arange(int((high - low).max()) + 1)[None, :]
+    values = np.where(
+        counts <= n,
+        2.0 * np.minimum(binom.cdf(counts, n, z[:, None]), binom.sf(counts - 1, n, z[:, None])),
+        0.0,
+    )
+    low.setflags(write=False)
+    values.setflags(write=False)
+    return _GammaTable(low, values)
 
 
-def _gamma_from_counts(table: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _gamma_from_counts(table: _GammaTable, counts: np.ndarray) -> np.ndarray:
     """Gamma for each row of ``counts`` (``N * ECDF`` at the ``k - 1`` interior points)."""
-    return table[np.arange(table.shape[0]), counts].min(axis=-1)
+    index = counts - table.low
+    inside = (index >= 0) & (index < table.values.shape[1])
+    rows = np.arange(table.values.shape[0])
+    picked = table.values[rows, np.clip(index, 0, table.values.shape[1] - 1)]
+    return np.where(inside, picked, 0.0).min(axis=-1)
 
 
 def _ecdf_counts(pit: np.ndarray, k: int) -> np.ndarray:
@@ -222,6 +249,12 @@ def _simulate_gamma_null(n: int, k: int, num_simulations: int, rng: np.random.Ge
 @lru_cache(maxsize=32)
 def _default_gamma_null(n: int, k: int) -> np.ndarray:
     return _simulate_gamma_null(n, k, GAMMA_NULL_SIMULATIONS, np.random.default_rng(GAMMA_NULL_SEED))
+
+
+def prepare_gamma_null(n: int) -> None:
+    """Simulate (and cache in this process) the null distribution the gamma test of ``n`` PIT values
+    uses: seconds of work that the submitter does while fits run, not after them."""
+    _default_gamma_null(n, _num_points(n, None))
 
 
 def gamma_uniformity_pvalue(

@@ -28,7 +28,7 @@ from runtime.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
 from runtime.prepare import EnsembleInputs, check_against_model, plan_ensemble, publish_specs
 from runtime.progress import progress_reporter
-from runtime.report import preload_plotting
+from runtime.report import preload_report
 from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import DatasetSpec, EnsembleSpec, fit_seed
@@ -281,7 +281,9 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         show_progress = not args.no_progress and args.wait
         if args.wait:
-            threading.Thread(target=preload_plotting, name="preload-plotting", daemon=True).start()
+            threading.Thread(
+                target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
+            ).start()
         published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
         try:
             with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:

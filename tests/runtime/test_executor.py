@@ -1,5 +1,6 @@
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -133,3 +134,19 @@ def test_a_batch_that_fails_to_publish_stops_the_run_and_keeps_the_finished_fits
     ):
         executor.run(ensemble_id, [0, 1, 150], lambda done, detail="": None, published())
     assert len(list(store.list_keys(f"ensembles/{ensemble_id}/results/"))) >= 1
+
+
+def test_workers_finish_even_when_a_process_forked_here_holds_their_input(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    with LocalProcessExecutor(store, workers=1) as executor:
+        holder = os.fork()  # as httpstan's pool does in the submitter: it inherits the workers' pipes
+        if holder == 0:
+            time.sleep(600)
+            os._exit(0)
+        try:
+            executor.run(ensemble_id, [0, 1], lambda done, detail="": None)
+        finally:
+            os.kill(holder, signal.SIGKILL)
+            os.waitpid(holder, 0)
+    assert len(list(store.list_keys(f"ensembles/{ensemble_id}/results/"))) == 2

@@ -241,3 +241,13 @@ def test_contraction() -> None:
     np.testing.assert_allclose(stats.contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
     for bad in (0.0, -1.0, math.inf, math.nan):
         assert np.all(np.isnan(stats.contraction([0.5, 1.0], bad)))
+
+
+def test_a_prepared_null_is_the_one_the_test_then_uses() -> None:
+    n = 37  # a size no other test uses
+    stats.prepare_gamma_null(n)
+    before = stats._default_gamma_null.cache_info()
+    p_value = stats.gamma_uniformity_pvalue(np.linspace(0.01, 0.99, n))
+    after = stats._default_gamma_null.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
+    assert 0 < p_value <= 1
