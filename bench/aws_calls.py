@@ -49,7 +49,7 @@ from runtime import submit, trigger  # noqa: E402
 from runtime.batch_executor import MANIFEST_PREFIX, manifest_key  # noqa: E402
 from runtime.engines import get_engine  # noqa: E402
 from runtime.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
-from runtime.prepare import chunk_sizes  # noqa: E402
+from runtime.prepare import MAX_CHUNK_BLOCKS, chunk_sizes  # noqa: E402
 from tests.runtime.batch_runner import (  # noqa: E402
     CREDENTIALS,
     create_fake_batch,
@@ -248,9 +248,10 @@ def expected_growth(replicates: int, existing: int, per_child: int) -> dict[str,
         # results (plan_ensemble), input packs (EnsembleInputs), and on a resubmission the input packs
         # again to read the first missing replicate's inputs (EnsembleInputs.first_inputs)
         "submitter ListObjectsV2": pages + 1 + resubmission,
-        "submitter HeadObject": 1,
-        # first: the spec, the input packs, the run record, the manifest; resubmission: run record, manifest
-        "submitter PutObject": 2 if resubmission else 3 + packs,
+        "submitter HeadObject": 2,  # is the dataset spec there? the ensemble spec?
+        # first: the two specs, the input packs, the run record, the manifest; resubmission: run record,
+        # manifest
+        "submitter PutObject": 2 if resubmission else 4 + packs,
         # the first missing replicate's inputs from the store: the pack header, then its block's bytes
         "submitter GetObject": 2 if resubmission else 0,
         # the ensemble's claims (is an earlier submission still running?), the results, and the
@@ -319,9 +320,11 @@ def print_report(rows: list[Row], per_child: int, warm_seconds: float) -> None:
         f"  handler SubmitJob     1 compile job (none once the model's build is published) + ceil(children /\n"
         f"                        {trigger.MAX_ARRAY_SIZE:,}) array jobs, children = ceil(missing / {per_child}); 2 up to\n"
         f"                        {trigger.MAX_ARRAY_SIZE * per_child:,} missing replicates.\n"
-        "  Everything else is constant in R. Submitter: DescribeStacks 1, DescribeJobDefinitions 1, HeadObject 1\n"
-        f"  (spec), one listing of the input packs; PutObject 4 on a first submission (spec, one input pack\n"
-        f"  holding every new block of {INPUT_BLOCK_SIZE} replicates, run record, manifest) and 2 on a resubmission\n"
+        "  submitter PutObject   on a first submission, one input pack per chunk of new input blocks (1, 2,\n"
+        f"                        4, ... up to {MAX_CHUNK_BLOCKS} blocks of {INPUT_BLOCK_SIZE} replicates).\n"
+        "  Everything else is constant in R. Submitter: DescribeStacks 1, DescribeJobDefinitions 1, HeadObject 2\n"
+        "  (dataset spec, ensemble spec), one listing of the input packs; PutObject 4 + packs on a first\n"
+        "  submission (the two specs, the packs, run record, manifest) and 2 on a resubmission\n"
         "  (run record, manifest), which also lists the packs again and makes 2 ranged GETs for the first\n"
         "  missing replicate's inputs. Handler: GetObject 2 (manifest, spec) + 1 per earlier submission's\n"
         "  claim, ListObjectsV2 2 (the claims; the compile marker, which no run here writes, so every row\n"
