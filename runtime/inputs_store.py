@@ -1,7 +1,7 @@
 """Input packs: the generator's output for many input blocks of a dataset set in one stored object.
 
-A submission writes one pack per run of consecutive new blocks (normally exactly one), so publishing
-inputs costs one request however large the ensemble. A pack is JSON lines: a header line
+A submission writes one pack per chunk of new blocks (runtime.prepare: up to 20 blocks each), so
+publishing inputs costs one request per 2,000 replicates at most. A pack is JSON lines: a header line
 ``{"blocks": [first, last], "offsets": [...]}`` with each block's byte offset after the header (and the
 end), then one line per block. A reader fetches the header and then only the byte range of the blocks
 it needs, so an array child reads its few blocks, not the whole ensemble's inputs.
