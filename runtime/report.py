@@ -260,10 +260,25 @@ def _few_ticks(ax: Axes) -> None:
     ax.tick_params(labelsize=7)
 
 
-def _n_bins(n: int, max_rank: int | None) -> int:
-    """Histogram bins with about ten expected counts each, never finer than the ranks themselves."""
-    bins = min(max(n // 10, 1), 40)
-    return min(bins, max_rank + 1) if max_rank is not None else bins
+MIN_BINS, MAX_BINS = 5, 40
+"""Rank-histogram bins: at least 5 (as the R package SBC), at most 40, about ten expected counts each."""
+
+
+def rank_histogram_bins(n: int, max_rank: int | None) -> int:
+    """Bins for ``n`` ranks in ``0..max_rank``: about ``n / 10`` within MIN_BINS..MAX_BINS, never more
+    than the ``max_rank + 1`` distinct ranks, and where possible a divisor of that number, so that every
+    bin holds as many ranks.
+
+    ``max_rank`` None (replicates kept different numbers of draws) bins the PITs on [0, 1] instead.
+    """
+    target = min(max(n // 10, MIN_BINS), MAX_BINS)
+    if max_rank is None:
+        return target
+    ranks = max_rank + 1
+    divisors = [d for d in range(MIN_BINS, min(ranks, MAX_BINS) + 1) if ranks % d == 0]
+    if not divisors:  # fewer than MIN_BINS ranks, or no divisor in range: bins as even as can be
+        return min(target, ranks)
+    return min(divisors, key=lambda d: (abs(d - target), d))
 
 
 def _rank_histograms(
@@ -280,7 +295,7 @@ def _rank_histograms(
         pit = pits[quantity.key]
         common = bool(np.all(quantity.max_rank == quantity.max_rank[0]))
         scale = float(quantity.max_rank[0] + 1) if common else 1.0
-        bins = _n_bins(pit.size, int(quantity.max_rank[0]) if common else None)
+        bins = rank_histogram_bins(pit.size, int(quantity.max_rank[0]) if common else None)
         edges = np.linspace(0.0, scale, bins + 1)
         counts, _ = np.histogram(pit * scale, edges)
         low, high = binom.ppf([0.005, 0.995], pit.size, 1.0 / bins)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runtime import report
-from runtime.report import CSV_COLUMNS, write_report
+from runtime.report import CSV_COLUMNS, rank_histogram_bins, write_report
 from runtime.results import ReplicateResult
 from runtime.summary import collect_quantities, summarize
 from tests.runtime.sbc_results import ensemble, failed_result, many_quantities, tiny_ensemble, uniform_rank
@@ -90,3 +90,23 @@ def test_plots_cap_the_panels_at_the_lowest_p_values(tmp_path: Path, monkeypatch
     # The two biased quantities have the lowest p-values, so they are among the panels.
     shown, _ = report._select_panels(summary, collect_quantities(results))
     assert {"theta[5]", "theta[10]"} <= {q.name for q in shown}
+
+
+@pytest.mark.parametrize(
+    ("n", "max_rank", "bins"),
+    [
+        (10, 99, 5),  # R = 10: five bins, not one
+        (10, 3, 4),  # never more bins than distinct ranks
+        (200, 99, 20),
+        (200, 199, 20),
+        (5000, 99, 25),  # at most 40 bins: 25 divides the 100 ranks, 40 does not
+        (70, 99, 5),
+        (120, 6, 7),  # 7 ranks: a prime above 5 gives 7 bins of one rank
+        (10, None, 5),
+        (1000, None, 40),
+    ],
+)
+def test_rank_histogram_bins(n: int, max_rank: int | None, bins: int) -> None:
+    assert rank_histogram_bins(n, max_rank) == bins
+    if max_rank is not None:
+        assert (max_rank + 1) % bins == 0
