@@ -94,6 +94,20 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert len(result_files(tmp_path)) == 20
 
 
+def test_ten_replicates_give_a_verdict_and_every_plot(tmp_path: Path) -> None:
+    # R = 10 is where the R package SBC's vignettes start
+    assert run(tmp_path, "--replicates", "10") == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["replicates"]["succeeded"] == 10
+    assert summary["calibrated"] in (True, False)
+    assert all(
+        0.0 < q["p_value"] <= 1.0
+        for q in [*summary["variables"].values(), *summary["test_quantities"].values()]
+    )
+    for plot in PLOTS:
+        assert (tmp_path / "out" / plot).stat().st_size > 5000
+
+
 def test_rerun_fits_only_what_is_missing_and_raising_r_reuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
