@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
 from runtime.engines import cmdstan_available  # noqa: E402
 from runtime.packing import replicates_per_child  # noqa: E402
-from tests.runtime.poisson_example import example_arguments  # noqa: E402
+from tests.runtime.poisson_example import submit_command  # noqa: E402
 
 BASELINE_2018_USD_PER_1000 = 0.97
 GOAL_USD_PER_1000 = 0.01
@@ -106,10 +106,7 @@ def measure_fit_times(replicates: int, engine: str, pin: bool, seed: int) -> Fit
         store = tmp / "store"
         command = [
             *(["taskset", "-c", "0"] if pinned else []),
-            sys.executable,
-            "-m",
-            "runtime.submit",
-            *example_arguments(),
+            *submit_command(),
             "--replicates",
             str(replicates),
             "--seed",

@@ -33,7 +33,7 @@ from runtime.engines import cmdstan_available  # noqa: E402
 from runtime.keys import result_key  # noqa: E402
 from runtime.store import open_store  # noqa: E402
 from runtime.worker import run_worker  # noqa: E402
-from tests.runtime.poisson_example import example_arguments  # noqa: E402
+from tests.runtime.poisson_example import submit_command  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"
@@ -49,12 +49,8 @@ BREAKDOWN = {
 }
 
 
-def submit_command(engine: str, replicates: int, workers: int, store: Path, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "runtime.submit",
-        *example_arguments(),
+def fleet_command(engine: str, replicates: int, workers: int, store: Path, out: Path) -> list[str]:
+    return submit_command(
         "--replicates",
         str(replicates),
         "--workers",
@@ -66,7 +62,7 @@ def submit_command(engine: str, replicates: int, workers: int, store: Path, out:
         "--out",
         str(out),
         "--no-progress",
-    ]
+    )
 
 
 def simulate_with_pystan(generator: Path, base: dict, replicates: int) -> dict[str, np.ndarray]:
@@ -142,7 +138,7 @@ def profile_worker(store: Path, ensemble_id: str, replicates: list[int]) -> tupl
 def measure(engine: str, replicates: int, workers: int, rounds: int, profiled: int, tmp: Path) -> Measurement:
     # Warm every compile cache: a 2-replicate StanFleet run builds the model and the generator, a
     # 2-replicate hand loop the hand loop's copies (CmdStanPy builds next to the program: not in the repo).
-    timed(submit_command(engine, 2, 1, tmp / "warm-store", tmp / "warm-out"))
+    timed(fleet_command(engine, 2, 1, tmp / "warm-store", tmp / "warm-out"))
     hand = tmp / "hand"
     hand.mkdir()
     model, generator = Path(shutil.copy(MODEL, hand)), Path(shutil.copy(GENERATOR, hand))
@@ -157,7 +153,7 @@ def measure(engine: str, replicates: int, workers: int, rounds: int, profiled: i
         return time.perf_counter() - started
 
     def stanfleet(run: int) -> float:
-        return timed(submit_command(engine, replicates, workers, tmp / f"store-{run}", tmp / f"out-{run}"))
+        return timed(fleet_command(engine, replicates, workers, tmp / f"store-{run}", tmp / f"out-{run}"))
 
     # In the order hand, StanFleet, StanFleet, hand, ...: a machine that slows down or speeds up during
     # the bench (a shared VM does) weighs on both sides alike.

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.runtime.poisson_example import example_arguments  # noqa: E402
+from tests.runtime.poisson_example import submit_command  # noqa: E402
 
 POLL_SECONDS = 0.05
 
@@ -66,11 +66,7 @@ def workers_of(pid: int) -> list[int]:
 
 def measure(replicates: int, seconds: float, engine: str, tmp: Path) -> Run:
     store = tmp / f"store-{replicates}"
-    command = [
-        sys.executable,
-        "-m",
-        "runtime.submit",
-        *example_arguments(),
+    command = submit_command(
         "--replicates",
         str(replicates),
         "--workers",
@@ -82,7 +78,7 @@ def measure(replicates: int, seconds: float, engine: str, tmp: Path) -> Run:
         "--out",
         str(tmp / f"out-{replicates}"),
         "--no-progress",
-    ]
+    )
     started = time.perf_counter()
     submitter = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     submitter_peak = worker_peak = 0.0
@@ -105,18 +101,9 @@ def refusal(replicates: int, tmp: Path) -> tuple[int, str, int]:
     """Exit code, error output and number of files written for a refused R."""
     store = tmp / "store-refused"
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runtime.submit",
-            *example_arguments(),
-            "--replicates",
-            str(replicates),
-            "--store",
-            str(store),
-            "--out",
-            str(tmp / "out-refused"),
-        ],
+        submit_command(
+            "--replicates", str(replicates), "--store", str(store), "--out", str(tmp / "out-refused")
+        ),
         cwd=ROOT,
         capture_output=True,
         text=True,

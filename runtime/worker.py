@@ -79,10 +79,10 @@ class WorkerSession:
     def __init__(self, store: ObjectStore, *, cores: int = 1) -> None:
         self._store = store
         self._cores = cores
-        self._work: dict[str, _EnsembleWork] = {}
+        self._work: _EnsembleWork | None = None  # one ensemble at a time
 
     def _ensemble(self, ensemble_id: str) -> _EnsembleWork:
-        if ensemble_id not in self._work:
+        if self._work is None or self._work.spec.ensemble_id != ensemble_id:
             spec = load_spec(self._store, ensemble_id)
             program = materialize_stan_program(spec.model_code, spec.model_name)
             model = compile_shared(
@@ -91,12 +91,10 @@ class WorkerSession:
             done = {
                 replicate_of_result_key(key) for key in self._store.list_keys(results_prefix(ensemble_id))
             }
-            self._work = {  # one ensemble at a time
-                ensemble_id: _EnsembleWork(
-                    spec, read_model_info(program), model, done, InputReader(self._store, spec.dataset_id)
-                )
-            }
-        return self._work[ensemble_id]
+            self._work = _EnsembleWork(
+                spec, read_model_info(program), model, done, InputReader(self._store, spec.dataset_id)
+            )
+        return self._work
 
     def fit(
         self, ensemble_id: str, replicates: Sequence[int], on_result: Callable[[int], None] = lambda r: None

@@ -45,7 +45,7 @@ class PyStanEngine:
 
     def compile(self, stan_file: Path) -> PyStanModel:
         """Build ``stan_file`` (or load it from httpstan's cache); a bad program raises StanFleetError."""
-        read_model_info(stan_file)  # stanc's located message for a bad program, before any C++ build
+        info = read_model_info(stan_file)  # stanc's located message for a bad program, before any C++ build
         program_code = stan_file.read_text()
         # httpstan's C++ build writes ./build: keep it out of the user's working directory.
         build_dir = cache_root() / "httpstan-build"
@@ -59,7 +59,7 @@ class PyStanEngine:
             program_name=stan_file.name,
             program_code=program_code,
             model_name=response.json()["name"],
-            uses_rng=read_model_info(stan_file).uses_rng,
+            uses_rng=info.uses_rng,
         )
 
     def shared_build(self, stan_file: Path) -> SharedBuild | None:
@@ -176,11 +176,8 @@ class PyStanModel:
     async def _fits(self, request: dict[str, Any], chains: int) -> tuple[list[dict[str, Any]], list[bytes]]:
         """Check the data, run one httpstan fit per chain, read and delete each fit."""
         async with HttpstanClient() as client:
-            response = await client.post(f"/{self.model_name}/params", json={"data": request["data"]})
-            if response.status != 200:
-                message = trim_stan_message(response.json()["message"], self.program_code)
-                raise StanFleetError(f"{self.program_name}: Stan rejected the data: {message}")
-            params: list[dict[str, Any]] = response.json()["params"]
+            checked = await self._post(client, "params", {"data": request["data"]}, "Stan rejected the data")
+            params: list[dict[str, Any]] = checked["params"]
             operations = []
             for chain in range(1, chains + 1):
                 response = await client.post(f"/{self.model_name}/fits", json={**request, "chain": chain})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,3 +17,8 @@ QUICK_SAMPLER = ["--chains", "2", "--warmup", "300", "--samples", "300", "--thin
 def example_arguments(model: str = MODEL, generator: str = GENERATOR, data: str = DATA) -> list[str]:
     """The submitter's model, ``--generator`` and ``--data`` arguments; the example's by default."""
     return [model, "--generator", generator, "--data", data]
+
+
+def submit_command(*arguments: str) -> list[str]:
+    """``python -m runtime.submit`` on the bundled example, followed by ``arguments``."""
+    return [sys.executable, "-m", "runtime.submit", *example_arguments(), *arguments]
