@@ -25,7 +25,8 @@ from runtime.run_record import load_run_record
 from runtime.s3_store import S3Store
 from runtime.spec import load_spec
 from runtime.store import ObjectStore, open_store
-from runtime.summary import EnsembleSummary, summarize, verdict_table
+from runtime.summary import DEFAULT_VERDICT, EnsembleSummary, VerdictOptions, summarize, verdict_table
+from runtime.verdict_flags import add_verdict_arguments, verdict_options
 
 
 def report_ensemble(
@@ -37,6 +38,7 @@ def report_ensemble(
     out_dir: Path | None,
     run: dict[str, Any],
     pricing: tuple[float, float] | None = None,
+    options: VerdictOptions = DEFAULT_VERDICT,
 ) -> tuple[EnsembleSummary, Path]:
     """Summarize results ``0..requested-1`` from the store, write the report, print the verdict table.
 
@@ -47,7 +49,9 @@ def report_ensemble(
         cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)
         run = {**run, "cost_estimate": cost.to_dict()}
         print(cost.describe())
-    summary = summarize(results, ensemble_id=ensemble_id, requested=requested, reused=reused, run=run)
+    summary = summarize(
+        results, ensemble_id=ensemble_id, requested=requested, reused=reused, options=options, run=run
+    )
     out = out_dir or Path("sbc-report") / f"{run.get('model_name', 'model')}-{ensemble_id[:8]}"
     write_report(summary, results, out)
     print(verdict_table(summary))
@@ -82,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
     parser.add_argument("--replicates", type=int, help="R (default: from the ensemble's manifest)")
     parser.add_argument("--out", type=Path, help="report directory (default: sbc-report/<model>-<id prefix>)")
+    add_verdict_arguments(parser)
     args = parser.parse_args(argv)
     return exit_status(lambda: collect(args))
 
@@ -90,6 +95,7 @@ def collect(args: argparse.Namespace) -> int:
     """Write the report of ``args.ensemble_id`` from the results in its store."""
     if args.replicates is not None and args.replicates < 1:
         raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+    options = verdict_options(args)
     store = results_store(args.store, args.stack, args.region)
     spec = load_spec(store, args.ensemble_id)
     requested = args.replicates or requested_replicates(store, args.ensemble_id)
@@ -105,7 +111,14 @@ def collect(args: argparse.Namespace) -> int:
     else:
         run, pricing = record.run, record.pricing
     report_ensemble(
-        store, args.ensemble_id, requested=requested, reused=0, out_dir=args.out, run=run, pricing=pricing
+        store,
+        args.ensemble_id,
+        requested=requested,
+        reused=0,
+        out_dir=args.out,
+        run=run,
+        pricing=pricing,
+        options=options,
     )
     return 0
 

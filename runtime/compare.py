@@ -26,15 +26,18 @@ from runtime.prepare import load_results
 from runtime.spec import load_spec
 from runtime.store import ObjectStore
 from runtime.summary import (
+    DEFAULT_VERDICT,
     PARAMETER,
     EnsembleSummary,
     QuantityScores,
     QuantitySummary,
+    VerdictOptions,
     collect_quantities,
+    judged_results,
     p_value_sort_key,
-    succeeded_results,
     summarize,
 )
+from runtime.verdict_flags import add_verdict_arguments, verdict_options
 
 COLUMNS = ("p_value", "calibrated", "mean_z_score", "mean_contraction")
 
@@ -55,7 +58,10 @@ class ComparedEnsemble:
 
 
 def compare_ensembles(
-    store: ObjectStore, ensemble_ids: Sequence[str], replicates: int | None = None
+    store: ObjectStore,
+    ensemble_ids: Sequence[str],
+    replicates: int | None = None,
+    options: VerdictOptions = DEFAULT_VERDICT,
 ) -> list[ComparedEnsemble]:
     """Summarize each ensemble over replicates ``0..R-1``; refuse ensembles on different datasets.
 
@@ -79,10 +85,11 @@ def compare_ensembles(
             ensemble_id=ensemble_id,
             requested=requested,
             reused=0,
+            options=options,
             run={"model_name": spec.model_name},
         )
         label = f"{spec.model_name} {ensemble_id[:8]}"
-        quantities = collect_quantities(succeeded_results(results))
+        quantities = collect_quantities(judged_results(results, options.exclude_divergent))
         compared.append(ComparedEnsemble(ensemble_id, spec.dataset_id, label, summary, quantities))
     return compared
 
@@ -197,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="output directory (default: sbc-report/compare-<id prefixes>)"
     )
+    add_verdict_arguments(parser)
     args = parser.parse_args(argv)
     if len(args.ensemble_ids) < 2:
         parser.error("name at least two ensembles to compare")
@@ -204,8 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def compare() -> int:
         if args.replicates is not None and args.replicates < 1:
             raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+        options = verdict_options(args)
         store = results_store(args.store, args.stack, args.region)
-        compared = compare_ensembles(store, args.ensemble_ids, args.replicates)
+        compared = compare_ensembles(store, args.ensemble_ids, args.replicates, options)
         out = args.out or Path("sbc-report") / ("compare-" + "-".join(i[:8] for i in args.ensemble_ids))
         write_comparison(compared, out)
         print(comparison_table(compared))

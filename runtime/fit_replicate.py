@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +11,9 @@ import numpy as np
 from runtime.conform import ReplicateInputs
 from runtime.engines.base import CompiledModel
 from runtime.results import ReplicateResult
-from runtime.scoring import LOG_LIK_NAME, score_fit, sum_test_quantity
+from runtime.scoring import draws_of_test_quantities, score_fit
 from runtime.settings import SamplerSettings
+from runtime.spec import truth_seed
 
 
 def fit_replicate(
@@ -24,8 +25,12 @@ def fit_replicate(
     seed: int,
     engine: str,
     score_log_lik: bool,
+    test_quantities: Sequence[str] = (),
 ) -> ReplicateResult:
     """Fit the model to one replicate's data and score the posterior against the true values.
+
+    The parameters are scored, then the sum of ``log_lik`` (with ``score_log_lik``) and every element
+    of each of ``test_quantities``, whose true values come from one evaluation at the true parameters.
 
     Any exception from fitting or scoring makes a failed result carrying the error text: a failed
     fit is data, never a reason to stop the ensemble.
@@ -36,14 +41,14 @@ def fit_replicate(
         data = {**base_data, **inputs.data}
         draws = model.sample(data, settings, seed)
         sample_seconds = time.perf_counter() - started
-        truth = {}
-        if score_log_lik:
-            at_truth = model.quantities_at(data, inputs.true_values, seed)
-            truth[LOG_LIK_NAME] = float(sum_test_quantity(at_truth[LOG_LIK_NAME], 0))
-        rng = np.random.default_rng(seed)
-        variables, test_quantities, diagnostics = score_fit(
-            draws, inputs.true_values, truth, settings.thin, rng
+        at_truth = (
+            model.quantities_at(data, inputs.true_values, truth_seed(seed))
+            if score_log_lik or test_quantities
+            else {}
         )
+        quantities = draws_of_test_quantities(draws, at_truth, test_quantities, log_lik_sum=score_log_lik)
+        rng = np.random.default_rng(seed)
+        variables, scored, diagnostics = score_fit(draws, inputs.true_values, quantities, settings.thin, rng)
     except Exception as exc:  # a failed fit is a result, whatever raised
         return ReplicateResult(
             replicate=inputs.replicate,
@@ -60,7 +65,7 @@ def fit_replicate(
         status="ok",
         engine=engine,
         variables=variables,
-        test_quantities=test_quantities,
+        test_quantities=scored,
         diagnostics=diagnostics,
         sample_seconds=sample_seconds,
         total_seconds=time.perf_counter() - started,

@@ -19,6 +19,7 @@ import numpy as np
 
 from runtime.atomic_file import write_atomically
 from runtime.results import ReplicateResult
+from runtime.stats import gamma_band, gamma_points
 from runtime.summary import (
     EBFMI_THRESHOLD,
     ESS_THRESHOLD,
@@ -29,6 +30,7 @@ from runtime.summary import (
     QuantityScores,
     QuantitySummary,
     collect_quantities,
+    judged_results,
     max_rhat,
     min_ess,
     p_value_sort_key,
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
 
 MAX_PANELS = 24
 """At most this many quantities (those with the lowest p-values) get a panel in each plot."""
-ECDF_POINTS = 100
-"""Evaluation points of the PIT ECDF in the ECDF-difference plot."""
 CSV_COLUMNS = (
     "replicate",
     "seed",
@@ -94,9 +94,10 @@ def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], o
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     paths = [write_atomically(out_dir / "summary.json", payload.encode())]
-    quantities = collect_quantities(succeeded_results(results))
-    paths.append(write_atomically(out_dir / "replicates.csv", _replicates_csv(results, quantities)))
-    plotted = [q for q in quantities if q.replicates.size >= 2]
+    every = collect_quantities(succeeded_results(results))
+    paths.append(write_atomically(out_dir / "replicates.csv", _replicates_csv(results, every)))
+    judged = collect_quantities(judged_results(results, summary.excluded_divergent is not None))
+    plotted = [q for q in judged if q.replicates.size >= 2]
     pits = {q.key: q.pit(summary.ensemble_id) for q in plotted}
     shown, note = _select_panels(summary, plotted)
     for name, draw in (
@@ -240,12 +241,12 @@ def _placeholder(title: str, message: str) -> Figure:
 def _panel_title(ax: Axes, summary: EnsembleSummary, quantity: QuantityScores) -> None:
     q = _lookup(summary, quantity)
     p_value = "p = -" if q.p_value is None else f"p = {q.p_value:.3g}"
-    verdict = {None: "", True: "", False: "  NOT calibrated"}[q.calibrated]
+    verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[q.calibrated]
     # An explicit y skips matplotlib's costly automatic title placement.
     ax.set_title(
         f"{_label(quantity)}\n{p_value}{verdict}",
         fontsize=9,
-        color="C3" if verdict else "black",
+        color="C3" if q.calibrated is False else "black",
         y=1.0,
         pad=4,
     )
@@ -287,7 +288,7 @@ def _rank_histograms(
     """Rank histograms (from the randomized PITs) with the pointwise binomial 99% band shaded."""
     from scipy.stats import binom
 
-    title = f"Rank histograms, 99% binomial band shaded{note}"
+    title = f"Rank histograms, pointwise 99% binomial band shaded{note}"
     if not shown:
         return _placeholder(title, "fewer than 2 succeeded replicates")
     figure, axes = _panel_grid(len(shown), title)
@@ -315,53 +316,43 @@ def _rank_histograms(
 def _ecdf_difference(
     summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
 ) -> Figure:
-    """ArviZ ECDF-difference plots of the randomized PITs with simultaneous 99% bands.
-
-    The band depends only on the number of replicates, so it is computed once per sample size
-    with ArviZ's own band routine (the one ``az.plot_ecdf`` calls) instead of once per panel.
-    """
-    from scipy.stats import uniform
-
-    from runtime.arviz_quiet import arviz as az
-
-    title = f"PIT ECDF minus uniform CDF, simultaneous 99% band{note}"
+    """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test at
+    level ``family_level / m`` (:attr:`EnsembleSummary.band_level`): a curve outside it is flagged."""
+    title = (
+        f"PIT ECDF minus uniform CDF; band: the uniformity test at level {summary.family_level:g}/"
+        f"{max(summary.quantities_checked, 1)} (a curve outside it is flagged){note}"
+    )
     if not shown:
         return _placeholder(title, "fewer than 2 succeeded replicates")
     figure, axes = _panel_grid(len(shown), title)
-    eval_points = np.linspace(1 / ECDF_POINTS, 1.0, ECDF_POINTS)
-    bands: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for ax, quantity in zip(axes, shown, strict=True):
-        pit = pits[quantity.key]
-        if pit.size not in bands:
-            bands[pit.size] = _ecdf_difference_band(pit.size, eval_points)
-        az.plot_ecdf(pit, cdf=uniform(0, 1).cdf, difference=True, eval_points=eval_points, ax=ax, show=False)
-        _ecdf_axes(ax, eval_points, bands[pit.size])
+        _plot_ecdf_difference(ax, pits[quantity.key])
+        _ecdf_axes(ax, gamma_band(pits[quantity.key].size, summary.band_level))
         _panel_title(ax, summary, quantity)
     return figure
 
 
-def _ecdf_difference_band(n: int, eval_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The simultaneous 99% band of the ECDF difference of ``n`` uniform PITs, by ArviZ's own routine."""
+def _plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
+    """ArviZ's ECDF-difference curve of ``pit``, at the gamma test's evaluation points."""
     from scipy.stats import uniform
 
     from runtime.arviz_quiet import arviz as az
 
-    lower, upper = az.stats.ecdf_utils.ecdf_confidence_band(
-        n,
-        eval_points,
-        eval_points,
-        prob=0.99,
-        # ArviZ's "auto" choice; the simulated band's draws are continuous, so no warning.
-        method="optimized" if n < 200 else "simulated",
-        rvs=uniform(0, 1).rvs,
-        num_trials=500,
-        random_state=np.random.default_rng(0),
+    az.plot_ecdf(
+        pit,
+        cdf=uniform(0, 1).cdf,
+        difference=True,
+        eval_points=gamma_points(pit.size),
+        ax=ax,
+        show=False,
+        plot_kwargs=plot_kwargs,
     )
-    return lower - eval_points, upper - eval_points
 
 
-def _ecdf_axes(ax: Axes, eval_points: np.ndarray, band: tuple[np.ndarray, np.ndarray]) -> None:
-    ax.fill_between(eval_points, *band, step="post", color="0.6", alpha=0.25, lw=0)
+def _ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    z, lower, upper = band
+    # "pre" as ArviZ's curve: the value at z_i is drawn over the step ending at z_i
+    ax.fill_between(z, lower - z, upper - z, step="pre", color="0.6", alpha=0.25, lw=0)
     ax.axhline(0.0, color="0.55", lw=0.8)
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("PIT", fontsize=8)
@@ -372,12 +363,8 @@ def comparison_ecdf_png(versions: Sequence[tuple[str, EnsembleSummary, Sequence[
     """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
 
     ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
-    band is the simultaneous 99% band of the first version's number of replicates.
+    band is the first version's: its uniformity test at level ``family_level / m``.
     """
-    from scipy.stats import uniform
-
-    from runtime.arviz_quiet import arviz as az
-
     by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
     for index, (_, _, quantities) in enumerate(versions):
         for quantity in quantities:
@@ -389,27 +376,22 @@ def comparison_ecdf_png(versions: Sequence[tuple[str, EnsembleSummary, Sequence[
     }
     keys = sorted(by_key, key=lambda key: lowest[key])
     note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
-    title = f"PIT ECDF minus uniform CDF by model version, simultaneous 99% band{note}"
+    first = versions[0][1] if versions else None
+    level = "" if first is None else f" at level {first.family_level:g}/{max(first.quantities_checked, 1)}"
+    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's test{level}{note}"
     if not keys:
         return _png(_placeholder(title, "fewer than 2 succeeded replicates"))
     figure, axes = _panel_grid(len(keys[:MAX_PANELS]), title)
-    eval_points = np.linspace(1 / ECDF_POINTS, 1.0, ECDF_POINTS)
     for ax, key in zip(axes, keys, strict=False):
         scored = by_key[key]
-        first_pit = scored[0][1].pit(versions[scored[0][0]][1].ensemble_id)
+        first_index, first_quantity = scored[0]
+        first_summary = versions[first_index][1]
         for index, quantity in scored:
             label, summary, _ = versions[index]
-            az.plot_ecdf(
-                quantity.pit(summary.ensemble_id),
-                cdf=uniform(0, 1).cdf,
-                difference=True,
-                eval_points=eval_points,
-                ax=ax,
-                show=False,
-                plot_kwargs={"color": f"C{index}", "label": label},
-            )
-        _ecdf_axes(ax, eval_points, _ecdf_difference_band(first_pit.size, eval_points))
-        ax.set_title(_label(scored[0][1]), fontsize=9, y=1.0, pad=4)
+            _plot_ecdf_difference(ax, quantity.pit(summary.ensemble_id), color=f"C{index}", label=label)
+        band_size = first_quantity.replicates.size
+        _ecdf_axes(ax, gamma_band(band_size, first_summary.band_level))
+        ax.set_title(_label(first_quantity), fontsize=9, y=1.0, pad=4)
     axes[0].legend(fontsize=7, loc="lower left")
     return _png(figure)
 

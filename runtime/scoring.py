@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -49,10 +49,43 @@ def sum_test_quantity(values: np.ndarray, sample_ndim: int) -> np.ndarray:
     return values.sum(axis=tuple(range(sample_ndim, values.ndim)))
 
 
+def draws_of_test_quantities(
+    draws: Draws, at_truth: Mapping[str, np.ndarray], names: Sequence[str], *, log_lik_sum: bool
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Each scalar test quantity's ``(chains, draws)`` draws and true value.
+
+    Parameters
+    ----------
+    draws : Draws
+        The fit.
+    at_truth : Mapping of str to numpy.ndarray
+        Every quantity evaluated at the true parameters (``CompiledModel.quantities_at``).
+    names : Sequence of str
+        Transformed parameters and generated quantities whose every element is a test quantity.
+    log_lik_sum : bool
+        Whether the sum of :data:`LOG_LIK_NAME` over its elements is one too (named ``log_lik``).
+
+    Returns
+    -------
+    dict
+        Stan-style scalar name to ``(draws, true value)``: the ``log_lik`` sum first, then the
+        elements of each named quantity.
+    """
+    quantities: dict[str, tuple[np.ndarray, float]] = {}
+    if log_lik_sum:
+        quantities[LOG_LIK_NAME] = (
+            sum_test_quantity(_variable(draws, LOG_LIK_NAME), _SAMPLE_NDIM),
+            float(sum_test_quantity(_truth(at_truth, LOG_LIK_NAME), 0)),
+        )
+    for name in names:
+        quantities.update(_elements(draws, name, _truth(at_truth, name)))
+    return quantities
+
+
 def score_fit(
     draws: Draws,
     true_values: Mapping[str, np.ndarray],
-    test_quantity_truth: Mapping[str, float],
+    test_quantities: Mapping[str, tuple[np.ndarray, float]],
     thin: int | str,
     rng: np.random.Generator,
 ) -> tuple[dict[str, VariableScore], dict[str, VariableScore], FitDiagnostics]:
@@ -64,9 +97,8 @@ def score_fit(
         The fit; ``draws.variables[name]`` is shaped ``(chains, draws, *dims)``.
     true_values : Mapping of str to numpy.ndarray
         The prior draw of each parameter, shaped ``dims``.
-    test_quantity_truth : Mapping of str to float
-        Each test quantity (e.g. :data:`LOG_LIK_NAME`) evaluated at the true parameters; its
-        draws are ``draws.variables[name]`` summed over their non-sample axes.
+    test_quantities : Mapping of str to (numpy.ndarray, float)
+        Each scalar test quantity's draws and true value (:func:`draws_of_test_quantities`).
     thin : int or "auto"
         Fixed thinning factor for the ranks, or ``"auto"`` for a per-variable factor
         ``ceil(S / min(ess_bulk, ess_tail))`` (Säilynoja et al. 2022).
@@ -79,25 +111,16 @@ def score_fit(
         ``(variables, test_quantities, diagnostics)``: scores keyed by Stan-style scalar names,
         and the fit's sampler diagnostics.
     """
-    variables: dict[str, VariableScore] = {}
-    for name, truth in true_values.items():
-        values = _variable(draws, name)
-        truth_array = np.asarray(truth, dtype=float)
-        if values.shape[_SAMPLE_NDIM:] != truth_array.shape:
-            raise StanFleetError(
-                f"draws of {name!r} have dims {values.shape[_SAMPLE_NDIM:]}, "
-                f"its true value has shape {truth_array.shape}"
-            )
-        element_draws = flatten_variable(name, values, _SAMPLE_NDIM)
-        element_truth = flatten_variable(name, truth_array, 0)
-        for element, chain_draws in element_draws.items():
-            variables[element] = score_scalar(chain_draws, float(element_truth[element]), thin, rng)
-
-    test_quantities = {
-        name: score_scalar(sum_test_quantity(_variable(draws, name), _SAMPLE_NDIM), float(truth), thin, rng)
-        for name, truth in test_quantity_truth.items()
+    variables = {
+        element: score_scalar(chain_draws, truth, thin, rng)
+        for name, values in true_values.items()
+        for element, (chain_draws, truth) in _elements(draws, name, values).items()
     }
-    return variables, test_quantities, fit_diagnostics(draws)
+    scored = {
+        name: score_scalar(chain_draws, truth, thin, rng)
+        for name, (chain_draws, truth) in test_quantities.items()
+    }
+    return variables, scored, fit_diagnostics(draws)
 
 
 def score_scalar(
@@ -148,6 +171,29 @@ def fit_diagnostics(draws: Draws) -> FitDiagnostics:
         min_ebfmi=float(np.min(per_chain)) if per_chain.size else math.nan,
         num_draws=int(np.asarray(draws.divergent).size),
     )
+
+
+def _elements(draws: Draws, name: str, truth: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+    """Each scalar element of variable ``name``: its ``(chains, draws)`` draws and its true value."""
+    values = _variable(draws, name)
+    truth_array = np.asarray(truth, dtype=float)
+    if values.shape[_SAMPLE_NDIM:] != truth_array.shape:
+        raise StanFleetError(
+            f"draws of {name!r} have dims {values.shape[_SAMPLE_NDIM:]}, "
+            f"its true value has shape {truth_array.shape}"
+        )
+    element_truth = flatten_variable(name, truth_array, 0)
+    return {
+        element: (chain_draws, float(element_truth[element]))
+        for element, chain_draws in flatten_variable(name, values, _SAMPLE_NDIM).items()
+    }
+
+
+def _truth(at_truth: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    try:
+        return np.asarray(at_truth[name], dtype=float)
+    except KeyError:
+        raise StanFleetError(f"no value of {name!r} at the true parameters") from None
 
 
 def _variable(draws: Draws, name: str) -> np.ndarray:

@@ -83,7 +83,9 @@ class EnsembleSpec:
     """What to fit and how: a model fitted to a dataset set. Its content hash is the ensemble id.
 
     ``base_data`` is the dataset's base data cast to this model's declared types (what the fits get);
-    the model name is cosmetic.
+    the model name is cosmetic. ``test_quantities`` names the transformed parameters and generated
+    quantities whose every scalar element is ranked like a parameter (the sum of ``log_lik`` is
+    ranked whenever the model declares it).
     """
 
     model_name: str
@@ -92,6 +94,7 @@ class EnsembleSpec:
     base_data: dict[str, Any]
     settings: SamplerSettings
     engine: str
+    test_quantities: tuple[str, ...] = ()
 
     @property
     def dataset_id(self) -> str:
@@ -100,15 +103,17 @@ class EnsembleSpec:
 
     @property
     def ensemble_id(self) -> str:
-        """Hash of the dataset id, model, settings and engine."""
-        return content_hash(
-            {
-                "dataset_id": self.dataset_id,
-                "model_code": self.model_code,
-                "settings": self.settings.to_dict(),
-                "engine": self.engine,
-            }
-        )
+        """Hash of the dataset id, model, settings, engine and test quantities (when any are named:
+        ensembles from before they existed keep their ids)."""
+        identity: dict[str, Any] = {
+            "dataset_id": self.dataset_id,
+            "model_code": self.model_code,
+            "settings": self.settings.to_dict(),
+            "engine": self.engine,
+        }
+        if self.test_quantities:
+            identity["test_quantities"] = list(self.test_quantities)
+        return content_hash(identity)
 
     def to_json(self) -> bytes:
         """Serialise, including both ids for readers that only want to check them."""
@@ -122,6 +127,7 @@ class EnsembleSpec:
                 "base_data": self.base_data,
                 "settings": self.settings.to_dict(),
                 "engine": self.engine,
+                "test_quantities": list(self.test_quantities),
             },
             indent=1,
         ).encode()
@@ -142,6 +148,7 @@ class EnsembleSpec:
             base_data=raw["base_data"],
             settings=SamplerSettings.from_dict(raw["settings"]),
             engine=raw["engine"],
+            test_quantities=tuple(raw.get("test_quantities", ())),
         )
 
 
@@ -153,6 +160,15 @@ def _derived_seed(ensemble_id: str, purpose: str, index: int) -> int:
 def fit_seed(ensemble_id: str, replicate: int) -> int:
     """The sampler seed of one replicate, in ``[0, 2**31)``, derived from the ensemble id."""
     return _derived_seed(ensemble_id, "fit", replicate)
+
+
+def truth_seed(seed: int) -> int:
+    """The seed of the quantities evaluated at a fit's true parameters, given the fit's sampler seed.
+
+    Distinct from the sampler's, so a quantity that calls an RNG gets a true value independent of its
+    posterior draws (its ranks are then uniform under correct inference).
+    """
+    return _derived_seed("truth", "fit-seed", seed)
 
 
 def generator_seed(dataset_id: str, index: int) -> int:

@@ -294,6 +294,41 @@ def gamma_uniformity_pvalue(
     return (1 + at_most) / (1 + null.size)
 
 
+def gamma_points(n: int) -> np.ndarray:
+    """The evaluation points ``z_i = i / K`` (``i = 1..K-1``) of the gamma test of ``n`` PIT values."""
+    return np.arange(1, _num_points(n, None)) / _num_points(n, None)
+
+
+def gamma_band(n: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The simultaneous band of the ECDF of ``n`` PIT values that the gamma test at ``level`` draws.
+
+    The ECDF leaves the band at some evaluation point exactly when
+    ``gamma_uniformity_pvalue(pit) <= level``: the band is taken from the test's own null distribution
+    (the one ``rng=None`` uses), so picture and test agree by construction.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(z, lower, upper)``: the test's evaluation points ``z_i = i / K`` (``i = 1..K-1``) and the
+        lowest and highest ECDF values at each that lie inside the band.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    k = _num_points(n, None)
+    table, null = _gamma_table(n, k), _default_gamma_null(n, k)
+    # p = (1 + A) / (1 + S) with A = #{null <= gamma}; the largest A with p <= level is the rejection limit.
+    p_values = (1 + np.arange(null.size + 1)) / (1 + null.size)
+    limit = int(np.searchsorted(p_values, level, side="right")) - 1
+    z = gamma_points(n)
+    if limit < 0:  # no sample is rejected at this level: the band holds every ECDF
+        return z, np.zeros_like(z), np.ones_like(z)
+    threshold = null[limit]  # rejected exactly when gamma < threshold
+    inside = table.values >= threshold
+    first = np.argmax(inside, axis=1)
+    last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
+    return z, (table.low + first) / n, (table.low + last) / n
+
+
 def holm_calibrated(p_values: Mapping[str, float], family_level: float) -> dict[str, bool]:
     """Holm's step-down procedure at family-wise error rate ``family_level`` [4]_.
 

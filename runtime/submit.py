@@ -20,6 +20,7 @@ from runtime.base_data import load_base_data
 from runtime.collect import report_ensemble
 from runtime.conform import ReplicateInputs, conform_base_data
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
+from runtime.derived_quantities import ALL, resolve_test_quantities
 from runtime.engines import ENGINE_NAMES
 from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError, exit_status
@@ -33,6 +34,8 @@ from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import DatasetSpec, EnsembleSpec, fit_seed
 from runtime.stan_info import read_model_info
+from runtime.summary import VerdictOptions
+from runtime.verdict_flags import add_verdict_arguments, verdict_options
 
 EXIT_MISCALIBRATED = 3
 DEFAULT_REPLICATES_PER_CHILD = 20
@@ -205,23 +208,34 @@ def build_parser() -> argparse.ArgumentParser:
         "S / min(ESS bulk, ESS tail) (default: %(default)s, as the R package SBC)",
     )
     parser.add_argument(
+        "--test-quantities",
+        metavar="NAME[,NAME...]",
+        help="transformed parameters and generated quantities whose every element is ranked like a "
+        f"parameter (its true value: the quantity at the true parameters and simulated data), or {ALL!r}; "
+        "the sum of a generated quantity log_lik is always ranked (default: none)",
+    )
+    parser.add_argument(
         "--fail-on-miscalibration",
         action="store_true",
         help=f"exit {EXIT_MISCALIBRATED} when the verdict is miscalibrated (for CI pipelines)",
     )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    add_verdict_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input."""
     settings = validated_settings(args)
+    options = verdict_options(args)
     backend = open_backend(args)
     with backend.warm_up():
-        return submit(args, settings, backend)
+        return submit(args, settings, options, backend)
 
 
-def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend) -> int:
+def submit(
+    args: argparse.Namespace, settings: SamplerSettings, options: VerdictOptions, backend: Backend
+) -> int:
     """The body of :func:`run`, once the backend is open."""
     model_info = read_model_info(args.model)
     if not model_info.parameters:
@@ -236,6 +250,7 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
         base_data=base_data,
         settings=settings,
         engine=backend.fit_engine,
+        test_quantities=resolve_test_quantities(args.test_quantities, model_info, args.model.name),
     )
     record = RunRecord(
         model=str(args.model),
@@ -303,6 +318,7 @@ def submit(args: argparse.Namespace, settings: SamplerSettings, backend: Backend
         out_dir=args.out,
         run=record.run,
         pricing=record.pricing,
+        options=options,
     )
     if args.fail_on_miscalibration and summary.calibrated is False:
         return EXIT_MISCALIBRATED

@@ -7,7 +7,8 @@ Pure NumPy (SciPy through :mod:`runtime.stats`): no matplotlib or ArviZ.
 
 The uniformity test of each quantity is the gamma statistic of Säilynoja et al. (2022) on
 randomized PIT values ``u = (rank + U(0,1)) / (max_rank + 1)``; the verdicts of all quantities are
-Holm-corrected together at a family-wise level (0.01 by default).
+Holm-corrected together at a family-wise level (``--level``, 0.01 by default). With
+``--exclude-divergent`` the verdict leaves out the replicates whose fit had divergent transitions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.errors import StanFleetError
 from runtime.results import ReplicateResult, VariableScore
 from runtime.stats import contraction, gamma_uniformity_pvalue, holm_calibrated, randomized_pit, z_scores
 
@@ -34,10 +36,28 @@ RHAT_THRESHOLD = 1.01
 """A replicate with any R-hat above this is flagged (Vehtari et al. 2021)."""
 ESS_THRESHOLD = 400.0
 """A replicate with any bulk or tail ESS below this is flagged (100 per chain for 4 chains)."""
+DEFAULT_LEVEL = 0.01
+"""The family-wise level of the verdict unless ``--level`` says otherwise."""
 MAX_TABLE_ROWS = 30
 """At most this many quantities (those with the lowest p-values) get a row in the verdict table."""
 PARAMETER = "parameter"
 TEST_QUANTITY = "test_quantity"
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    """How the verdict is reached: the family-wise ``level`` of the Holm-corrected uniformity tests,
+    and whether replicates whose fit had divergent transitions are left out (``exclude_divergent``)."""
+
+    level: float = DEFAULT_LEVEL
+    exclude_divergent: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.level < 1:
+            raise StanFleetError(f"--level must lie strictly between 0 and 1, got {self.level:g}")
+
+
+DEFAULT_VERDICT = VerdictOptions()
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,8 @@ class EnsembleSummary:
 
     ``calibrated`` is True when every checked quantity is calibrated, False when any is not, and
     None when the verdict cannot be given (fewer than two succeeded replicates, nothing checked).
+    ``excluded_divergent`` counts the succeeded replicates left out of the verdict for divergent
+    transitions; it is None unless they were to be left out.
     """
 
     ensemble_id: str
@@ -118,11 +140,26 @@ class EnsembleSummary:
     failures: list[Failure]
     fit_seconds: float = 0.0
     run: dict[str, Any] = field(default_factory=dict)
+    excluded_divergent: int | None = None
+
+    @property
+    def judged(self) -> int:
+        """How many replicates the verdict rests on."""
+        return self.succeeded - (self.excluded_divergent or 0)
 
     @property
     def quantities_checked(self) -> int:
         """Number of quantities in the Holm family (those with a p-value)."""
         return sum(q.p_value is not None for _, _, q in self.quantities())
+
+    @property
+    def band_level(self) -> float:
+        """The level of each quantity's ECDF band: ``family_level / m`` for the ``m`` checked quantities.
+
+        Holm's first step tests at this level, so an ECDF outside its band means the quantity is flagged
+        (Holm's later steps may also flag a quantity whose ECDF stays inside).
+        """
+        return self.family_level / max(self.quantities_checked, 1)
 
     def quantities(self) -> list[tuple[str, str, QuantitySummary]]:
         """``(kind, name, summary)`` of every quantity, parameters first."""
@@ -141,12 +178,16 @@ class EnsembleSummary:
                     "succeeded": self.succeeded,
                     "failed": self.failed,
                     "reused": self.reused,
+                    "judged": self.judged,
                 },
                 "uniformity_test": {
                     "method": UNIFORMITY_METHOD,
                     "family_level": self.family_level,
                     "correction": CORRECTION,
+                    "exclude_divergent": self.excluded_divergent is not None,
+                    "excluded_divergent": self.excluded_divergent or 0,
                     "quantities_checked": self.quantities_checked,
+                    "ecdf_band_level": self.band_level,
                 },
                 "variables": {name: q.to_dict() for name, q in self.variables.items()},
                 "test_quantities": {name: q.to_dict() for name, q in self.test_quantities.items()},
@@ -202,7 +243,7 @@ def summarize(
     ensemble_id: str,
     requested: int,
     reused: int,
-    family_level: float = 0.01,
+    options: VerdictOptions = DEFAULT_VERDICT,
     run: dict[str, Any] | None = None,
 ) -> EnsembleSummary:
     """Aggregate replicate results into the ensemble's calibration verdict.
@@ -215,8 +256,9 @@ def summarize(
         Identifies the ensemble; also seeds the PIT randomization, so the verdict is reproducible.
     requested, reused
         Replicates asked for, and how many results were reused from an earlier run.
-    family_level
-        Family-wise error level of the Holm-corrected uniformity tests over all checked quantities.
+    options
+        The family-wise level of the Holm-corrected uniformity tests over all checked quantities, and
+        whether replicates with divergent transitions are left out of the verdict.
     run
         How the ensemble was produced (model, generator, engine, settings), copied into the summary.
 
@@ -226,7 +268,8 @@ def summarize(
         Per-quantity statistics are None for quantities scored by fewer than two replicates.
     """
     ok = succeeded_results(results)
-    quantities = collect_quantities(ok)
+    judged = judged_results(results, options.exclude_divergent)
+    quantities = collect_quantities(judged)
     p_values: dict[str, float] = {}
     stats: dict[str, dict[str, Any]] = {}
     for quantity in quantities:
@@ -246,7 +289,7 @@ def summarize(
             "max_rank": int(quantity.max_rank.max()) if n >= 2 else None,
             "prior_variance": _finite_or_none(quantity.prior_variance()),
         }
-    verdicts = holm_calibrated(p_values, family_level) if p_values else {}
+    verdicts = holm_calibrated(p_values, options.level) if p_values else {}
     summaries: dict[str, dict[str, QuantitySummary]] = {PARAMETER: {}, TEST_QUANTITY: {}}
     for quantity in quantities:
         verdict = verdicts.get(quantity.key)
@@ -265,13 +308,14 @@ def summarize(
         succeeded=len(ok),
         failed=len(failed),
         reused=reused,
-        family_level=family_level,
+        family_level=options.level,
         variables=summaries[PARAMETER],
         test_quantities=summaries[TEST_QUANTITY],
         diagnostics=_diagnostics(ok),
         failures=[Failure(r.replicate, _first_line(r.error)) for r in failed],
         fit_seconds=float(sum(r.total_seconds for r in results)),
         run=dict(run or {}),
+        excluded_divergent=len(ok) - len(judged) if options.exclude_divergent else None,
     )
 
 
@@ -298,6 +342,11 @@ def verdict_table(summary: EnsembleSummary) -> str:
         f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
         f"({summary.requested} requested)"
     )
+    if summary.excluded_divergent is not None:
+        lines.append(
+            f"--exclude-divergent: {summary.excluded_divergent} replicates with divergent transitions "
+            f"left out; the verdict rests on {summary.judged}"
+        )
     d = summary.diagnostics
     lines.append(
         f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "
@@ -324,6 +373,15 @@ def verdict_table(summary: EnsembleSummary) -> str:
 def succeeded_results(results: Sequence[ReplicateResult]) -> list[ReplicateResult]:
     """The replicates with ``status == "ok"``, sorted by replicate."""
     return sorted((r for r in results if r.status == "ok"), key=lambda r: r.replicate)
+
+
+def judged_results(results: Sequence[ReplicateResult], exclude_divergent: bool) -> list[ReplicateResult]:
+    """The succeeded replicates the verdict rests on: without those that had divergent transitions
+    when ``exclude_divergent``."""
+    ok = succeeded_results(results)
+    if not exclude_divergent:
+        return ok
+    return [r for r in ok if r.diagnostics is None or r.diagnostics.divergences == 0]
 
 
 def collect_quantities(ok: Sequence[ReplicateResult]) -> list[QuantityScores]:

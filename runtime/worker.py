@@ -132,6 +132,7 @@ class WorkerSession:
             seed=seed,
             engine=spec.engine,
             score_log_lik=LOG_LIK_NAME in work.model_info.generated_quantities,
+            test_quantities=spec.test_quantities,
         )
 
 

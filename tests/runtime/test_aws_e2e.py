@@ -55,6 +55,8 @@ pytestmark = pytest.mark.aws_e2e
 
 SETTINGS = [*QUICK_SAMPLER, "--no-progress"]
 COMMAND = [*example_arguments(), *SETTINGS]
+QUANTITIES_MODEL = str(ROOT / "tests" / "data" / "poisson_quantities.stan")
+TEST_QUANTITIES = ["--test-quantities", "log_lambda,y_rep_mean"]
 TIMINGS = ("sample_seconds", "total_seconds")
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
@@ -245,7 +247,9 @@ def without_timings(result: bytes) -> dict[str, Any]:
 def test_aws_run_collects_the_same_report_as_a_local_run(
     aws: Aws, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
-    assert aws.submit(replicates=12, per_child=5, engine=engine) == 0
+    assert (
+        aws.submit(*TEST_QUANTITIES, replicates=12, per_child=5, engine=engine, model=QUANTITIES_MODEL) == 0
+    )
     output = capsys.readouterr().out
     ensemble_id = ensemble_of(output)
     assert f"submitted; collect the report later with: python -m runtime.collect {ensemble_id}" in output
@@ -305,7 +309,9 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
 
     local_store = aws.tmp / "local-store"
     local = [
-        *COMMAND,
+        *example_arguments(QUANTITIES_MODEL),
+        *SETTINGS,
+        *TEST_QUANTITIES,
         "--engine",
         engine,
         "--replicates",
@@ -326,6 +332,7 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     collected_run, expected_run = collected.pop("run"), expected.pop("run")
     assert collected == expected
     assert collected["replicates"] == {"requested": 12, "succeeded": 12, "failed": 0}
+    assert list(collected["test_quantities"]) == ["log_lik", "log_lambda", "y_rep_mean"]
     # collect reports the submitter's run record: its run fields, as a --wait submission would, and
     # the cost estimate of the AWS backend; apart from those two, the runs match.
     assert collected_run.pop("backend") == "aws"

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from runtime import report
+from runtime import report, stats
 from runtime.report import CSV_COLUMNS, rank_histogram_bins, write_report
 from runtime.results import ReplicateResult
-from runtime.summary import collect_quantities, summarize
+from runtime.summary import VerdictOptions, collect_quantities, summarize
 from tests.runtime.sbc_results import ensemble, failed_result, many_quantities, tiny_ensemble, uniform_rank
 
 PNGS = ("rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png")
@@ -110,3 +111,34 @@ def test_rank_histogram_bins(n: int, max_rank: int | None, bins: int) -> None:
     assert rank_histogram_bins(n, max_rank) == bins
     if max_rank is not None:
         assert (max_rank + 1) % bins == 0
+
+
+def test_each_ecdf_band_is_the_test_at_level_over_m_so_outside_means_flagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = many_quantities(10, 60)
+    summary = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.05))
+    quantities = collect_quantities(results)
+    pits = {q.key: q.pit(summary.ensemble_id) for q in quantities}
+    bands: list[tuple[int, float]] = []
+
+    def spy(n: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bands.append((n, level))
+        return stats.gamma_band(n, level)
+
+    monkeypatch.setattr(report, "gamma_band", spy)
+    figure = report._ecdf_difference(summary, quantities, pits, "")
+    assert "level 0.05/10 (a curve outside it is flagged)" in figure.get_suptitle()
+    assert bands == [(60, pytest.approx(0.005))] * 10
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    outside_seen = 0
+    for quantity, title in zip(quantities, titles, strict=True):
+        q = summary.variables[quantity.name]
+        assert title.startswith(quantity.name) and f"p = {q.p_value:.3g}" in title
+        assert title.endswith(", NOT calibrated" if q.calibrated is False else ", calibrated")
+        z, lower, upper = stats.gamma_band(60, summary.band_level)
+        ecdf = np.searchsorted(np.sort(pits[quantity.key]), z, side="right") / 60
+        if np.any((ecdf < lower) | (ecdf > upper)):
+            outside_seen += 1
+            assert q.calibrated is False
+    assert outside_seen >= 2  # the two biased quantities leave their bands

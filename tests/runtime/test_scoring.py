@@ -10,6 +10,7 @@ from runtime.errors import StanFleetError
 from runtime.scoring import (
     LOG_LIK_NAME,
     ThinningWarning,
+    draws_of_test_quantities,
     fit_diagnostics,
     score_fit,
     sum_test_quantity,
@@ -81,16 +82,38 @@ def test_log_lik_is_summed_and_scored_as_a_test_quantity() -> None:
     rng = np.random.default_rng(2)
     log_lik = rng.normal(-1.0, 0.2, size=(CHAINS, DRAWS, 5))
     draws = _draws({"mu": rng.normal(size=(CHAINS, DRAWS)), LOG_LIK_NAME: log_lik}, rng)
-    variables, test_quantities, _ = score_fit(draws, {"mu": np.array(0.0)}, {LOG_LIK_NAME: -5.1}, 10, rng)
+    at_truth = {LOG_LIK_NAME: np.array([-1.0, -1.0, -1.0, -1.0, -1.1])}
+    quantities = draws_of_test_quantities(draws, at_truth, (), log_lik_sum=True)
+    variables, test_quantities, _ = score_fit(draws, {"mu": np.array(0.0)}, quantities, 10, rng)
     assert set(variables) == {"mu"}
     assert set(test_quantities) == {LOG_LIK_NAME}
     score = test_quantities[LOG_LIK_NAME]
     total = log_lik.sum(axis=2)
-    assert score.true_value == -5.1
+    assert score.true_value == pytest.approx(-5.1)
     assert score.mean == pytest.approx(total.mean())
     assert score.sd == pytest.approx(total.std(ddof=1))
     assert score.rank == int(np.sum(total[:, ::10] < -5.1))
     assert score.max_rank == 400
+
+
+def test_named_test_quantities_are_ranked_element_by_element() -> None:
+    rng = np.random.default_rng(7)
+    log_lik = rng.normal(-1.0, 0.2, size=(CHAINS, DRAWS, 2))
+    mu_squared = rng.normal(4.0, 1.0, size=(CHAINS, DRAWS))
+    draws = _draws({LOG_LIK_NAME: log_lik, "mu_squared": mu_squared}, rng)
+    at_truth = {LOG_LIK_NAME: np.array([-0.9, -1.3]), "mu_squared": np.array(3.0)}
+    quantities = draws_of_test_quantities(draws, at_truth, ["mu_squared", LOG_LIK_NAME], log_lik_sum=True)
+    assert list(quantities) == [LOG_LIK_NAME, "mu_squared", "log_lik[1]", "log_lik[2]"]
+    np.testing.assert_array_equal(quantities["log_lik[2]"][0], log_lik[..., 1])
+    assert quantities["log_lik[2]"][1] == -1.3
+    assert quantities[LOG_LIK_NAME][1] == pytest.approx(-2.2)
+    _, scored, _ = score_fit(draws, {}, quantities, 10, rng)
+    assert scored["mu_squared"].rank == int(np.sum(mu_squared[:, ::10] < 3.0))
+    assert scored["log_lik[1]"].mean == pytest.approx(log_lik[..., 0].mean())
+    with pytest.raises(StanFleetError, match="no value of 'mu_squared' at the true parameters"):
+        draws_of_test_quantities(draws, {}, ["mu_squared"], log_lik_sum=False)
+    with pytest.raises(StanFleetError, match="true value has shape"):
+        draws_of_test_quantities(draws, {"mu_squared": np.zeros(2)}, ["mu_squared"], log_lik_sum=False)
 
 
 def test_sum_test_quantity() -> None:
@@ -163,7 +186,7 @@ def test_bad_inputs_raise_stanfleet_errors() -> None:
     with pytest.raises(StanFleetError, match="no variable 'tau'"):
         score_fit(draws, {"tau": np.array(1.0)}, {}, 10, rng)
     with pytest.raises(StanFleetError, match="no variable 'log_lik'"):
-        score_fit(draws, {}, {LOG_LIK_NAME: 0.0}, 10, rng)
+        draws_of_test_quantities(draws, {LOG_LIK_NAME: np.zeros(3)}, (), log_lik_sum=True)
     with pytest.raises(StanFleetError, match="true value has shape"):
         score_fit(draws, {"beta": np.zeros(2)}, {}, 10, rng)
     with pytest.raises(StanFleetError, match="thin"):

@@ -5,7 +5,15 @@ import pytest
 
 from runtime.errors import StanFleetError
 from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource, fit_seed, generator_seed
+from runtime.spec import (
+    DatasetSpec,
+    EnsembleSpec,
+    GeneratorSource,
+    content_hash,
+    fit_seed,
+    generator_seed,
+    truth_seed,
+)
 
 DATASET = DatasetSpec(
     generator=GeneratorSource(kind="stan", code="generated quantities { real mu = 1; }"),
@@ -48,13 +56,28 @@ def test_model_versions_on_one_dataset_set_share_its_id_and_not_the_ensemble_id(
         make_spec(settings=SamplerSettings(adapt_delta=0.9)),
         make_spec(engine="cmdstanpy"),
         make_spec(dataset=dataclasses.replace(DATASET, seed=2)),
+        make_spec(test_quantities=("mu_squared",)),
     ]
     assert len({spec.ensemble_id for spec in changed} | {base.ensemble_id}) == len(changed) + 1
     assert {spec.dataset_id for spec in changed[:3]} == {base.dataset_id}
 
 
+def test_ensembles_without_test_quantities_keep_the_ids_they_had_before_test_quantities_existed() -> None:
+    spec = make_spec()
+    before = {
+        "dataset_id": spec.dataset_id,
+        "model_code": spec.model_code,
+        "settings": spec.settings.to_dict(),
+        "engine": spec.engine,
+    }
+    assert spec.ensemble_id == content_hash(before)
+    stored = json.loads(spec.to_json())
+    del stored["test_quantities"]  # a spec written before test quantities existed
+    assert EnsembleSpec.from_json(json.dumps(stored).encode()) == spec
+
+
 def test_json_round_trips() -> None:
-    spec = make_spec(settings=SamplerSettings(thin="auto"))
+    spec = make_spec(settings=SamplerSettings(thin="auto"), test_quantities=("mu_squared", "log_lik"))
     assert EnsembleSpec.from_json(spec.to_json()) == spec
     stored = json.loads(spec.to_json())
     assert (stored["ensemble_id"], stored["dataset_id"]) == (spec.ensemble_id, spec.dataset_id)
@@ -78,3 +101,6 @@ def test_seeds_are_deterministic_distinct_and_in_range() -> None:
     assert all(0 <= s < 2**31 for s in seeds)
     assert fit_seed("abc", 0) != generator_seed("abc", 0)
     assert fit_seed("abc", 0) != fit_seed("abd", 0)
+    truth = [truth_seed(s) for s in seeds]
+    assert len(set(truth)) == 1000 and not set(truth) & set(seeds)
+    assert all(0 <= s < 2**31 for s in truth)

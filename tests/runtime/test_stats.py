@@ -251,3 +251,30 @@ def test_a_prepared_null_is_the_one_the_test_then_uses() -> None:
     after = stats._default_gamma_null.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
     assert 0 < p_value <= 1
+
+
+@pytest.mark.parametrize("n", [10, 57, 200])
+@pytest.mark.parametrize("level", [0.01, 0.0025])
+def test_an_ecdf_leaves_the_gamma_band_exactly_when_the_test_rejects(n: int, level: float) -> None:
+    rng = np.random.default_rng(n)
+    z, lower, upper = stats.gamma_band(n, level)
+    assert np.all(lower <= z) and np.all(z <= upper)
+    outcomes = set()
+    for trial in range(400):
+        skew = (1.0, 1.4, 2.0, 0.6)[trial % 4]  # uniform, then ever more miscalibrated samples
+        pit = rng.uniform(size=n) ** skew
+        ecdf = np.searchsorted(np.sort(pit), z, side="right") / n
+        outside = bool(np.any((ecdf < lower) | (ecdf > upper)))
+        rejected = stats.gamma_uniformity_pvalue(pit) <= level
+        assert outside == rejected, (trial, skew)
+        outcomes.add(outside)
+    assert outcomes == {True, False}  # both sides of the boundary were seen
+
+
+def test_a_level_no_sample_can_reach_gives_a_band_holding_every_ecdf() -> None:
+    z, lower, upper = stats.gamma_band(50, 1e-9)
+    np.testing.assert_array_equal(lower, 0.0)
+    np.testing.assert_array_equal(upper, 1.0)
+    assert z[0] == pytest.approx(1 / 50)
+    with pytest.raises(ValueError, match="level"):
+        stats.gamma_band(50, 1.5)

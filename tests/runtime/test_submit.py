@@ -178,19 +178,43 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_missing_likelihood_is_caught_by_the_log_lik_test_quantity(
+def test_missing_likelihood_is_caught_by_a_data_dependent_test_quantity_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     model = str(ROOT / "tests" / "data" / "poisson_no_likelihood.stan")
-    code = run(tmp_path, "--replicates", "20", "--fail-on-miscalibration", model=model, engine=engine)
+    chosen = ["--replicates", "20", "--test-quantities", "log_lambda,y_rep_mean"]
+    code = run(tmp_path, *chosen, "--fail-on-miscalibration", model=model, engine=engine)
     assert code == EXIT_MISCALIBRATED
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["variables"]["lambda"]["calibrated"] is True  # the prior is recovered: ranks look fine
-    assert summary["test_quantities"]["log_lik"]["calibrated"] is False
+    verdicts = {name: q["calibrated"] for name, q in summary["test_quantities"].items()}
+    # log_lik depends on the data; log(lambda) is a function of the parameter, y_rep_mean a fresh draw
+    assert verdicts == {"log_lik": False, "log_lambda": True, "y_rep_mean": True}
+    assert summary["uniformity_test"]["quantities_checked"] == 4
     assert summary["calibrated"] is False
-    assert "verdict: NOT CALIBRATED" in capsys.readouterr().out
-    # Without the flag the same ensemble still exits 0: it ran.
-    assert run(tmp_path, "--replicates", "20", model=model, engine=engine) == 0
+    assert "verdict: NOT CALIBRATED (1 of 4 quantities" in capsys.readouterr().out
+    # Without the flag the same ensemble still exits 0: it ran, and nothing is refitted.
+    assert run(tmp_path, *chosen, model=model, engine=engine) == 0
+    assert "nothing to fit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_model_quantity_can_be_a_test_quantity_without_false_alarms(
+    tmp_path: Path, engine: str
+) -> None:
+    model = str(ROOT / "tests" / "data" / "poisson_quantities.stan")
+    assert run(tmp_path, "--replicates", "20", "--test-quantities", "all", model=model, engine=engine) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    tested = ["log_lik", "log_lambda", "log_lik_each[1]", "log_lik_each[2]", "y_rep_mean"]
+    assert list(summary["test_quantities"]) == tested
+    assert summary["uniformity_test"]["quantities_checked"] == 1 + len(tested)
+    assert summary["calibrated"] is True  # the RNG quantity y_rep_mean included
+    for path in result_files(tmp_path):
+        result = json.loads(path.read_text())
+        lambda_true = result["variables"]["lambda"]["true_value"]
+        quantities = result["test_quantities"]
+        assert quantities["log_lambda"]["true_value"] == pytest.approx(np.log(lambda_true), rel=1e-5)
+        assert quantities["log_lik_each[1]"]["max_rank"] == 200
 
 
 BAD_STAN_GENERATOR = "generated quantities { real lambda = 1 }"
@@ -238,6 +262,10 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         (
             {"extra": ["--replicates", "3", "--adapt-delta", "1.5"]},
             r"--adapt-delta must lie strictly between 0 and 1",
+        ),
+        (
+            {"extra": ["--replicates", "3", "--test-quantities", "log_lik,lambda"]},
+            r"--test-quantities: 'lambda' is a parameter of fit_data\.stan",
         ),
     ],
 )

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.errors import StanFleetError
 from runtime.results import FitDiagnostics, ReplicateResult
-from runtime.summary import MAX_TABLE_ROWS, Failure, summarize, verdict_table
+from runtime.summary import MAX_TABLE_ROWS, Failure, VerdictOptions, summarize, verdict_table
 from tests.runtime.sbc_results import (
     MAX_RANK,
     ensemble,
@@ -50,7 +51,9 @@ def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) ->
     assert data["uniformity_test"]["family_level"] == 0.01
     assert data["uniformity_test"]["quantities_checked"] == 3
     assert "gamma" in data["uniformity_test"]["method"]
-    assert data["replicates"] == {"requested": 100, "succeeded": 100, "failed": 0, "reused": 0}
+    assert data["replicates"] == {"requested": 100, "succeeded": 100, "failed": 0, "reused": 0, "judged": 100}
+    assert data["uniformity_test"]["ecdf_band_level"] == pytest.approx(0.01 / 3)
+    assert data["uniformity_test"]["exclude_divergent"] is False
 
 
 def test_summary_is_reproducible_and_order_independent(uniform_results: list[ReplicateResult]) -> None:
@@ -227,3 +230,51 @@ def test_importing_summary_loads_no_plotting_library() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_level_sets_the_family_the_band_and_the_table() -> None:
+    results = many_quantities(10, 60)
+    loose = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.2))
+    strict = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(1e-5))
+    flagged = [sum(q.calibrated is False for _, _, q in s.quantities()) for s in (loose, strict)]
+    assert flagged[0] >= 2 and flagged[1] == 0  # the p-values are the same; only the level moved
+    assert loose.band_level == pytest.approx(0.2 / 10)
+    test = loose.to_dict()["uniformity_test"]
+    assert (test["family_level"], test["ecdf_band_level"]) == (0.2, pytest.approx(0.02))
+    assert "family-wise level 0.2)" in verdict_table(loose)
+    assert "family-wise level 1e-05)" in verdict_table(strict)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, -0.1, math.nan])
+def test_a_level_outside_the_unit_interval_is_refused(level: float) -> None:
+    with pytest.raises(StanFleetError, match=r"^--level must lie strictly between 0 and 1, got "):
+        VerdictOptions(level=level)
+
+
+def test_exclude_divergent_judges_only_the_fits_without_divergences() -> None:
+    uniform, biased = ensemble(90, uniform_rank, seed=1), ensemble(90, high_rank, seed=2)
+    diverged = FitDiagnostics(divergences=4, max_treedepth_hits=0, min_ebfmi=1.0, num_draws=100)
+    results = [
+        dataclasses.replace(biased[r], diagnostics=diverged) if r % 3 == 0 else uniform[r] for r in range(90)
+    ]
+    results.append(failed_result(90, "RuntimeError: boom"))
+    every = summarize(results, ensemble_id="ens-div", requested=91, reused=0)
+    assert every.calibrated is False and every.excluded_divergent is None and every.judged == 90
+    assert "--exclude-divergent" not in verdict_table(every)
+    judged = summarize(
+        results, ensemble_id="ens-div", requested=91, reused=0, options=VerdictOptions(exclude_divergent=True)
+    )
+    assert judged.calibrated is True
+    assert (judged.succeeded, judged.failed, judged.excluded_divergent, judged.judged) == (90, 1, 30, 60)
+    assert {q.replicates for _, _, q in judged.quantities()} == {60}
+    assert judged.diagnostics.replicates_with_divergences == 30  # diagnostics still cover every fit
+    data = judged.to_dict()
+    assert data["replicates"]["judged"] == 60
+    assert (data["uniformity_test"]["exclude_divergent"], data["uniformity_test"]["excluded_divergent"]) == (
+        True,
+        30,
+    )
+    assert (
+        "--exclude-divergent: 30 replicates with divergent transitions left out; the verdict rests on 60"
+        in verdict_table(judged)
+    )
