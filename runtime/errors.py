@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 
 class StanFleetError(Exception):
-    """A user-facing error: the CLI prints its message on one line and exits non-zero."""
+    """A user-facing error: the CLI prints its message on one line and exits non-zero.
+
+    ``detail`` keeps the full text the message was trimmed from (a Stan engine's output), if any.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 def exit_status(command: Callable[[], int]) -> int:

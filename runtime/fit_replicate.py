@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,10 +11,23 @@ import numpy as np
 
 from runtime.conform import ReplicateInputs
 from runtime.engines.base import CompiledModel
+from runtime.errors import StanFleetError
 from runtime.results import ReplicateResult
 from runtime.scoring import draws_of_test_quantities, score_fit
 from runtime.settings import SamplerSettings
 from runtime.spec import truth_seed
+
+
+def describe_failure(exc: Exception) -> tuple[str, str]:
+    """A failed fit's error on one line, and the full text behind it.
+
+    A StanFleetError's message is already the useful line (the engines trim Stan's output) and its
+    ``detail`` the output; any other exception is a bug or an environment problem, kept with its traceback.
+    """
+    line = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    if isinstance(exc, StanFleetError):
+        return line, exc.detail or str(exc)
+    return line, "".join(traceback.format_exception(exc)).rstrip()
 
 
 def fit_replicate(
@@ -50,12 +64,14 @@ def fit_replicate(
         rng = np.random.default_rng(seed)
         variables, scored, diagnostics = score_fit(draws, inputs.true_values, quantities, settings.thin, rng)
     except Exception as exc:  # a failed fit is a result, whatever raised
+        error, detail = describe_failure(exc)
         return ReplicateResult(
             replicate=inputs.replicate,
             seed=seed,
             status="failed",
             engine=engine,
-            error=f"{type(exc).__name__}: {exc}".strip(),
+            error=error,
+            error_detail=detail,
             sample_seconds=sample_seconds,
             total_seconds=time.perf_counter() - started,
         )

@@ -46,7 +46,8 @@ class ReplicateResult:
 
     ``variables`` maps Stan-style scalar names (``beta[1]``, ``Sigma[2,1]``) to scores;
     ``test_quantities`` holds data-dependent quantities such as ``log_lik``.
-    A failed replicate has ``status == "failed"``, the error text, and no scores.
+    A failed replicate has ``status == "failed"``, no scores, its error on one line (``error``) and
+    the full text that line was trimmed from (``error_detail``: the engine's output, or a traceback).
     """
 
     replicate: int
@@ -57,6 +58,7 @@ class ReplicateResult:
     test_quantities: dict[str, VariableScore] = field(default_factory=dict)
     diagnostics: FitDiagnostics | None = None
     error: str | None = None
+    error_detail: str | None = None
     sample_seconds: float = 0.0
     total_seconds: float = 0.0
 

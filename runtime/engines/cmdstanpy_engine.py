@@ -133,9 +133,17 @@ class CmdStanPyModel:
             try:
                 yield output_dir
             except (RuntimeError, ValueError) as exc:
+                full = "\n".join([str(exc), *_console_output(Path(output_dir))])
                 raise StanFleetError(
-                    f"{self.program_name}: {method} failed: {trim_stan_message(str(exc), self.model.code())}"
+                    f"{self.program_name}: {method} failed: {trim_stan_message(full, self.model.code())}",
+                    detail=full,
                 ) from None
+
+
+def _console_output(output_dir: Path) -> list[str]:
+    """What the CmdStan processes of a failed run printed: cmdstanpy's error names these files only,
+    and they go with the run's directory."""
+    return [path.read_text(errors="replace") for path in sorted(output_dir.glob("*-stdout.txt"))]
 
 
 class _CmdStanModel(cmdstanpy.CmdStanModel):

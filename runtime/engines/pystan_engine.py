@@ -35,6 +35,8 @@ _T = TypeVar("_T")
 
 _NUTS = "stan::services::sample::hmc_nuts_diag_e_adapt"
 _FIXED_PARAM = "stan::services::sample::fixed_param"
+_METHOD_NAMES = {_NUTS: "sampling", _FIXED_PARAM: "fixed_param"}
+"""What a failure message calls each service function (CmdStanPy's words)."""
 _POLL_SECONDS = 0.01
 
 
@@ -152,8 +154,9 @@ class PyStanModel:
     ) -> dict[str, Any]:
         response = await client.post(f"/{self.model_name}/{endpoint}", json=body)
         if response.status != 200:
-            message = trim_stan_message(str(response.json().get("message")), self.program_code)
-            raise StanFleetError(f"{self.program_name}: {failure}: {message}")
+            full = str(response.json().get("message"))
+            message = trim_stan_message(full, self.program_code)
+            raise StanFleetError(f"{self.program_name}: {failure}: {message}", detail=full)
         return dict(response.json())
 
     def _run(
@@ -196,9 +199,10 @@ class PyStanModel:
                 outputs.append((await client.get(f"/{fit_name}")).content)
                 await client.delete(f"/{fit_name}")
         if errors:
-            method = request["function"].rsplit("::", 1)[-1]
+            method = _METHOD_NAMES[request["function"]]
             raise StanFleetError(
-                f"{self.program_name}: {method} failed: {trim_stan_message(errors[0], self.program_code)}"
+                f"{self.program_name}: {method} failed: {trim_stan_message(errors[0], self.program_code)}",
+                detail="\n".join(errors),
             )
         return params, outputs
 

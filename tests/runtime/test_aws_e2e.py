@@ -331,7 +331,7 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
         summary["replicates"].pop("reused")
     collected_run, expected_run = collected.pop("run"), expected.pop("run")
     assert collected == expected
-    assert collected["replicates"] == {"requested": 12, "succeeded": 12, "failed": 0}
+    assert collected["replicates"] == {"requested": 12, "succeeded": 12, "failed": 0, "judged": 12}
     assert list(collected["test_quantities"]) == ["log_lik", "log_lambda", "y_rep_mean"]
     # collect reports the submitter's run record: its run fields, as a --wait submission would, and
     # the cost estimate of the AWS backend; apart from those two, the runs match.
@@ -538,7 +538,7 @@ def test_wait_follows_the_jobs_and_writes_the_report(
     [outcome] = outcomes
     assert outcome["status"] == "submitted"
     summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
-    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 0}
+    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 0, "judged": 4}
     assert summary["run"]["backend"] == "aws"
     cost = summary["run"]["cost_estimate"]
     assert cost["vcpu_seconds"] == pytest.approx(summary["fit_seconds_total"] * FIT_VCPUS)

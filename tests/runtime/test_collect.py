@@ -79,7 +79,7 @@ def test_the_report_covers_what_is_finished_of_the_manifests_r(
     assert collect(store, tmp_path) == 0
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["ensemble_id"] == ENSEMBLE
-    assert summary["replicates"] == {"requested": 25, "succeeded": 20, "failed": 0, "reused": 0}
+    assert summary["replicates"] == {"requested": 25, "succeeded": 20, "failed": 0, "reused": 0, "judged": 20}
     assert summary["run"] == {
         "model_name": "poisson",
         "engine": "cmdstanpy",

@@ -70,7 +70,7 @@ def result_files(tmp_path: Path) -> list[Path]:
 def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str) -> None:
     assert run(tmp_path, "--replicates", "20", engine=engine) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["replicates"] == {"requested": 20, "succeeded": 20, "failed": 0, "reused": 0}
+    assert summary["replicates"] == {"requested": 20, "succeeded": 20, "failed": 0, "reused": 0, "judged": 20}
     assert set(summary["variables"]) == {"lambda"}
     assert set(summary["test_quantities"]) == {"log_lik"}
     assert summary["variables"]["lambda"]["max_rank"] == 200
@@ -217,6 +217,42 @@ def test_every_model_quantity_can_be_a_test_quantity_without_false_alarms(
         assert quantities["log_lik_each[1]"]["max_rank"] == 200
 
 
+def test_level_and_exclude_divergent_change_the_verdict_and_never_the_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The centered eight-schools funnel: some fits diverge, some do not.
+    schools = ROOT / "tests" / "data"
+    files = {
+        "model": str(schools / "eight_schools_centered.stan"),
+        "generator": str(schools / "eight_schools_generator.stan"),
+        "data": str(schools / "eight_schools.json"),
+    }
+    assert run(tmp_path, "--replicates", "10", "--level", "0.05", "--exclude-divergent", **files) == 0
+    output = capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    diverged = sum(
+        json.loads(p.read_text())["diagnostics"]["divergences"] > 0 for p in result_files(tmp_path)
+    )
+    assert 0 < diverged < 10
+    test = summary["uniformity_test"]
+    assert (test["family_level"], test["exclude_divergent"], test["excluded_divergent"]) == (
+        0.05,
+        True,
+        diverged,
+    )
+    assert test["quantities_checked"] == 10  # mu, tau, theta[1..8]
+    assert test["ecdf_band_level"] == pytest.approx(0.05 / 10)
+    assert summary["replicates"]["judged"] == 10 - diverged
+    assert {q["replicates"] for q in summary["variables"].values()} == {10 - diverged}
+    assert f"--exclude-divergent: {diverged} replicates with divergent transitions left out" in output
+    assert "family-wise level 0.05)" in output
+    # Neither flag is part of the ensemble: the same command without them fits nothing and judges all 10.
+    assert run(tmp_path, "--replicates", "10", **files) == 0
+    assert "nothing to fit" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["replicates"]["judged"], summary["uniformity_test"]["family_level"]) == (10, 0.01)
+
+
 BAD_STAN_GENERATOR = "generated quantities { real lambda = 1 }"
 GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(normal_rng(0, 1)); }"
 
@@ -262,6 +298,10 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         (
             {"extra": ["--replicates", "3", "--adapt-delta", "1.5"]},
             r"--adapt-delta must lie strictly between 0 and 1",
+        ),
+        (
+            {"extra": ["--replicates", "3", "--level", "1.5"]},
+            r"--level must lie strictly between 0 and 1, got 1\.5",
         ),
         (
             {"extra": ["--replicates", "3", "--test-quantities", "log_lik,lambda"]},

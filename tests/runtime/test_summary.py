@@ -101,7 +101,7 @@ def test_failed_replicate_is_counted_and_listed(uniform_results: list[ReplicateR
     assert summary.failures == [Failure(replicate=7, error="RuntimeError: chain 2 crashed")]
     data = summary.to_dict()
     assert data["failures"] == [{"replicate": 7, "error": "RuntimeError: chain 2 crashed"}]
-    assert data["replicates"] == {"requested": 100, "succeeded": 99, "failed": 1, "reused": 3}
+    assert data["replicates"] == {"requested": 100, "succeeded": 99, "failed": 1, "reused": 3, "judged": 99}
     assert summary.variables["lambda"].replicates == 99
 
 

@@ -100,6 +100,25 @@ def test_importing_the_package_loads_no_stan_library() -> None:
             "Failed to compile Stan model 'm.stan'. Console:\nm.hpp:3: error: nope\nmake: *** Error 1",
             "m.hpp:3: error: nope",
         ),
+        (  # httpstan's wrapping of a failed initialization (one line, quotes escaped)
+            'Exception during call to services function: `RuntimeError("Initialization between (-2, 2) '
+            "failed after 100 attempts. Try specifying initial values, reducing ranges of constrained values, "
+            "or reparameterizing the model. Initialization failed. Rejecting initial value: Log probability "
+            "evaluates to log(0), i.e. negative infinity. Stan can\\'t start sampling from this initial "
+            'value. Rejecting initial value:")`, traceback: `[\'  File "services_stub.py", line 182\']`',
+            "Initialization between (-2, 2) failed after 100 attempts: "
+            "Log probability evaluates to log(0), i.e. negative infinity.",
+        ),
+        (  # CmdStan's console after cmdstanpy's "Error during sampling:"
+            "Error during sampling:\n\nCommand and output files:\n...\nRejecting initial value:\n"
+            "  Log probability evaluates to log(0), i.e. negative infinity.\n"
+            "  Stan can't start sampling from this initial value.\n\n"
+            "Initialization between (-2, 2) failed after 100 attempts. \n"
+            " Try specifying initial values, reducing ranges of constrained values, or reparameterizing the model.\n"
+            "Initialization failed.\n",
+            "Initialization between (-2, 2) failed after 100 attempts: "
+            "Log probability evaluates to log(0), i.e. negative infinity.",
+        ),
         ("\n  something odd\nand more\n", "something odd"),
         ("", "(no message)"),
     ],

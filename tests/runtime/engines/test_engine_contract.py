@@ -3,6 +3,8 @@
 Each engine's own file adds what is particular to it: its caches and the exact form of its messages.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -178,6 +180,21 @@ def test_data_errors_carry_stans_message(
         poisson.sample(data, SMALL, seed=1)
     with pytest.raises(StanFleetError, match=r"^poisson\.stan: .*" + message):
         poisson.fixed_param(data, 1, seed=1)
+
+
+def test_a_failed_initialization_is_one_line_and_keeps_the_full_text(engine: Engine) -> None:
+    model = engine.compile(DATA / "no_valid_start.stan")
+    with pytest.raises(StanFleetError) as caught:
+        model.sample({}, SMALL, seed=1)
+    message, detail = str(caught.value), caught.value.detail
+    assert "\n" not in message
+    # Stan's summary and the reason it rejected the initial values, without httpstan's or cmdstanpy's wrapping
+    assert re.fullmatch(
+        r"no_valid_start\.stan: sampling failed: Initialization between \(-2, 2\) failed after \d+ attempts: "
+        r"Log probability evaluates to log\(0\).*",
+        message,
+    ), message
+    assert detail is not None and "Initialization" in detail and len(detail) > len(message)
 
 
 def test_compile_error_carries_stancs_message(engine: Engine) -> None:

@@ -1,0 +1,64 @@
+"""fit_replicate with real fits: a failed fit is a result with a one-line error and the full text kept."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtime.conform import ReplicateInputs
+from runtime.engines import get_engine
+from runtime.fit_replicate import fit_replicate
+from runtime.results import ReplicateResult
+from runtime.settings import SamplerSettings
+from tests.runtime.engines.present import ENGINES
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+QUICK = SamplerSettings(chains=2, warmup=100, samples=100, thin=2)
+
+
+def fit(
+    engine: str, program: str, true_values: dict[str, np.ndarray], data: dict[str, np.ndarray]
+) -> ReplicateResult:
+    model = get_engine(engine).compile(DATA / program)
+    inputs = ReplicateInputs(replicate=3, true_values=true_values, data=data)
+    return fit_replicate(
+        model, inputs, base_data={}, settings=QUICK, seed=7, engine=engine, score_log_lik=False
+    )
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_fit_that_cannot_start_is_a_failed_result_with_stans_reason_on_one_line(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANFLEET_CACHE_DIR", str(tmp_path))
+    result = fit(engine, "no_valid_start.stan", {"sigma": np.array(1.0)}, {})
+    assert (result.status, result.replicate, result.seed, result.engine) == ("failed", 3, 7, engine)
+    assert result.error is not None and "\n" not in result.error
+    assert result.error.startswith(
+        "StanFleetError: no_valid_start.stan: sampling failed: Initialization between"
+    )
+    assert "Log probability evaluates to log(0)" in result.error
+    assert result.error_detail is not None and len(result.error_detail) > len(result.error)
+    assert ReplicateResult.from_json(result.to_json()) == result
+    assert result.variables == {} and result.diagnostics is None
+
+
+def test_an_unexpected_exception_keeps_its_traceback() -> None:
+    counts = {"N": np.array(3), "y": np.array([1, 4, 2])}
+    result = fit("pystan", "poisson.stan", {"lambda": np.array("not a number")}, counts)
+    assert result.status == "failed"
+    assert result.error is not None and result.error.startswith(
+        "ValueError: could not convert string to float"
+    )
+    assert result.error_detail is not None
+    assert result.error_detail.startswith("Traceback (most recent call last):")
+    assert "score_fit" in result.error_detail
+
+
+def test_results_written_before_error_details_existed_still_load() -> None:
+    old = (
+        b'{"replicate": 0, "seed": 1, "status": "failed", "engine": "pystan", "variables": {}, '
+        b'"test_quantities": {}, "diagnostics": null, "error": "RuntimeError: x", "sample_seconds": 0.0, '
+        b'"total_seconds": 0.1}'
+    )
+    assert ReplicateResult.from_json(old).error_detail is None
