@@ -473,7 +473,7 @@ def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.Cap
     assert len(aws.jobs()) == 2
     assert aws.result_versions(ensemble_id) == before
     summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
-    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 4}
+    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 4, "judged": 4}
 
     # A larger R: the model's build is published (the compile job left its marker), so the new
     # replicates get a fit job alone, with nothing to wait for.
