@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,17 +209,20 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
-    """A figure with ``n`` panels, at most four per row."""
+    """A figure with ``n`` panels, at most four per row, under ``title`` (wrapped to the figure's width)."""
     ncols = min(max(n, 1), 4)
     nrows = math.ceil(max(n, 1) / ncols)
-    width, height = 3.3 * ncols, 2.6 * nrows + 0.5
+    width = 3.3 * ncols
+    title = textwrap.fill(title, width=int(width * 10))
+    title_height = 0.25 * (title.count("\n") + 1)
+    height = 2.6 * nrows + 0.25 + title_height
     figure = _new_figure(width, height)
     # Fixed margins in inches: constrained layout would cost seconds with two dozen panels.
     figure.subplots_adjust(
         left=0.55 / width,
         right=1 - 0.15 / width,
         bottom=0.45 / height,
-        top=1 - 0.8 / height,
+        top=1 - (0.55 + title_height) / height,
         wspace=0.3,
         hspace=0.85,
     )
