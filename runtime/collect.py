@@ -20,7 +20,7 @@ from runtime.cost import estimate_cost
 from runtime.errors import StanFleetError, exit_status
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.prepare import load_results
-from runtime.report import write_report
+from runtime.report import INDEX, write_report
 from runtime.run_record import load_run_record
 from runtime.s3_store import S3Store
 from runtime.spec import load_spec
@@ -55,7 +55,7 @@ def report_ensemble(
     out = out_dir or Path("sbc-report") / f"{run.get('model_name', 'model')}-{ensemble_id[:8]}"
     write_report(summary, results, out)
     print(verdict_table(summary))
-    print(f"report: {out}/ (summary.json, replicates.csv, plots)")
+    print(f"report: {out / INDEX}")
     return summary, out
 
 

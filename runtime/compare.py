@@ -156,7 +156,7 @@ def comparison_table(compared: Sequence[ComparedEnsemble]) -> str:
 
 def write_comparison(compared: Sequence[ComparedEnsemble], out_dir: Path) -> list[Path]:
     """Write comparison.csv, comparison.json and ecdf_difference.png into ``out_dir``."""
-    from runtime.report import comparison_ecdf_png
+    from runtime.plots import comparison_ecdf_png
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = comparison_rows(compared)

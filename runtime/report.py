@@ -1,8 +1,8 @@
-"""The ensemble report files: ``summary.json``, ``replicates.csv`` and four PNG plots.
+"""The ensemble report files: ``summary.json``, ``replicates.csv``, a PNG per figure and ``index.html``.
 
-``write_report`` writes an :class:`~runtime.summary.EnsembleSummary` (see :mod:`runtime.summary`)
-and the per-replicate scores into a directory. This is the only module that imports matplotlib and
-ArviZ, lazily; figures are rendered with Agg.
+``write_report`` writes an :class:`~runtime.summary.EnsembleSummary` (see :mod:`runtime.summary`), the
+per-replicate scores, the figures of :mod:`runtime.plots` and the page of :mod:`runtime.html_report`
+into a directory.
 """
 
 from __future__ import annotations
@@ -11,39 +11,24 @@ import csv
 import io
 import json
 import math
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from runtime.atomic_file import write_atomically
+from runtime.html_report import render_index
+from runtime.plots import draw_figures, png_bytes
 from runtime.results import ReplicateResult
-from runtime.stats import gamma_band, gamma_points
 from runtime.summary import (
-    EBFMI_THRESHOLD,
-    ESS_THRESHOLD,
     PARAMETER,
-    RHAT_THRESHOLD,
     TEST_QUANTITY,
     EnsembleSummary,
-    QuantityScores,
-    QuantitySummary,
     collect_quantities,
-    judged_results,
-    max_rhat,
-    min_ess,
-    p_value_sort_key,
     succeeded_results,
 )
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-MAX_PANELS = 24
-"""At most this many quantities (those with the lowest p-values) get a panel in each plot."""
+INDEX = "index.html"
+"""The report's page: everything on one self-contained page."""
 CSV_COLUMNS = (
     "replicate",
     "seed",
@@ -87,7 +72,8 @@ def preload_report(replicates: int) -> None:
 
 
 def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], out_dir: Path) -> list[Path]:
-    """Write ``summary.json``, ``replicates.csv`` and the four PNG plots into ``out_dir``.
+    """Write ``summary.json``, ``replicates.csv``, ``<figure>.png`` for every figure of
+    :data:`runtime.plots.FIGURE_NAMES`, then ``index.html``, into ``out_dir``.
 
     Every file is written to a temporary file in ``out_dir`` and renamed into place, so a crash
     never leaves a half-written file. Returns the paths written, in that order.
@@ -95,19 +81,10 @@ def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], o
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     paths = [write_atomically(out_dir / "summary.json", payload.encode())]
-    every = collect_quantities(succeeded_results(results))
-    paths.append(write_atomically(out_dir / "replicates.csv", _replicates_csv(results, every)))
-    judged = collect_quantities(judged_results(results, summary.excluded_divergent is not None))
-    plotted = [q for q in judged if q.replicates.size >= 2]
-    pits = {q.key: q.pit(summary.ensemble_id) for q in plotted}
-    shown, note = _select_panels(summary, plotted)
-    for name, draw in (
-        ("rank_histograms.png", _rank_histograms),
-        ("ecdf_difference.png", _ecdf_difference),
-        ("z_score_vs_contraction.png", _z_score_vs_contraction),
-    ):
-        paths.append(write_atomically(out_dir / name, _png(draw(summary, shown, pits, note))))
-    paths.append(write_atomically(out_dir / "diagnostics.png", _png(_diagnostics_figure(summary, results))))
+    paths.append(write_atomically(out_dir / "replicates.csv", replicates_csv(results)))
+    pngs = {name: png_bytes(figure) for name, figure in draw_figures(summary, results).items()}
+    paths += [write_atomically(out_dir / f"{name}.png", png) for name, png in pngs.items()]
+    paths.append(write_atomically(out_dir / INDEX, render_index(summary, pngs)))
     return paths
 
 
@@ -120,8 +97,9 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _replicates_csv(results: Sequence[ReplicateResult], quantities: Sequence[QuantityScores]) -> bytes:
-    """One row per succeeded replicate and quantity, one row per failed replicate."""
+def replicates_csv(results: Sequence[ReplicateResult]) -> bytes:
+    """``replicates.csv``: one row per succeeded replicate and quantity, one row per failed replicate."""
+    quantities = collect_quantities(succeeded_results(results))
     derived: dict[tuple[str, str, int], tuple[float, float]] = {}
     for q in quantities:
         for replicate, z, c in zip(q.replicates, q.z_scores(), q.contraction(), strict=True):
@@ -167,301 +145,3 @@ def _replicates_csv(results: Sequence[ReplicateResult], quantities: Sequence[Qua
         for row in rows or [base]:
             writer.writerow([_csv_value(row.get(column)) for column in CSV_COLUMNS])
     return buffer.getvalue().encode()
-
-
-# --- plots -----------------------------------------------------------------------------------
-
-
-def _select_panels(
-    summary: EnsembleSummary, quantities: Sequence[QuantityScores]
-) -> tuple[list[QuantityScores], str]:
-    """The quantities to plot (all, or the MAX_PANELS with the lowest p-values) and a title note."""
-    if len(quantities) <= MAX_PANELS:
-        return list(quantities), ""
-    shown = sorted(quantities, key=lambda q: p_value_sort_key(_lookup(summary, q)))[:MAX_PANELS]
-    return shown, f" ({MAX_PANELS} of {len(quantities)} quantities: those with the lowest p-values)"
-
-
-def _lookup(summary: EnsembleSummary, quantity: QuantityScores) -> QuantitySummary:
-    table = summary.variables if quantity.kind == PARAMETER else summary.test_quantities
-    missing = QuantitySummary(0, None, None, None, None, None, None, None)
-    return table.get(quantity.name, missing)
-
-
-def _label(quantity: QuantityScores) -> str:
-    return quantity.name if quantity.kind == PARAMETER else f"{quantity.name} (test quantity)"
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    """A figure on an Agg canvas, outside pyplot (no global state, no window, freed with the object)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
-    """A figure with ``n`` panels, at most four per row, under ``title`` (wrapped to the figure's width)."""
-    ncols = min(max(n, 1), 4)
-    nrows = math.ceil(max(n, 1) / ncols)
-    width = 3.3 * ncols
-    title = textwrap.fill(title, width=int(width * 10))
-    title_height = 0.25 * (title.count("\n") + 1)
-    height = 2.6 * nrows + 0.25 + title_height
-    figure = _new_figure(width, height)
-    # Fixed margins in inches: constrained layout would cost seconds with two dozen panels.
-    figure.subplots_adjust(
-        left=0.55 / width,
-        right=1 - 0.15 / width,
-        bottom=0.45 / height,
-        top=1 - (0.55 + title_height) / height,
-        wspace=0.3,
-        hspace=0.85,
-    )
-    axes = list(figure.subplots(nrows, ncols, squeeze=False).ravel())
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    figure.suptitle(title, y=1 - 0.1 / height, va="top")
-    return figure, axes[:n]
-
-
-def _placeholder(title: str, message: str) -> Figure:
-    figure = _new_figure(6.0, 2.5)
-    figure.suptitle(title)
-    ax = figure.subplots()
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center")
-    return figure
-
-
-def _panel_title(ax: Axes, summary: EnsembleSummary, quantity: QuantityScores) -> None:
-    q = _lookup(summary, quantity)
-    p_value = "p = -" if q.p_value is None else f"p = {q.p_value:.3g}"
-    verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[q.calibrated]
-    # An explicit y skips matplotlib's costly automatic title placement.
-    ax.set_title(
-        f"{_label(quantity)}\n{p_value}{verdict}",
-        fontsize=9,
-        color="C3" if q.calibrated is False else "black",
-        y=1.0,
-        pad=4,
-    )
-
-
-def _few_ticks(ax: Axes) -> None:
-    """Four ticks per axis, small labels: tick creation dominates the rendering of many panels."""
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(4))
-    ax.yaxis.set_major_locator(MaxNLocator(4))
-    ax.tick_params(labelsize=7)
-
-
-MIN_BINS, MAX_BINS = 5, 40
-"""Rank-histogram bins: at least 5 (as the R package SBC), at most 40, about ten expected counts each."""
-
-
-def rank_histogram_bins(n: int, max_rank: int | None) -> int:
-    """Bins for ``n`` ranks in ``0..max_rank``: about ``n / 10`` within MIN_BINS..MAX_BINS, never more
-    than the ``max_rank + 1`` distinct ranks, and where possible a divisor of that number, so that every
-    bin holds as many ranks.
-
-    ``max_rank`` None (replicates kept different numbers of draws) bins the PITs on [0, 1] instead.
-    """
-    target = min(max(n // 10, MIN_BINS), MAX_BINS)
-    if max_rank is None:
-        return target
-    ranks = max_rank + 1
-    divisors = [d for d in range(MIN_BINS, min(ranks, MAX_BINS) + 1) if ranks % d == 0]
-    if not divisors:  # fewer than MIN_BINS ranks, or no divisor in range: bins as even as can be
-        return min(target, ranks)
-    return min(divisors, key=lambda d: (abs(d - target), d))
-
-
-def _rank_histograms(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
-) -> Figure:
-    """Rank histograms (from the randomized PITs) with the pointwise binomial 99% band shaded."""
-    from scipy.stats import binom
-
-    title = f"Rank histograms, pointwise 99% binomial band shaded{note}"
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        pit = pits[quantity.key]
-        common = bool(np.all(quantity.max_rank == quantity.max_rank[0]))
-        scale = float(quantity.max_rank[0] + 1) if common else 1.0
-        bins = rank_histogram_bins(pit.size, int(quantity.max_rank[0]) if common else None)
-        edges = np.linspace(0.0, scale, bins + 1)
-        counts, _ = np.histogram(pit * scale, edges)
-        low, high = binom.ppf([0.005, 0.995], pit.size, 1.0 / bins)
-        ax.axhspan(low, high, color="0.85", zorder=0, lw=0)
-        ax.axhline(pit.size / bins, color="0.55", lw=0.8, zorder=1)
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", lw=0.5)
-        for level in (low, high):
-            ax.axhline(level, color="0.45", lw=0.8, ls="--", zorder=3)
-        ax.set_xlim(0.0, scale)
-        ax.set_ylim(0.0, 1.1 * max(float(counts.max()), float(high)))
-        ax.set_xlabel("rank" if common else "rank / (max rank + 1)", fontsize=8)
-        _few_ticks(ax)
-        _panel_title(ax, summary, quantity)
-    return figure
-
-
-def _ecdf_difference(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
-) -> Figure:
-    """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test at
-    level ``family_level / m`` (:attr:`EnsembleSummary.band_level`): a curve outside it is flagged."""
-    title = (
-        f"PIT ECDF minus uniform CDF; band: the uniformity test at level {summary.family_level:g}/"
-        f"{max(summary.quantities_checked, 1)} (a curve outside it is flagged){note}"
-    )
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        _plot_ecdf_difference(ax, pits[quantity.key])
-        _ecdf_axes(ax, gamma_band(pits[quantity.key].size, summary.band_level))
-        _panel_title(ax, summary, quantity)
-    return figure
-
-
-def _plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
-    """ArviZ's ECDF-difference curve of ``pit``, at the gamma test's evaluation points."""
-    from scipy.stats import uniform
-
-    from runtime.arviz_quiet import arviz as az
-
-    az.plot_ecdf(
-        pit,
-        cdf=uniform(0, 1).cdf,
-        difference=True,
-        eval_points=gamma_points(pit.size),
-        ax=ax,
-        show=False,
-        plot_kwargs=plot_kwargs,
-    )
-
-
-def _ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-    z, lower, upper = band
-    # "pre" as ArviZ's curve: the value at z_i is drawn over the step ending at z_i
-    ax.fill_between(z, lower - z, upper - z, step="pre", color="0.6", alpha=0.25, lw=0)
-    ax.axhline(0.0, color="0.55", lw=0.8)
-    ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("PIT", fontsize=8)
-    _few_ticks(ax)
-
-
-def comparison_ecdf_png(versions: Sequence[tuple[str, EnsembleSummary, Sequence[QuantityScores]]]) -> bytes:
-    """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
-
-    ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
-    band is the first version's: its uniformity test at level ``family_level / m``.
-    """
-    by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
-    for index, (_, _, quantities) in enumerate(versions):
-        for quantity in quantities:
-            if quantity.replicates.size >= 2:
-                by_key.setdefault(quantity.key, []).append((index, quantity))
-    lowest = {
-        key: min(p_value_sort_key(_lookup(versions[i][1], q)) for i, q in scored)
-        for key, scored in by_key.items()
-    }
-    keys = sorted(by_key, key=lambda key: lowest[key])
-    note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
-    first = versions[0][1] if versions else None
-    level = "" if first is None else f" at level {first.family_level:g}/{max(first.quantities_checked, 1)}"
-    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's test{level}{note}"
-    if not keys:
-        return _png(_placeholder(title, "fewer than 2 succeeded replicates"))
-    figure, axes = _panel_grid(len(keys[:MAX_PANELS]), title)
-    for ax, key in zip(axes, keys, strict=False):
-        scored = by_key[key]
-        first_index, first_quantity = scored[0]
-        first_summary = versions[first_index][1]
-        for index, quantity in scored:
-            label, summary, _ = versions[index]
-            _plot_ecdf_difference(ax, quantity.pit(summary.ensemble_id), color=f"C{index}", label=label)
-        band_size = first_quantity.replicates.size
-        _ecdf_axes(ax, gamma_band(band_size, first_summary.band_level))
-        ax.set_title(_label(first_quantity), fontsize=9, y=1.0, pad=4)
-    axes[0].legend(fontsize=7, loc="lower left")
-    return _png(figure)
-
-
-def _z_score_vs_contraction(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
-) -> Figure:
-    """Betancourt's eye chart: posterior z-score against posterior contraction, one dot per replicate."""
-    title = f"Posterior z-score vs contraction{note}"
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        z, c = quantity.z_scores(), quantity.contraction()
-        finite = np.isfinite(z) & np.isfinite(c)
-        for level in (-2.0, 2.0):
-            ax.axhline(level, color="0.6", lw=0.8, ls="--")
-        ax.axhline(0.0, color="0.8", lw=0.8)
-        ax.scatter(c[finite], z[finite], s=9, alpha=0.6, color="C0", lw=0)
-        limit = max(4.0, float(np.abs(z[finite]).max()) * 1.05) if finite.any() else 4.0
-        ax.set_ylim(-limit, limit)
-        ax.set_xlim(min(0.0, float(c[finite].min()) - 0.02) if finite.any() else 0.0, 1.0)
-        ax.set_xlabel("contraction", fontsize=8)
-        ax.set_ylabel("z-score", fontsize=8)
-        _few_ticks(ax)
-        if not finite.any():
-            ax.text(0.5, 0.5, "undefined (zero prior variance)", ha="center", va="center", fontsize=8)
-        _panel_title(ax, summary, quantity)
-    return figure
-
-
-def _diagnostics_figure(summary: EnsembleSummary, results: Sequence[ReplicateResult]) -> Figure:
-    """Per-replicate sampler diagnostics with their thresholds; failed replicates marked in red."""
-    from matplotlib.ticker import MaxNLocator
-
-    title = (
-        f"Sampler diagnostics per replicate ({summary.succeeded} succeeded, "
-        f"{summary.failed} failed: red lines)"
-    )
-    ok = succeeded_results(results)
-    failed = np.array(sorted(r.replicate for r in results if r.status != "ok"), dtype=float)
-    fits = [(r.replicate, r.diagnostics) for r in ok if r.diagnostics is not None]
-    x = np.array([replicate for replicate, _ in fits], dtype=float)
-    x_all = np.array([r.replicate for r in ok], dtype=float)
-    panels: list[tuple[str, np.ndarray, np.ndarray, float | None, bool]] = [
-        ("divergences", x, np.array([d.divergences for _, d in fits], dtype=float), None, True),
-        ("max treedepth hits", x, np.array([d.max_treedepth_hits for _, d in fits], dtype=float), None, True),
-        ("min E-BFMI", x, np.array([d.min_ebfmi for _, d in fits], dtype=float), EBFMI_THRESHOLD, False),
-        ("max R-hat", x_all, np.array([max_rhat(r) for r in ok], dtype=float), RHAT_THRESHOLD, False),
-        ("min ESS", x_all, np.array([min_ess(r) for r in ok], dtype=float), ESS_THRESHOLD, False),
-    ]
-    figure = _new_figure(10.0, 8.0)
-    figure.suptitle(title)
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.07, top=0.93, hspace=0.15)
-    axes = figure.subplots(len(panels), 1, sharex=True)
-    for ax, (label, xs, ys, threshold, stems) in zip(axes, panels, strict=True):
-        if failed.size:
-            ax.vlines(failed, 0, 1, transform=ax.get_xaxis_transform(), color="C3", alpha=0.5, lw=1.2)
-        if stems:
-            ax.vlines(xs, 0, ys, color="C0", lw=1)
-            ax.set_ylim(0.0, 1.1 * max(1.0, float(np.nanmax(ys, initial=0.0))))
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.plot(xs, ys, ".", color="C0", ms=3)
-        if threshold is not None:
-            ax.axhline(threshold, color="C3", ls="--", lw=0.8)
-        ax.set_ylabel(label, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("replicate")
-    return figure

@@ -329,6 +329,27 @@ def gamma_band(n: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return z, (table.low + first) / n, (table.low + last) / n
 
 
+def interval_coverage(
+    pit: np.ndarray, widths: np.ndarray, prob: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empirical coverage of central posterior intervals of each nominal width, from PIT values alone.
+
+    The true value lies in the central interval of width ``w`` exactly when its PIT lies within
+    ``w / 2`` of 0.5. Returns ``(coverage, low, high)``: the fraction of replicates covered at each
+    width and its Clopper-Pearson interval of probability ``prob``.
+    """
+    from scipy.stats import beta
+
+    values = _check_pit(pit)
+    n = values.size
+    covered = (np.abs(values[:, None] - 0.5) <= np.asarray(widths, dtype=float)[None, :] / 2).sum(axis=0)
+    tail = (1 - prob) / 2
+    with np.errstate(invalid="ignore"):
+        low = np.where(covered > 0, beta.ppf(tail, covered, n - covered + 1), 0.0)
+        high = np.where(covered < n, beta.ppf(1 - tail, covered + 1, n - covered), 1.0)
+    return covered / n, low, high
+
+
 def holm_calibrated(p_values: Mapping[str, float], family_level: float) -> dict[str, bool]:
     """Holm's step-down procedure at family-wise error rate ``family_level`` [4]_.
 

@@ -211,6 +211,9 @@ class QuantityScores:
     max_rank: np.ndarray
     mean: np.ndarray
     sd: np.ndarray
+    median: np.ndarray
+    q5: np.ndarray
+    q95: np.ndarray
 
     @property
     def key(self) -> str:
@@ -402,6 +405,9 @@ def collect_quantities(ok: Sequence[ReplicateResult]) -> list[QuantityScores]:
             max_rank=np.array([s.max_rank for _, s in entries], dtype=int),
             mean=np.array([s.mean for _, s in entries], dtype=float),
             sd=np.array([s.sd for _, s in entries], dtype=float),
+            median=np.array([s.median for _, s in entries], dtype=float),
+            q5=np.array([s.q5 for _, s in entries], dtype=float),
+            q95=np.array([s.q95 for _, s in entries], dtype=float),
         )
         for (kind, name), entries in ordered
     ]

@@ -88,7 +88,7 @@ def test_the_report_covers_what_is_finished_of_the_manifests_r(
     }
     output = capsys.readouterr().out
     assert "replicates: 20 succeeded, 0 failed, 0 reused (25 requested)" in output
-    assert f"report: {tmp_path / 'report'}/" in output
+    assert output.endswith(f"report: {tmp_path / 'report' / 'index.html'}\n")
     assert "estimated cost" not in output
 
 

@@ -278,3 +278,15 @@ def test_a_level_no_sample_can_reach_gives_a_band_holding_every_ecdf() -> None:
     assert z[0] == pytest.approx(1 / 50)
     with pytest.raises(ValueError, match="level"):
         stats.gamma_band(50, 1.5)
+
+
+def test_interval_coverage_counts_pits_within_half_the_width_of_one_half() -> None:
+    pit = np.array([0.5, 0.45, 0.3, 0.05, 0.99])
+    coverage, low, high = stats.interval_coverage(pit, np.array([0.0, 0.1, 0.5, 1.0]), 0.95)
+    np.testing.assert_allclose(coverage, [0.2, 0.4, 0.6, 1.0])  # |pit - 0.5| <= w / 2
+    assert np.all(low <= coverage) and np.all(coverage <= high)
+    assert high[-1] == 1.0 and low[-1] == pytest.approx(sps.beta.ppf(0.025, 5, 1))
+    uniform = np.random.default_rng(5).uniform(size=4000)
+    coverage, low, high = stats.interval_coverage(uniform, np.linspace(0, 1, 11), 0.95)
+    assert np.all(np.abs(coverage - np.linspace(0, 1, 11)) < 0.03)
+    assert np.all(high - low < 0.04)

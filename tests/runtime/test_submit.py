@@ -26,6 +26,7 @@ from runtime.compare import main as compare_main
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
 from runtime.keys import run_key
+from runtime.plots import FIGURE_NAMES
 from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
 from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
@@ -36,7 +37,7 @@ from tests.runtime.hand_built_ensemble import MODEL_CODE
 from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
 
 FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
-PLOTS = ["rank_histograms.png", "ecdf_difference.png", "z_score_vs_contraction.png", "diagnostics.png"]
+PLOTS = [f"{name}.png" for name in FIGURE_NAMES]
 
 
 def run(

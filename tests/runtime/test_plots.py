@@ -1,0 +1,131 @@
+"""Tests of the report's figures: panel selection, rank-histogram bins, ECDF bands, coverage, recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from runtime import plots, stats
+from runtime.plots import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
+from runtime.report import write_report
+from runtime.summary import VerdictOptions, collect_quantities, summarize
+from tests.runtime.sbc_results import many_quantities
+
+
+def test_plots_cap_the_panels_at_the_lowest_p_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = many_quantities(10, 60)
+    summary = summarize(results, ensemble_id="ens-many", requested=60, reused=0)
+    assert summary.calibrated is False
+    grids: list[tuple[int, str]] = []
+    panel_grid = plots._panel_grid
+
+    def spy(n: int, title: str) -> Any:
+        grids.append((n, title))
+        return panel_grid(n, title)
+
+    monkeypatch.setattr(plots, "MAX_PANELS", 4)
+    monkeypatch.setattr(plots, "_panel_grid", spy)
+    paths = write_report(summary, results, tmp_path)
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert len(grids) == 5  # every quantity plot; the diagnostics figure has no quantity panels
+    for n, title in grids:
+        assert n == 4
+        assert "4 of 10 quantities" in title and "lowest p-values" in title
+    # The two biased quantities have the lowest p-values, so they are among the panels.
+    shown, _ = plots._select_panels(summary, collect_quantities(results))
+    assert {"theta[5]", "theta[10]"} <= {q.name for q in shown}
+
+
+@pytest.mark.parametrize(
+    ("n", "max_rank", "bins"),
+    [
+        (10, 99, 5),  # R = 10: five bins, not one
+        (10, 3, 4),  # never more bins than distinct ranks
+        (200, 99, 20),
+        (200, 199, 20),
+        (5000, 99, 25),  # at most 40 bins: 25 divides the 100 ranks, 40 does not
+        (70, 99, 5),
+        (120, 6, 7),  # 7 ranks: a prime above 5 gives 7 bins of one rank
+        (10, None, 5),
+        (1000, None, 40),
+    ],
+)
+def test_rank_histogram_bins(n: int, max_rank: int | None, bins: int) -> None:
+    assert rank_histogram_bins(n, max_rank) == bins
+    if max_rank is not None:
+        assert (max_rank + 1) % bins == 0
+
+
+def test_each_ecdf_band_is_the_test_at_level_over_m_so_outside_means_flagged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    results = many_quantities(10, 60)
+    summary = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.05))
+    quantities = collect_quantities(results)
+    pits = {q.key: q.pit(summary.ensemble_id) for q in quantities}
+    bands: list[tuple[int, float]] = []
+
+    def spy(n: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bands.append((n, level))
+        return stats.gamma_band(n, level)
+
+    monkeypatch.setattr(plots, "gamma_band", spy)
+    figure = plots._ecdf_difference(summary, quantities, pits, "")
+    assert "level 0.05/10 (a curve outside it is flagged)" in figure.get_suptitle()
+    assert bands == [(60, pytest.approx(0.005))] * 10
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    outside_seen = 0
+    for quantity, title in zip(quantities, titles, strict=True):
+        q = summary.variables[quantity.name]
+        assert title.startswith(quantity.name) and f"p = {q.p_value:.3g}" in title
+        assert title.endswith(", NOT calibrated" if q.calibrated is False else ", calibrated")
+        z, lower, upper = stats.gamma_band(60, summary.band_level)
+        ecdf = np.searchsorted(np.sort(pits[quantity.key]), z, side="right") / 60
+        if np.any((ecdf < lower) | (ecdf > upper)):
+            outside_seen += 1
+            assert q.calibrated is False
+    assert outside_seen >= 2  # the two biased quantities leave their bands
+
+
+def test_every_figure_is_drawn_and_an_unknown_one_is_named() -> None:
+    results = many_quantities(3, 40)
+    summary = summarize(results, ensemble_id="ens-few", requested=40, reused=0)
+    figures = draw_figures(summary, results)
+    assert list(figures) == list(FIGURE_NAMES)
+    for name, figure in figures.items():
+        panels = [ax for ax in figure.axes if ax.get_visible()]
+        assert len(panels) == (5 if name == "diagnostics" else 3), name
+        assert png_bytes(figure).startswith(b"\x89PNG")
+    assert list(draw_figures(summary, results, ["coverage"])) == ["coverage"]
+    with pytest.raises(ValueError, match=r"no figure 'funnel'; the figures are rank_histograms, "):
+        draw_figures(summary, results, ["funnel"])
+
+
+def test_coverage_panels_follow_the_diagonal_for_uniform_ranks_and_not_for_piled_up_ones() -> None:
+    results = many_quantities(5, 200)  # theta[5]'s ranks pile up at the top
+    summary = summarize(results, ensemble_id="ens-cov", requested=200, reused=0)
+    figure = draw_figures(summary, results, ["coverage"])["coverage"]
+    by_title = {ax.get_title().split("\n")[0]: ax for ax in figure.axes if ax.get_visible()}
+    for name, ax in by_title.items():
+        widths, coverage = ax.lines[-1].get_data()
+        np.testing.assert_array_equal(widths, plots.COVERAGE_WIDTHS)
+        gap = float(np.max(np.abs(np.asarray(coverage) - widths)))
+        # uniform ranks stay near the diagonal; ranks at the top are outside every central interval
+        assert (gap > 0.5) if name == "theta[5]" else (gap < 0.15), (name, gap)
+
+
+def test_recovery_panels_plot_true_values_against_posterior_medians() -> None:
+    results = many_quantities(2, 30)
+    summary = summarize(results, ensemble_id="ens-rec", requested=30, reused=0)
+    figure = draw_figures(summary, results, ["recovery"])["recovery"]
+    ax = next(ax for ax in figure.axes if ax.get_title().startswith("theta[1]"))
+    true, median = ax.lines[0].get_data()
+    expected = collect_quantities(results)[0]
+    np.testing.assert_array_equal(true, expected.true)
+    np.testing.assert_array_equal(median, expected.median)
+    intervals = ax.collections[0].get_segments()
+    assert len(intervals) == 30
+    assert intervals[0][0][1] == expected.q5[0] and intervals[0][1][1] == expected.q95[0]
