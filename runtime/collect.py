@@ -11,12 +11,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs
 from runtime.batch_executor import manifest_key
-from runtime.cost import estimate_cost
+from runtime.cost import CostEstimate, estimate_cost
+from runtime.ensemble_report import EnsembleReport
 from runtime.errors import StanFleetError, exit_status
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.prepare import load_results
@@ -25,22 +27,21 @@ from runtime.run_record import load_run_record
 from runtime.s3_store import S3Store
 from runtime.spec import load_spec
 from runtime.store import ObjectStore, open_store
-from runtime.summary import DEFAULT_VERDICT, EnsembleSummary, VerdictOptions, summarize, verdict_table
+from runtime.summary import DEFAULT_VERDICT, VerdictOptions, summarize, verdict_table
 from runtime.verdict_flags import add_verdict_arguments, verdict_options
 
 
-def report_ensemble(
+def build_report(
     store: ObjectStore,
     ensemble_id: str,
     *,
     requested: int,
     reused: int,
-    out_dir: Path | None,
     run: dict[str, Any],
     pricing: tuple[float, float] | None = None,
     options: VerdictOptions = DEFAULT_VERDICT,
-) -> tuple[EnsembleSummary, Path]:
-    """Summarize results ``0..requested-1`` from the store, write the report, print the verdict table.
+) -> EnsembleReport:
+    """Summarize results ``0..requested-1`` from the store; nothing is written or printed.
 
     With ``pricing = (vCPUs per job, USD per vCPU-hour)`` a cost estimate joins the summary's ``run``.
     """
@@ -48,15 +49,25 @@ def report_ensemble(
     if pricing is not None:
         cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)
         run = {**run, "cost_estimate": cost.to_dict()}
-        print(cost.describe())
     summary = summarize(
         results, ensemble_id=ensemble_id, requested=requested, reused=reused, options=options, run=run
     )
-    out = out_dir or Path("sbc-report") / f"{run.get('model_name', 'model')}-{ensemble_id[:8]}"
-    write_report(summary, results, out)
+    return EnsembleReport(summary, results)
+
+
+def write_ensemble_report(report: EnsembleReport, out_dir: Path | None) -> EnsembleReport:
+    """Write the report files (``out_dir``, by default ``sbc-report/<model>-<id prefix>``) and print the
+    cost estimate, the verdict table and, last, the path of ``index.html``."""
+    summary = report.verdict
+    out = (
+        out_dir or Path("sbc-report") / f"{summary.run.get('model_name', 'model')}-{summary.ensemble_id[:8]}"
+    )
+    if "cost_estimate" in summary.run:
+        print(CostEstimate(**summary.run["cost_estimate"]).describe())
+    write_report(summary, report.results, out)
     print(verdict_table(summary))
     print(f"report: {out / INDEX}")
-    return summary, out
+    return replace(report, out_dir=out)
 
 
 def results_store(uri: str | None, stack: str, region: str | None) -> ObjectStore:
@@ -93,13 +104,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def collect(args: argparse.Namespace) -> int:
     """Write the report of ``args.ensemble_id`` from the results in its store."""
-    if args.replicates is not None and args.replicates < 1:
-        raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
-    options = verdict_options(args)
-    store = results_store(args.store, args.stack, args.region)
-    spec = load_spec(store, args.ensemble_id)
-    requested = args.replicates or requested_replicates(store, args.ensemble_id)
-    record = load_run_record(store, args.ensemble_id)
+    report = stored_report(
+        args.ensemble_id,
+        store=results_store(args.store, args.stack, args.region),
+        replicates=args.replicates,
+        options=verdict_options(args),
+    )
+    write_ensemble_report(report, args.out)
+    return 0
+
+
+def stored_report(
+    ensemble_id: str, *, store: ObjectStore, replicates: int | None, options: VerdictOptions
+) -> EnsembleReport:
+    """The report of results ``0..R-1`` in the store (R: ``replicates``, else the manifest's), with the
+    submitter's run record (or, for ensembles without one, what the spec says); nothing is refitted."""
+    if replicates is not None and (
+        isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1
+    ):
+        raise StanFleetError(f"--replicates must be a positive integer, got {replicates}")
+    spec = load_spec(store, ensemble_id)
+    requested = replicates or requested_replicates(store, ensemble_id)
+    record = load_run_record(store, ensemble_id)
     if record is None:  # published before submitters wrote a run record: what the spec says
         run: dict[str, Any] = {
             "model_name": spec.model_name,
@@ -110,17 +136,9 @@ def collect(args: argparse.Namespace) -> int:
         pricing = None
     else:
         run, pricing = record.run, record.pricing
-    report_ensemble(
-        store,
-        args.ensemble_id,
-        requested=requested,
-        reused=0,
-        out_dir=args.out,
-        run=run,
-        pricing=pricing,
-        options=options,
+    return build_report(
+        store, ensemble_id, requested=requested, reused=0, run=run, pricing=pricing, options=options
     )
-    return 0
 
 
 if __name__ == "__main__":

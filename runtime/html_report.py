@@ -50,6 +50,14 @@ PLOT_CAPTIONS = {
 }
 """Each plot of the page, in order, and what it shows."""
 
+_STYLE_SUMMARY = """
+.verdict{font-size:1.2rem;font-weight:600;padding:.6rem 1rem;border-radius:6px;margin:.5rem 0}
+.calibrated{background:#e6f4ea;color:#1e4620}.miscalibrated{background:#fce8e6;color:#8a1c12}
+.undetermined{background:#f1f3f4;color:#3c4043}.scroll{max-height:24rem;overflow:auto}
+tr.flagged td{color:#8a1c12;font-weight:600}
+"""
+"""The page's styles a notebook needs for the verdict and the table."""
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;
 padding:1rem 1.5rem;color:#1d1d1f;line-height:1.45}
@@ -113,6 +121,11 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes]) -> bytes:
         + "\n</body>\n</html>\n"
     )
     return page.encode()
+
+
+def summary_html(summary: EnsembleSummary) -> str:
+    """The verdict and the table of quantities as an HTML fragment (a notebook's view of a report)."""
+    return f"<div><style>{_STYLE_SUMMARY}</style>{_verdict(summary)}{_quantity_table(summary)}</div>"
 
 
 def verdict_text(summary: EnsembleSummary) -> str:

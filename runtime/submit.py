@@ -17,12 +17,13 @@ from pathlib import Path
 from runtime.aws_stack import DEFAULT_STACK, stack_command
 from runtime.backends import BACKENDS, Backend, open_backend
 from runtime.base_data import load_base_data
-from runtime.collect import report_ensemble
+from runtime.collect import build_report, write_ensemble_report
 from runtime.conform import ReplicateInputs, conform_base_data
 from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.derived_quantities import ALL, resolve_test_quantities
 from runtime.engines import ENGINE_NAMES
 from runtime.engines.base import CompiledModel
+from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.errors import StanFleetError, exit_status
 from runtime.generators import open_generator
 from runtime.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
@@ -224,8 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input."""
+def run(args: argparse.Namespace) -> EnsembleReport | SubmittedEnsemble:
+    """Validate, simulate, fit what is missing, and report. Raises StanFleetError on bad input.
+
+    Returns the report, or with ``--no-wait`` (AWS) the submitted ensemble.
+    """
     settings = validated_settings(args)
     options = verdict_options(args)
     backend = open_backend(args)
@@ -235,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
 
 def submit(
     args: argparse.Namespace, settings: SamplerSettings, options: VerdictOptions, backend: Backend
-) -> int:
+) -> EnsembleReport | SubmittedEnsemble:
     """The body of :func:`run`, once the backend is open."""
     model_info = read_model_info(args.model)
     if not model_info.parameters:
@@ -308,21 +312,18 @@ def submit(
         if not args.wait:
             print(f"submitted; collect the report later with: {aws_command(args, 'collect', ensemble_id)}")
             print(f"stop the jobs with: {aws_command(args, 'cancel', ensemble_id)}")
-            return 0
+            return SubmittedEnsemble(ensemble_id)
 
-    summary, _ = report_ensemble(
+    report = build_report(
         backend.store,
         ensemble_id,
         requested=plan.requested,
         reused=plan.reused,
-        out_dir=args.out,
         run=record.run,
         pricing=record.pricing,
         options=options,
     )
-    if args.fail_on_miscalibration and summary.calibrated is False:
-        return EXIT_MISCALIBRATED
-    return 0
+    return write_ensemble_report(report, args.out)
 
 
 def aws_command(args: argparse.Namespace, module: str, ensemble_id: str) -> str:
@@ -367,11 +368,21 @@ def validated_settings(args: argparse.Namespace) -> SamplerSettings:
     return settings
 
 
+def exit_code(outcome: EnsembleReport | SubmittedEnsemble, fail_on_miscalibration: bool) -> int:
+    """0 when the ensemble ran (or was submitted), EXIT_MISCALIBRATED when asked to fail on that verdict."""
+    if fail_on_miscalibration and isinstance(outcome, EnsembleReport) and outcome.calibrated is False:
+        return EXIT_MISCALIBRATED
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one-line errors, no traceback, non-zero exit."""
+    from runtime.api import run_ensemble  # the command line is a thin layer over the Python API
+
     args = build_parser().parse_args(argv)
+    options = {**vars(args), "fail_on_miscalibration": False}  # here the verdict sets the exit status
     try:
-        return exit_status(lambda: run(args))
+        return exit_status(lambda: exit_code(run_ensemble(**options), args.fail_on_miscalibration))
     except KeyboardInterrupt as exc:
         launched = exc.ensemble_id if isinstance(exc, Interrupted) else None
         print(interrupted_message(args, launched), file=sys.stderr)

@@ -208,7 +208,20 @@ class PyStanModel:
 
 
 def _run_quietly(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run an httpstan conversation, hiding the deprecation warnings httpstan's server code raises."""
+    """Run an httpstan conversation, hiding the deprecation warnings httpstan's server code raises.
+
+    Where this thread already runs an event loop (a Jupyter kernel does), ``asyncio.run`` cannot nest:
+    nest_asyncio lets it, as PyStan's documentation advises for notebooks. (A helper thread with its own
+    loop is no way out: httpstan's sampler pool forks from the thread that first submits to it.)
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        import nest_asyncio
+
+        nest_asyncio.apply()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return asyncio.run(coroutine)

@@ -354,6 +354,9 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         "--adapt-delta",
         "--max-treedepth",
         "--thin",
+        "--test-quantities",
+        "--level",
+        "--exclude-divergent",
         "--fail-on-miscalibration",
         "--no-progress",
     ]:

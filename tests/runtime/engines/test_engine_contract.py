@@ -3,6 +3,7 @@
 Each engine's own file adds what is particular to it: its caches and the exact form of its messages.
 """
 
+import asyncio
 import re
 
 import numpy as np
@@ -200,6 +201,14 @@ def test_a_failed_initialization_is_one_line_and_keeps_the_full_text(engine: Eng
 def test_compile_error_carries_stancs_message(engine: Engine) -> None:
     with pytest.raises(StanFleetError, match=r"^syntax_error\.stan does not compile: Syntax error"):
         engine.compile(DATA / "syntax_error.stan")
+
+
+def test_engines_run_inside_a_running_event_loop_as_in_jupyter(poisson: CompiledModel) -> None:
+    async def in_a_notebook_cell() -> Draws:
+        return poisson.sample(POISSON_DATA, SMALL, seed=11)
+
+    draws = asyncio.run(in_a_notebook_cell())
+    assert draws.variables["lambda"].shape == (2, 200)
 
 
 def test_calls_are_quiet(engine: Engine, poisson: CompiledModel, capfd: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,27 @@
+"""The example notebook runs top to bottom in a real Jupyter kernel and shows what it promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "examples" / "sbc_notebook.ipynb"
+
+
+def test_the_example_notebook_runs_and_shows_the_verdict_a_table_and_figures() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    html = [output["data"]["text/html"] for output in outputs if "text/html" in output.get("data", {})]
+    assert any('class="verdict' in page and "lambda" in page for page in html)  # the report's own view
+    assert any("<table" in page and "quantity" in page for page in html)  # the replicates DataFrame
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(images) == 2  # the two figures
+    last = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
+    assert last.startswith("(0.05, ") and "index.html" in last
