@@ -201,35 +201,50 @@ def rank_histogram_bins(n: int, max_rank: int | None) -> int:
     return min(divisors, key=lambda d: (abs(d - target), d))
 
 
-def _rank_histograms(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+def _panel_figure(
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    title: str,
+    draw_panel: Callable[[Axes, QuantityScores, np.ndarray], None],
 ) -> Figure:
-    """Rank histograms (from the randomized PITs) with the pointwise binomial 99% band shaded."""
-    from scipy.stats import binom
-
-    title = f"Rank histograms, pointwise 99% binomial band shaded{note}"
+    """One panel per shown quantity, each drawn by ``draw_panel(ax, quantity, pit)`` and titled with the
+    quantity's p-value and verdict; a placeholder when no quantity has two succeeded replicates."""
     if not shown:
         return _placeholder(title, "fewer than 2 succeeded replicates")
     figure, axes = _panel_grid(len(shown), title)
     for ax, quantity in zip(axes, shown, strict=True):
-        pit = pits[quantity.key]
-        common = bool(np.all(quantity.max_rank == quantity.max_rank[0]))
-        scale = float(quantity.max_rank[0] + 1) if common else 1.0
-        bins = rank_histogram_bins(pit.size, int(quantity.max_rank[0]) if common else None)
-        edges = np.linspace(0.0, scale, bins + 1)
-        counts, _ = np.histogram(pit * scale, edges)
-        low, high = binom.ppf([0.005, 0.995], pit.size, 1.0 / bins)
-        ax.axhspan(low, high, color="0.85", zorder=0, lw=0)
-        ax.axhline(pit.size / bins, color="0.55", lw=0.8, zorder=1)
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", lw=0.5)
-        for level in (low, high):
-            ax.axhline(level, color="0.45", lw=0.8, ls="--", zorder=3)
-        ax.set_xlim(0.0, scale)
-        ax.set_ylim(0.0, 1.1 * max(float(counts.max()), float(high)))
-        ax.set_xlabel("rank" if common else "rank / (max rank + 1)", fontsize=8)
+        draw_panel(ax, quantity, pits[quantity.key])
         _few_ticks(ax)
         _panel_title(ax, summary, quantity)
     return figure
+
+
+def _rank_histograms(
+    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+) -> Figure:
+    """Rank histograms (from the randomized PITs) with the pointwise binomial 99% band shaded."""
+    title = f"Rank histograms, pointwise 99% binomial band shaded{note}"
+    return _panel_figure(summary, shown, pits, title, _rank_histogram_panel)
+
+
+def _rank_histogram_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    from scipy.stats import binom
+
+    common = bool(np.all(quantity.max_rank == quantity.max_rank[0]))
+    scale = float(quantity.max_rank[0] + 1) if common else 1.0
+    bins = rank_histogram_bins(pit.size, int(quantity.max_rank[0]) if common else None)
+    edges = np.linspace(0.0, scale, bins + 1)
+    counts, _ = np.histogram(pit * scale, edges)
+    low, high = binom.ppf([0.005, 0.995], pit.size, 1.0 / bins)
+    ax.axhspan(low, high, color="0.85", zorder=0, lw=0)
+    ax.axhline(pit.size / bins, color="0.55", lw=0.8, zorder=1)
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", lw=0.5)
+    for level in (low, high):
+        ax.axhline(level, color="0.45", lw=0.8, ls="--", zorder=3)
+    ax.set_xlim(0.0, scale)
+    ax.set_ylim(0.0, 1.1 * max(float(counts.max()), float(high)))
+    ax.set_xlabel("rank" if common else "rank / (max rank + 1)", fontsize=8)
 
 
 def _ecdf_difference(
@@ -241,14 +256,12 @@ def _ecdf_difference(
         f"PIT ECDF minus uniform CDF; band: the uniformity test at level {summary.family_level:g}/"
         f"{max(summary.quantities_checked, 1)} (a curve outside it is flagged){note}"
     )
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        _plot_ecdf_difference(ax, pits[quantity.key])
-        _ecdf_axes(ax, gamma_band(pits[quantity.key].size, summary.band_level))
-        _panel_title(ax, summary, quantity)
-    return figure
+
+    def panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+        _plot_ecdf_difference(ax, pit)
+        _ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
+
+    return _panel_figure(summary, shown, pits, title, panel)
 
 
 def _plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
@@ -322,23 +335,19 @@ def _coverage(
 ) -> Figure:
     """Empirical coverage of central posterior intervals against their nominal width (from the ranks),
     with a Clopper-Pearson uncertainty band, as the R package SBC's ``plot_coverage``."""
-    percent = f"{COVERAGE_UNCERTAINTY:.0%}"
-    title = f"Coverage of central posterior intervals, {percent} uncertainty band{note}"
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        coverage, low, high = interval_coverage(pits[quantity.key], COVERAGE_WIDTHS, COVERAGE_UNCERTAINTY)
-        ax.fill_between(COVERAGE_WIDTHS, low, high, color="C0", alpha=0.2, lw=0)
-        ax.plot([0.0, 1.0], [0.0, 1.0], color="0.55", lw=0.8)
-        ax.plot(COVERAGE_WIDTHS, coverage, color="C0", lw=1.2)
-        ax.set_xlim(0.0, 1.0)
-        ax.set_ylim(0.0, 1.0)
-        ax.set_xlabel("nominal width", fontsize=8)
-        ax.set_ylabel("coverage", fontsize=8)
-        _few_ticks(ax)
-        _panel_title(ax, summary, quantity)
-    return figure
+    title = f"Coverage of central posterior intervals, {COVERAGE_UNCERTAINTY:.0%} uncertainty band{note}"
+    return _panel_figure(summary, shown, pits, title, _coverage_panel)
+
+
+def _coverage_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    coverage, low, high = interval_coverage(pit, COVERAGE_WIDTHS, COVERAGE_UNCERTAINTY)
+    ax.fill_between(COVERAGE_WIDTHS, low, high, color="C0", alpha=0.2, lw=0)
+    ax.plot([0.0, 1.0], [0.0, 1.0], color="0.55", lw=0.8)
+    ax.plot(COVERAGE_WIDTHS, coverage, color="C0", lw=1.2)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("nominal width", fontsize=8)
+    ax.set_ylabel("coverage", fontsize=8)
 
 
 def _recovery(
@@ -347,51 +356,44 @@ def _recovery(
     """True value against the posterior median with the 5-95% posterior interval, one dot per replicate
     (the R package SBC's ``plot_sim_estimated``)."""
     title = f"True value vs posterior median, 5-95% posterior intervals{note}"
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        finite = np.isfinite(quantity.true) & np.isfinite(quantity.median)
-        true, median = quantity.true[finite], quantity.median[finite]
-        ax.vlines(true, quantity.q5[finite], quantity.q95[finite], color="C0", alpha=0.35, lw=1)
-        ax.plot(true, median, ".", color="C0", ms=4)
-        if finite.any():
-            values = np.concatenate([true, quantity.q5[finite], quantity.q95[finite]])
-            values = values[np.isfinite(values)]
-            low, high = float(values.min()), float(values.max())
-            ax.plot([low, high], [low, high], color="0.55", lw=0.8)
-        ax.set_xlabel("true value", fontsize=8)
-        ax.set_ylabel("posterior median", fontsize=8)
-        _few_ticks(ax)
-        _panel_title(ax, summary, quantity)
-    return figure
+    return _panel_figure(summary, shown, pits, title, _recovery_panel)
+
+
+def _recovery_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    finite = np.isfinite(quantity.true) & np.isfinite(quantity.median)
+    true, median = quantity.true[finite], quantity.median[finite]
+    ax.vlines(true, quantity.q5[finite], quantity.q95[finite], color="C0", alpha=0.35, lw=1)
+    ax.plot(true, median, ".", color="C0", ms=4)
+    if finite.any():
+        values = np.concatenate([true, quantity.q5[finite], quantity.q95[finite]])
+        values = values[np.isfinite(values)]
+        low, high = float(values.min()), float(values.max())
+        ax.plot([low, high], [low, high], color="0.55", lw=0.8)
+    ax.set_xlabel("true value", fontsize=8)
+    ax.set_ylabel("posterior median", fontsize=8)
 
 
 def _z_score_vs_contraction(
     summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
 ) -> Figure:
     """Betancourt's eye chart: posterior z-score against posterior contraction, one dot per replicate."""
-    title = f"Posterior z-score vs contraction{note}"
-    if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
-    for ax, quantity in zip(axes, shown, strict=True):
-        z, c = quantity.z_scores(), quantity.contraction()
-        finite = np.isfinite(z) & np.isfinite(c)
-        for level in (-2.0, 2.0):
-            ax.axhline(level, color="0.6", lw=0.8, ls="--")
-        ax.axhline(0.0, color="0.8", lw=0.8)
-        ax.scatter(c[finite], z[finite], s=9, alpha=0.6, color="C0", lw=0)
-        limit = max(4.0, float(np.abs(z[finite]).max()) * 1.05) if finite.any() else 4.0
-        ax.set_ylim(-limit, limit)
-        ax.set_xlim(min(0.0, float(c[finite].min()) - 0.02) if finite.any() else 0.0, 1.0)
-        ax.set_xlabel("contraction", fontsize=8)
-        ax.set_ylabel("z-score", fontsize=8)
-        _few_ticks(ax)
-        if not finite.any():
-            ax.text(0.5, 0.5, "undefined (zero prior variance)", ha="center", va="center", fontsize=8)
-        _panel_title(ax, summary, quantity)
-    return figure
+    return _panel_figure(summary, shown, pits, f"Posterior z-score vs contraction{note}", _z_score_panel)
+
+
+def _z_score_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    z, c = quantity.z_scores(), quantity.contraction()
+    finite = np.isfinite(z) & np.isfinite(c)
+    for level in (-2.0, 2.0):
+        ax.axhline(level, color="0.6", lw=0.8, ls="--")
+    ax.axhline(0.0, color="0.8", lw=0.8)
+    ax.scatter(c[finite], z[finite], s=9, alpha=0.6, color="C0", lw=0)
+    limit = max(4.0, float(np.abs(z[finite]).max()) * 1.05) if finite.any() else 4.0
+    ax.set_ylim(-limit, limit)
+    ax.set_xlim(min(0.0, float(c[finite].min()) - 0.02) if finite.any() else 0.0, 1.0)
+    ax.set_xlabel("contraction", fontsize=8)
+    ax.set_ylabel("z-score", fontsize=8)
+    if not finite.any():
+        ax.text(0.5, 0.5, "undefined (zero prior variance)", ha="center", va="center", fontsize=8)
 
 
 def _diagnostics_figure(summary: EnsembleSummary, results: Sequence[ReplicateResult]) -> Figure:
