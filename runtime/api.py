@@ -65,20 +65,19 @@ def run_ensemble(
     from runtime.submit import build_parser, run  # the submitter's parser holds the defaults of the rest
 
     args = build_parser().parse_args([str(model), "--generator", str(generator), "--replicates", "1"])
-    for name, value in options.items():
-        if value is not None or name in ("data", "out", "region", "test_quantities"):
+    for name, value in options.items():  # None keeps the command line's default (workers, store)
+        if value is not None or getattr(args, name) is None:
             setattr(args, name, value)
-    args.model = Path(model)
-    args.generator = str(generator)
+    args.model, args.generator = Path(model), str(generator)
     args.data = None if data is None else Path(data)
     args.out = None if out is None else Path(out)
-    args.store = str(store) if store is not None else args.store
+    args.store = str(args.store)
     if test_quantities is not None and not isinstance(test_quantities, str):
         args.test_quantities = ",".join(test_quantities)
     outcome = run(args)
     if fail_on_miscalibration and isinstance(outcome, EnsembleReport) and outcome.calibrated is False:
-        flagged = [name for _, name, q in outcome.verdict.quantities() if q.calibrated is False]
-        raise StanFleetError(f"ensemble {outcome.ensemble_id} is miscalibrated: {', '.join(flagged)} flagged")
+        flagged = ", ".join(outcome.verdict.flagged)
+        raise StanFleetError(f"ensemble {outcome.ensemble_id} is miscalibrated: {flagged} flagged")
     return outcome
 
 

@@ -119,9 +119,7 @@ def stored_report(
 ) -> EnsembleReport:
     """The report of results ``0..R-1`` in the store (R: ``replicates``, else the manifest's), with the
     submitter's run record (or, for ensembles without one, what the spec says); nothing is refitted."""
-    if replicates is not None and (
-        isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1
-    ):
+    if replicates is not None and replicates < 1:
         raise StanFleetError(f"--replicates must be a positive integer, got {replicates}")
     spec = load_spec(store, ensemble_id)
     requested = replicates or requested_replicates(store, ensemble_id)

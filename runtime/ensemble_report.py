@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.html_report import summary_html
-from runtime.plots import FIGURE_NAMES, draw_figures
+from runtime.plots import draw_figures
 from runtime.report import INDEX, replicates_csv
 from runtime.results import ReplicateResult
 from runtime.summary import EnsembleSummary, verdict_table
@@ -65,10 +65,6 @@ class EnsembleReport:
         The figure belongs to no pyplot state: in Jupyter it shows itself once ``%matplotlib inline`` has
         run; elsewhere ``figure.savefig(path)`` writes it.
         """
-        if name not in FIGURE_NAMES:
-            from runtime.errors import StanFleetError
-
-            raise StanFleetError(f"no figure {name!r}; the figures are {', '.join(FIGURE_NAMES)}")
         return draw_figures(self.verdict, self.results, [name])[name]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from runtime.cost import CostEstimate, estimate_cost
@@ -51,31 +51,30 @@ PLOT_CAPTIONS = {
 """Each plot of the page, in order, and what it shows."""
 
 _STYLE_SUMMARY = """
-.verdict{font-size:1.2rem;font-weight:600;padding:.6rem 1rem;border-radius:6px;margin:.5rem 0}
-.calibrated{background:#e6f4ea;color:#1e4620}.miscalibrated{background:#fce8e6;color:#8a1c12}
-.undetermined{background:#f1f3f4;color:#3c4043}.scroll{max-height:24rem;overflow:auto}
-tr.flagged td{color:#8a1c12;font-weight:600}
-"""
-"""The page's styles a notebook needs for the verdict and the table."""
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;
-padding:1rem 1.5rem;color:#1d1d1f;line-height:1.45}
-h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .verdict{font-size:1.3rem;font-weight:600;padding:.8rem 1rem;border-radius:6px;margin:1rem 0}
 .calibrated{background:#e6f4ea;color:#1e4620}.miscalibrated{background:#fce8e6;color:#8a1c12}
 .undetermined{background:#f1f3f4;color:#3c4043}
 .scroll{max-height:32rem;overflow:auto;border:1px solid #ddd}
+tr.flagged td{color:#8a1c12;font-weight:600}
+"""
+"""The styles of the verdict and the table of quantities: the page's, and a notebook's view of a report."""
+
+_STYLE = (
+    _STYLE_SUMMARY
+    + """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;
+padding:1rem 1.5rem;color:#1d1d1f;line-height:1.45}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9rem;width:100%}
 th,td{padding:.25rem .6rem;text-align:right;border-bottom:1px solid #eee;white-space:nowrap}
 th{position:sticky;top:0;background:#fafafa}td.name,th.name,td.text{text-align:left}
 td.text{white-space:normal;font-family:ui-monospace,monospace;font-size:.85rem}
-tr.flagged td{color:#8a1c12;font-weight:600}
 figure{margin:1.5rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9rem;color:#555}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
 dt{font-weight:600}dd{margin:0;font-family:ui-monospace,monospace;font-size:.9rem}
 .broken{color:#8a1c12;font-weight:600}
 """
+)
 
 _SCRIPT = """
 window.addEventListener("load", function () {
@@ -134,8 +133,7 @@ def verdict_text(summary: EnsembleSummary) -> str:
         return "UNDETERMINED: fewer than 2 succeeded replicates per quantity"
     if summary.calibrated:
         return f"CALIBRATED: all {summary.quantities_checked} quantities pass"
-    flagged = sum(q.calibrated is False for _, _, q in summary.quantities())
-    return f"NOT CALIBRATED: {flagged} of {summary.quantities_checked} quantities flagged"
+    return f"NOT CALIBRATED: {len(summary.flagged)} of {summary.quantities_checked} quantities flagged"
 
 
 def _verdict(summary: EnsembleSummary) -> str:
@@ -146,11 +144,8 @@ def _verdict(summary: EnsembleSummary) -> str:
         f"{CORRECTION.capitalize()}-corrected gamma uniformity tests at family-wise level "
         f"{summary.family_level:g}; each ECDF band at level {summary.band_level:.3g}",
     ]
-    if summary.excluded_divergent is not None:
-        details.append(
-            f"--exclude-divergent: {summary.excluded_divergent} replicates with divergent transitions left "
-            f"out; the verdict rests on {summary.judged}"
-        )
+    if summary.exclusion_note is not None:
+        details.append(summary.exclusion_note)
     items = "".join(f"<li>{_e(d)}</li>" for d in details)
     return f'<div class="verdict {css}">{_e(verdict_text(summary))}</div>\n<ul>{items}</ul>'
 
@@ -277,8 +272,3 @@ def _number(value: float | None, spec: str) -> str:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
-
-
-def plot_names() -> Sequence[str]:
-    """The plots of the page, in order (the PNG files are named after them)."""
-    return list(PLOT_CAPTIONS)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime.errors import StanFleetError
 from runtime.results import ReplicateResult
 from runtime.stats import gamma_band, gamma_points, interval_coverage
 from runtime.summary import (
@@ -66,7 +67,7 @@ def draw_figures(
     """
     unknown = [name for name in names if name not in FIGURE_NAMES]
     if unknown:
-        raise ValueError(f"no figure {unknown[0]!r}; the figures are {', '.join(FIGURE_NAMES)}")
+        raise StanFleetError(f"no figure {unknown[0]!r}; the figures are {', '.join(FIGURE_NAMES)}")
     judged = collect_quantities(judged_results(results, summary.excluded_divergent is not None))
     plotted = [q for q in judged if q.replicates.size >= 2]
     pits = {q.key: q.pit(summary.ensemble_id) for q in plotted}

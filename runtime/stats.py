@@ -299,12 +299,14 @@ def gamma_points(n: int) -> np.ndarray:
     return np.arange(1, _num_points(n, None)) / _num_points(n, None)
 
 
+@lru_cache(maxsize=32)
 def gamma_band(n: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The simultaneous band of the ECDF of ``n`` PIT values that the gamma test at ``level`` draws.
 
     The ECDF leaves the band at some evaluation point exactly when
     ``gamma_uniformity_pvalue(pit) <= level``: the band is taken from the test's own null distribution
-    (the one ``rng=None`` uses), so picture and test agree by construction.
+    (the one ``rng=None`` uses), so picture and test agree by construction. Cached per ``(n, level)``:
+    every panel of a plot shares it; the arrays are read-only.
 
     Returns
     -------
@@ -321,12 +323,15 @@ def gamma_band(n: int, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray
     limit = int(np.searchsorted(p_values, level, side="right")) - 1
     z = gamma_points(n)
     if limit < 0:  # no sample is rejected at this level: the band holds every ECDF
-        return z, np.zeros_like(z), np.ones_like(z)
-    threshold = null[limit]  # rejected exactly when gamma < threshold
-    inside = table.values >= threshold
-    first = np.argmax(inside, axis=1)
-    last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
-    return z, (table.low + first) / n, (table.low + last) / n
+        lower, upper = np.zeros_like(z), np.ones_like(z)
+    else:
+        inside = table.values >= null[limit]  # rejected exactly when gamma < null[limit]
+        first = np.argmax(inside, axis=1)
+        last = inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1)
+        lower, upper = (table.low + first) / n, (table.low + last) / n
+    for array in (z, lower, upper):
+        array.setflags(write=False)
+    return z, lower, upper
 
 
 def interval_coverage(

@@ -148,6 +148,21 @@ class EnsembleSummary:
         return self.succeeded - (self.excluded_divergent or 0)
 
     @property
+    def flagged(self) -> list[str]:
+        """Names of the quantities the verdict flags (not calibrated)."""
+        return [name for _, name, q in self.quantities() if q.calibrated is False]
+
+    @property
+    def exclusion_note(self) -> str | None:
+        """With ``--exclude-divergent``, how many replicates the verdict left out and how many it rests on."""
+        if self.excluded_divergent is None:
+            return None
+        return (
+            f"--exclude-divergent: {self.excluded_divergent} replicates with divergent transitions left out; "
+            f"the verdict rests on {self.judged}"
+        )
+
+    @property
     def quantities_checked(self) -> int:
         """Number of quantities in the Holm family (those with a p-value)."""
         return sum(q.p_value is not None for _, _, q in self.quantities())
@@ -345,11 +360,8 @@ def verdict_table(summary: EnsembleSummary) -> str:
         f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
         f"({summary.requested} requested)"
     )
-    if summary.excluded_divergent is not None:
-        lines.append(
-            f"--exclude-divergent: {summary.excluded_divergent} replicates with divergent transitions "
-            f"left out; the verdict rests on {summary.judged}"
-        )
+    if summary.exclusion_note is not None:
+        lines.append(summary.exclusion_note)
     d = summary.diagnostics
     lines.append(
         f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "
@@ -364,8 +376,9 @@ def verdict_table(summary: EnsembleSummary) -> str:
     elif summary.calibrated:
         verdict = f"CALIBRATED ({summary.quantities_checked} quantities, {test})"
     else:
-        bad = sum(q.calibrated is False for _, _, q in summary.quantities())
-        verdict = f"NOT CALIBRATED ({bad} of {summary.quantities_checked} quantities, {test})"
+        verdict = (
+            f"NOT CALIBRATED ({len(summary.flagged)} of {summary.quantities_checked} quantities, {test})"
+        )
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines)
 

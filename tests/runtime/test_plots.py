@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from runtime import plots, stats
+from runtime.errors import StanFleetError
 from runtime.plots import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
 from runtime.report import write_report
 from runtime.summary import VerdictOptions, collect_quantities, summarize
@@ -100,7 +101,7 @@ def test_every_figure_is_drawn_and_an_unknown_one_is_named() -> None:
         assert len(panels) == (5 if name == "diagnostics" else 3), name
         assert png_bytes(figure).startswith(b"\x89PNG")
     assert list(draw_figures(summary, results, ["coverage"])) == ["coverage"]
-    with pytest.raises(ValueError, match=r"no figure 'funnel'; the figures are rank_histograms, "):
+    with pytest.raises(StanFleetError, match=r"no figure 'funnel'; the figures are rank_histograms, "):
         draw_figures(summary, results, ["funnel"])
 
 
