@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cached_property
 
-from runtime.engines import cmdstan_available, get_engine, resolve_engine_name
+from runtime.engines import cmdstan_available, get_engine, require_engine, resolve_engine_name
 from runtime.engines.base import Engine
 from runtime.errors import StanFleetError
 from runtime.executor import Executor, LocalProcessExecutor
@@ -22,18 +23,24 @@ class Backend:
     """A store, the engine that fits (recorded in the spec), and how to make the executor.
 
     ``local_engine`` compiles the generator and checks the model on this machine before anything is
-    written; it is the fitting engine when that is installed here, else PyStan.
+    written; it is the fitting engine when that is installed here, else PyStan. It is imported on
+    first use (a second of imports), so the local workers start first.
     """
 
     store: ObjectStore
     fit_engine: str
-    local_engine: Engine
+    local_engine_name: str
     where: str
     make_executor: Callable[[int, bool, int], Executor]
     vcpus_per_job: float | None = None
     warm_up: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
     """Around a submission: the local backend starts its workers on entry (their start-up overlaps the
     submitter's checks and simulation) and stops any left without work on exit."""
+
+    @cached_property
+    def local_engine(self) -> Engine:
+        """The engine that runs on this machine (see the class docstring)."""
+        return get_engine(self.local_engine_name)
 
     @property
     def packs_replicates(self) -> bool:
@@ -52,13 +59,13 @@ def open_backend(args: argparse.Namespace) -> Backend:
     if args.backend == "local":
         if not args.wait:
             raise StanFleetError("--no-wait needs --backend aws: local fits run in this command")
-        fit_engine = resolve_engine_name(args.engine)
+        fit_engine = require_engine(args.engine)
         store = open_store(args.store)
         executor = LocalProcessExecutor(store, args.workers)
         return Backend(
             store=store,
             fit_engine=fit_engine,
-            local_engine=get_engine(fit_engine),
+            local_engine_name=fit_engine,
             where=f"on {args.workers} local worker(s)",
             make_executor=lambda requested, wait, per_child: executor,
             warm_up=lambda: executor,
@@ -78,7 +85,7 @@ def _aws_backend(args: argparse.Namespace) -> Backend:
     return Backend(
         store=store,
         fit_engine=fit_engine,
-        local_engine=get_engine(local),
+        local_engine_name=require_engine(local),
         where=f"on AWS Batch (stack {args.stack})",
         make_executor=lambda requested, wait, per_child: BatchExecutor(
             store,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from runtime.cost import CostEstimate, estimate_cost
 from runtime.ensemble_report import EnsembleReport
 from runtime.errors import StanFleetError, exit_status
 from runtime.keys import replicate_of_result_key, results_prefix
+from runtime.lifetime import exit_quickly
 from runtime.prepare import load_results
 from runtime.report import INDEX, write_report
 from runtime.run_record import load_run_record
@@ -140,4 +140,4 @@ def stored_report(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())

@@ -12,7 +12,6 @@ import argparse
 import csv
 import io
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from runtime.atomic_file import write_atomically
 from runtime.aws_stack import DEFAULT_STACK
 from runtime.collect import requested_replicates, results_store
 from runtime.errors import StanFleetError, exit_status
+from runtime.lifetime import exit_quickly
 from runtime.prepare import load_results
 from runtime.spec import load_spec
 from runtime.store import ObjectStore
@@ -225,4 +225,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from runtime.cores import usable_cores
 from runtime.errors import StanFleetError
 from runtime.keys import replicate_of_result_key, results_prefix
 from runtime.lifetime import PARENT_PID_VARIABLE
@@ -53,13 +54,6 @@ class Executor(Protocol):
         submitter simulates while fits run); None means every input is published already.
         """
         ...
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. under ``taskset``), else the machine's."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def has_exited(process: subprocess.Popen[bytes]) -> bool:

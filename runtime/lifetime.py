@@ -7,10 +7,12 @@ functions do nothing (the local executor's process groups still clean up after a
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import sys
 from collections.abc import Mapping
+from typing import NoReturn
 
 PARENT_PID_VARIABLE = "STANFLEET_DIE_WITH_PARENT"
 """Set by the local executor to its own pid: the worker it starts dies when that process does."""
@@ -44,3 +46,14 @@ def follow_parent(environment: Mapping[str, str]) -> None:
     die_with_parent()
     if os.getppid() != int(parent):  # it died before the request took effect
         os._exit(1)
+
+
+def exit_quickly(status: int) -> NoReturn:
+    """End a command as ``sys.exit(status)`` does, after ``gc.freeze()``.
+
+    The interpreter's garbage collections at exit then skip every object alive now: they took 0.6 s of
+    the exit once ArviZ, matplotlib and pandas are loaded (0.07 s frozen). The rest of the exit is the
+    usual one: threads are joined, process pools shut down, atexit handlers run, streams flushed.
+    """
+    gc.freeze()
+    sys.exit(status)

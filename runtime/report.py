@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from runtime.atomic_file import write_atomically
+from runtime.figure_pngs import render_pngs
 from runtime.html_report import render_index
-from runtime.plots import draw_figures, png_bytes
 from runtime.results import ReplicateResult
 from runtime.summary import (
     PARAMETER,
@@ -82,7 +82,7 @@ def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], o
     payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     paths = [write_atomically(out_dir / "summary.json", payload.encode())]
     paths.append(write_atomically(out_dir / "replicates.csv", replicates_csv(results)))
-    pngs = {name: png_bytes(figure) for name, figure in draw_figures(summary, results).items()}
+    pngs = render_pngs(summary, results)
     paths += [write_atomically(out_dir / f"{name}.png", png) for name, png in pngs.items()]
     paths.append(write_atomically(out_dir / INDEX, render_index(summary, pngs)))
     return paths

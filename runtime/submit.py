@@ -26,6 +26,7 @@ from runtime.engines.base import CompiledModel
 from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.errors import StanFleetError, exit_status
 from runtime.generators import open_generator
+from runtime.lifetime import exit_quickly
 from runtime.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
 from runtime.prepare import EnsembleInputs, check_against_model, plan_ensemble, publish_specs
@@ -300,9 +301,10 @@ def submit(
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         show_progress = not args.no_progress and args.wait
         if args.wait:
-            threading.Thread(
+            preloading = threading.Thread(
                 target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
-            ).start()
+            )
+            preloading.start()
         published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
         try:
             with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:
@@ -313,6 +315,7 @@ def submit(
             print(f"submitted; collect the report later with: {aws_command(args, 'collect', ensemble_id)}")
             print(f"stop the jobs with: {aws_command(args, 'cancel', ensemble_id)}")
             return SubmittedEnsemble(ensemble_id)
+        preloading.join()  # the report forks processes to draw its figures: no thread may be importing
 
     report = build_report(
         backend.store,
@@ -390,4 +393,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())

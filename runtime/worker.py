@@ -37,7 +37,7 @@ from runtime.errors import StanFleetError, exit_status
 from runtime.fit_replicate import fit_replicate
 from runtime.inputs_store import InputReader
 from runtime.keys import replicate_of_result_key, result_key, results_prefix
-from runtime.lifetime import follow_parent, forked_children_die_with_this_process
+from runtime.lifetime import exit_quickly, follow_parent, forked_children_die_with_this_process
 from runtime.model_files import materialize_stan_program
 from runtime.results import ReplicateResult
 from runtime.scoring import LOG_LIK_NAME
@@ -225,4 +225,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())

@@ -36,18 +36,24 @@ def resolve_engine_name(name: str) -> str:
     return name
 
 
-def get_engine(name: str, *, cores: int = 1) -> Engine:
-    """Return the engine called ``name`` (``"auto"`` resolved first); a missing engine is a clear error.
-
-    ``cores`` is how many cores one fit may use: CmdStanPy runs that many chains at once (PyStan's
-    httpstan pool sizes itself).
-    """
+def require_engine(name: str) -> str:
+    """Resolve ``name`` and check, without importing it, that the engine can run here (CmdStan found)."""
     resolved = resolve_engine_name(name)
     if resolved == "cmdstanpy" and not cmdstan_available():
         raise StanFleetError(
             "--engine cmdstanpy needs CmdStan, which is not installed: run "
             "`python -m cmdstanpy.install_cmdstan` or use --engine pystan"
         )
+    return resolved
+
+
+def get_engine(name: str, *, cores: int = 1) -> Engine:
+    """Return the engine called ``name`` (``"auto"`` resolved first); a missing engine is a clear error.
+
+    ``cores`` is how many cores one fit may use: CmdStanPy runs that many chains at once (PyStan's
+    httpstan pool sizes itself).
+    """
+    resolved = require_engine(name)
     try:
         if resolved == "pystan":
             from runtime.engines.pystan_engine import PyStanEngine

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,22 @@ def test_local_auto_is_pystan_without_cmdstan(tmp_path: Path) -> None:
     assert backend.where == "on 3 local worker(s)"
     assert backend.vcpus_per_job is None
     assert isinstance(backend.executor(requested=5, wait=True), LocalProcessExecutor)
+
+
+def test_local_cmdstanpy_without_cmdstan_is_refused_when_the_backend_opens(tmp_path: Path) -> None:
+    with pytest.raises(StanFleetError, match=r"^--engine cmdstanpy needs CmdStan, which is not installed"):
+        open_backend(arguments(engine="cmdstanpy", store=str(tmp_path)))
+
+
+def test_opening_the_local_backend_imports_no_stan_library(tmp_path: Path) -> None:
+    """The engine is imported on first use, so the workers start a second sooner."""
+    code = (
+        "import argparse, sys; from runtime.backends import open_backend; "
+        f"b = open_backend(argparse.Namespace(backend='local', engine='pystan', wait=True, store={str(tmp_path)!r}, "
+        "workers=1)); print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)), b.local_engine.name)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]", "pystan"]
 
 
 def test_local_rejects_an_unknown_engine(tmp_path: Path) -> None:

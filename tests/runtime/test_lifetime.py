@@ -87,3 +87,26 @@ def test_a_process_told_to_follow_a_parent_it_does_not_have_exits_at_once() -> N
         [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout) == (1, "")
+
+
+def test_exit_quickly_runs_the_exit_handlers_and_flushes(tmp_path: Path) -> None:
+    marker = tmp_path / "handler-ran"
+    code = f"""
+import atexit, pathlib, sys
+from runtime.lifetime import exit_quickly
+from concurrent.futures import ProcessPoolExecutor
+atexit.register(pathlib.Path({str(marker)!r}).write_text, "yes")
+pool = ProcessPoolExecutor(1)  # as httpstan's sampler pool: shut down at exit, not waited for forever
+assert pool.submit(abs, -2).result() == 2
+print("buffered, not yet flushed", end="")
+print("to stderr", end="", file=sys.stderr)
+exit_quickly(3)
+print("never")
+"""
+    finished = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert finished.returncode == 3
+    assert finished.stdout == "buffered, not yet flushed"
+    assert finished.stderr == "to stderr"
+    assert marker.read_text() == "yes"

@@ -1,0 +1,35 @@
+"""The report's figures rendered in forked processes: the same PNGs as in one process, nothing left."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from runtime.errors import StanFleetError
+from runtime.figure_pngs import render_pngs
+from runtime.plots import FIGURE_NAMES
+from runtime.summary import summarize
+from tests.runtime.sbc_results import many_quantities
+
+
+def test_forked_processes_render_the_same_pngs_as_one_process() -> None:
+    results = many_quantities(3, 30)
+    summary = summarize(results, ensemble_id="ens-forked", requested=30, reused=0)
+    before = set(multiprocessing.active_children())  # httpstan's pool, if an earlier test started it
+    forked = render_pngs(summary, results, processes=2)
+    assert list(forked) == list(FIGURE_NAMES)
+    assert all(png.startswith(b"\x89PNG") for png in forked.values())
+    assert forked == render_pngs(summary, results, processes=1)
+    assert set(multiprocessing.active_children()) == before  # the rendering processes are gone
+
+
+def test_names_keep_their_order_and_an_unknown_one_is_named_from_a_forked_process() -> None:
+    results = many_quantities(2, 20)
+    summary = summarize(results, ensemble_id="ens-order", requested=20, reused=0)
+    assert list(render_pngs(summary, results, ["diagnostics", "coverage"], processes=2)) == [
+        "diagnostics",
+        "coverage",
+    ]
+    with pytest.raises(StanFleetError, match=r"^no figure 'funnel'"):
+        render_pngs(summary, results, ["coverage", "funnel"], processes=2)
