@@ -300,10 +300,10 @@ def submit(
         save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
         executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
         show_progress = not args.no_progress and args.wait
+        preloading = threading.Thread(
+            target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
+        )
         if args.wait:
-            preloading = threading.Thread(
-                target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
-            )
             preloading.start()
         published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
         try:
