@@ -44,6 +44,7 @@ def run_ensemble(
     level: float = DEFAULT_LEVEL,
     exclude_divergent: bool = False,
     fail_on_miscalibration: bool = False,
+    retry_failed: bool = False,
     no_progress: bool = False,
     stack: str = DEFAULT_STACK,
     region: str | None = None,
@@ -107,7 +108,7 @@ def load_ensemble(
 
 _INTEGERS = ("replicates", "seed", "workers", "chains", "warmup", "samples", "max_treedepth")
 _NUMBERS = ("adapt_delta", "level", "spot_price")
-_FLAGS = ("exclude_divergent", "fail_on_miscalibration", "no_progress", "wait")
+_FLAGS = ("exclude_divergent", "fail_on_miscalibration", "retry_failed", "no_progress", "wait")
 
 
 def _check_types(options: dict[str, Any]) -> None:

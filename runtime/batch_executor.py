@@ -18,7 +18,7 @@ import boto3
 
 from runtime.aws_stack import StackOutputs
 from runtime.errors import StanFleetError
-from runtime.executor import ProgressCallback, count_results
+from runtime.executor import ProgressCallback, Unfitted, count_results
 from runtime.manifest import Manifest
 from runtime.s3_store import S3Store
 from runtime.trigger import TERMINAL, claim_key, describe_jobs
@@ -76,8 +76,10 @@ class BatchExecutor:
         replicates: Sequence[int],
         on_progress: ProgressCallback,
         published: Iterable[Sequence[int]] | None = None,
-    ) -> None:
-        """Upload the manifest; with waiting, return once every replicate has a result.
+    ) -> list[Unfitted]:
+        """Upload the manifest; with waiting, return once every replicate has a result (so nothing is
+        returned as unfitted: an array child whose replicates hit persistent errors of the machinery fails,
+        and a run whose jobs end with replicates missing raises).
 
         While the inputs are being published, a manifest covering what is published goes up whenever that
         has doubled since the last upload (each upload submits jobs only for replicates no earlier
@@ -88,7 +90,7 @@ class BatchExecutor:
             for _ in batches:  # publishing them
                 pass
             self._upload(ensemble_id, self._requested)
-            return
+            return []
         job_ids: dict[str, None] = {}  # in submission order, without repeats
         ready = covered = 0
         for batch in batches:
@@ -101,6 +103,7 @@ class BatchExecutor:
         if covered < ready:
             job_ids.update(dict.fromkeys(self._launch(ensemble_id, self._requested, on_progress)))
         self._follow(ensemble_id, replicates, list(job_ids), on_progress)
+        return []
 
     def _upload(self, ensemble_id: str, upto: int) -> str:
         """Upload a manifest for replicates ``0..upto-1``; return the upload's version id or ETag."""

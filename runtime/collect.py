@@ -27,7 +27,7 @@ from runtime.run_record import load_run_record
 from runtime.s3_store import S3Store
 from runtime.spec import load_spec
 from runtime.store import ObjectStore, open_store
-from runtime.summary import DEFAULT_VERDICT, VerdictOptions, summarize, verdict_table
+from runtime.summary import DEFAULT_VERDICT, Failure, VerdictOptions, summarize, verdict_table
 from runtime.verdict_flags import add_verdict_arguments, verdict_options
 
 
@@ -40,17 +40,25 @@ def build_report(
     run: dict[str, Any],
     pricing: tuple[float, float] | None = None,
     options: VerdictOptions = DEFAULT_VERDICT,
+    machinery_errors: Sequence[Failure] = (),
 ) -> EnsembleReport:
     """Summarize results ``0..requested-1`` from the store; nothing is written or printed.
 
-    With ``pricing = (vCPUs per job, USD per vCPU-hour)`` a cost estimate joins the summary's ``run``.
+    With ``pricing = (vCPUs per job, USD per vCPU-hour)`` a cost estimate joins the summary's ``run``;
+    ``machinery_errors`` are the replicates the run that just ended left without a result.
     """
     results = load_results(store, ensemble_id, requested)
     if pricing is not None:
         cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)
         run = {**run, "cost_estimate": cost.to_dict()}
     summary = summarize(
-        results, ensemble_id=ensemble_id, requested=requested, reused=reused, options=options, run=run
+        results,
+        ensemble_id=ensemble_id,
+        requested=requested,
+        reused=reused,
+        options=options,
+        run=run,
+        machinery_errors=machinery_errors,
     )
     return EnsembleReport(summary, results)
 

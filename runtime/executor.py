@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +39,14 @@ class ProgressCallback(Protocol):
     def __call__(self, done: int, detail: str = "") -> None: ...
 
 
+@dataclass(frozen=True)
+class Unfitted:
+    """A replicate the run left without a result: an error of the machinery persisted (its last line)."""
+
+    replicate: int
+    error: str
+
+
 class Executor(Protocol):
     """Runs the fit-and-score worker over replicates of an ensemble already published to the store."""
 
@@ -47,8 +56,9 @@ class Executor(Protocol):
         replicates: Sequence[int],
         on_progress: ProgressCallback,
         published: Iterable[Sequence[int]] | None = None,
-    ) -> None:
-        """Return when every replicate has a result; raise StanFleetError if some never will.
+    ) -> list[Unfitted]:
+        """Return when every replicate has a result or was given up on (those are returned); raise
+        StanFleetError if the run cannot go on.
 
         ``published`` yields the replicates in batches, each once its inputs are in the store (the
         submitter simulates while fits run); None means every input is published already.
@@ -157,14 +167,15 @@ class LocalProcessExecutor:
         replicates: Sequence[int],
         on_progress: ProgressCallback,
         published: Iterable[Sequence[int]] | None = None,
-    ) -> None:
-        """Hand out the replicates a few at a time as workers finish, report progress, check none failed.
+    ) -> list[Unfitted]:
+        """Hand out the replicates a few at a time as workers finish, report progress, check none failed;
+        return the replicates the workers gave up on (errors of the machinery that persisted).
 
         ``published`` yields ``replicates`` in batches as their inputs reach the store (default: all at
         once); it is consumed on a thread, so fits start with the first batch.
         """
         if not replicates:
-            return
+            return []
         self.start_workers()
         idle, self._idle = self._idle, []
         workers = [_Worker(process, log_path) for process, log_path in idle]
@@ -175,8 +186,9 @@ class LocalProcessExecutor:
         threading.Thread(
             target=_read_batches, args=(published or [replicates], events, stop_publishing), daemon=True
         ).start()
+        unfitted: list[Unfitted] = []
         try:
-            done = _dispatch(ensemble_id, workers, events, on_progress)
+            done = _dispatch(ensemble_id, workers, events, on_progress, unfitted)
         finally:
             stop_publishing.set()
             for worker in workers:
@@ -184,12 +196,12 @@ class LocalProcessExecutor:
                     kill_process_group(worker.process.pid)
                     reap_with_group(worker.process)
         failed = [worker for worker in workers if worker.process.returncode != 0]
-        if not failed and done < len(replicates):
+        if not failed and done + len(unfitted) < len(replicates):
             raise StanFleetError(f"the workers exited with {len(replicates) - done} replicates unfitted")
         if not failed:
             if self._log_dir is not None:
                 shutil.rmtree(self._log_dir, ignore_errors=True)
-            return
+            return unfitted
         failed_log = failed[0].log_path
         tail = " | ".join(failed_log.read_text(errors="replace").strip().splitlines()[-3:])
         raise StanFleetError(
@@ -199,10 +211,15 @@ class LocalProcessExecutor:
 
 
 def _dispatch(
-    ensemble_id: str, workers: list[_Worker], events: queue.Queue[_Event], on_progress: ProgressCallback
+    ensemble_id: str,
+    workers: list[_Worker],
+    events: queue.Queue[_Event],
+    on_progress: ProgressCallback,
+    unfitted: list[Unfitted],
 ) -> int:
     """Hand out replicates as they are published and workers free up, until every worker has exited;
-    return how many replicates were reported done. A failed publication is raised."""
+    return how many replicates were reported done, and add those given up on to ``unfitted``. A failed
+    publication is raised."""
     pending: deque[int] = deque()
     all_published, done = False, 0
     on_progress(done)
@@ -221,8 +238,12 @@ def _dispatch(
             raise payload
         elif kind == "result" and source is not None:
             source.outstanding -= 1
-            done += 1
-            on_progress(done)
+            replicate, error = payload
+            if error is None:
+                done += 1
+                on_progress(done)
+            else:
+                unfitted.append(Unfitted(replicate, error))
         elif kind == "exited" and source is not None:
             reap_with_group(source.process)
     return done
@@ -272,10 +293,12 @@ class _Worker:
 
 
 def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
-    """Forward a worker's reports (one replicate number per line) until it exits."""
+    """Forward a worker's reports until it exits: ``REPLICATE`` for a stored result, ``REPLICATE ERROR``
+    for a replicate given up on."""
     assert worker.process.stdout is not None
     for line in worker.process.stdout:
-        events.put(("result", worker, int(line)))
+        replicate, _, error = line.decode(errors="replace").rstrip("\n").partition(" ")
+        events.put(("result", worker, (int(replicate), error or None)))
     with contextlib.suppress(ChildProcessError):  # already reaped: the dispatch loop has ended
         os.waitid(os.P_PID, worker.process.pid, os.WEXITED | os.WNOWAIT)
     events.put(("exited", worker, None))

@@ -11,7 +11,7 @@ import numpy as np
 
 from runtime.conform import ReplicateInputs
 from runtime.engines.base import CompiledModel
-from runtime.errors import StanFleetError
+from runtime.errors import MachineryError, StanFleetError
 from runtime.results import ReplicateResult
 from runtime.scoring import draws_of_test_quantities, score_fit
 from runtime.settings import SamplerSettings
@@ -46,8 +46,10 @@ def fit_replicate(
     The parameters are scored, then the sum of ``log_lik`` (with ``score_log_lik``) and every element
     of each of ``test_quantities``, whose true values come from one evaluation at the true parameters.
 
-    Any exception from fitting or scoring makes a failed result carrying the error text: a failed
-    fit is data, never a reason to stop the ensemble.
+    What Stan reports about the model and data (a StanFleetError from the engine: initialization
+    failed, data rejected, a sampler error) makes a failed result carrying the error text: a failed fit
+    is data, never a reason to stop the ensemble. Anything else (a MachineryError from the engine, or
+    any other exception: a bug, memory, I/O) is raised as a MachineryError, for the worker to retry.
     """
     started = time.perf_counter()
     sample_seconds = 0.0
@@ -63,7 +65,9 @@ def fit_replicate(
         quantities = draws_of_test_quantities(draws, at_truth, test_quantities, log_lik_sum=score_log_lik)
         rng = np.random.default_rng(seed)
         variables, scored, diagnostics = score_fit(draws, inputs.true_values, quantities, settings.thin, rng)
-    except Exception as exc:  # a failed fit is a result, whatever raised
+    except MachineryError:
+        raise
+    except StanFleetError as exc:  # what Stan said about the model and data: a result
         error, detail = describe_failure(exc)
         return ReplicateResult(
             replicate=inputs.replicate,
@@ -75,6 +79,9 @@ def fit_replicate(
             sample_seconds=sample_seconds,
             total_seconds=time.perf_counter() - started,
         )
+    except Exception as exc:  # not Stan's verdict on the model: the run's problem
+        error, detail = describe_failure(exc)
+        raise MachineryError(error, detail=detail) from exc
     return ReplicateResult(
         replicate=inputs.replicate,
         seed=seed,

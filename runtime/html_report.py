@@ -19,6 +19,7 @@ from runtime.summary import (
     CORRECTION,
     PARAMETER,
     EnsembleSummary,
+    Failure,
     QuantitySummary,
     p_value_sort_key,
 )
@@ -144,8 +145,7 @@ def _verdict(summary: EnsembleSummary) -> str:
         f"{CORRECTION.capitalize()}-corrected gamma uniformity tests at family-wise level "
         f"{summary.family_level:g}; each ECDF band at level {summary.band_level:.3g}",
     ]
-    if summary.exclusion_note is not None:
-        details.append(summary.exclusion_note)
+    details += [note for note in (summary.missing_note, summary.exclusion_note) if note is not None]
     items = "".join(f"<li>{_e(d)}</li>" for d in details)
     return f'<div class="verdict {css}">{_e(verdict_text(summary))}</div>\n<ul>{items}</ul>'
 
@@ -209,15 +209,30 @@ def _diagnostics(summary: EnsembleSummary) -> str:
 
 
 def _failures(summary: EnsembleSummary) -> str:
+    machinery = ""
+    if summary.machinery_errors:
+        machinery = (
+            f"<p>{len(summary.machinery_errors)} replicates hit errors of the machinery, not the model "
+            "(a killed sampler process, I/O, memory), retried and still failing: they have no result, "
+            "count in no verdict, and a rerun of the same command fits them. The worker logs have the full "
+            f"text.</p>{_failure_table(summary.machinery_errors, 'machinery_errors in summary.json')}"
+        )
     if not summary.failures:
-        return "<p>None.</p>"
-    shown = summary.failures[:MAX_FAILURES_LISTED]
+        return machinery or "<p>None.</p>"
+    return machinery + (
+        f"<p>{summary.failed} replicates failed for the model's reasons, as Stan reported them. Failed fits "
+        f"are data: the full error text of each is in its result file (<code>error_detail</code>); "
+        "<code>--retry-failed</code> refits them.</p>"
+        f"{_failure_table(summary.failures, 'replicates.csv')}"
+    )
+
+
+def _failure_table(failures: list[Failure], rest_in: str) -> str:
+    shown = failures[:MAX_FAILURES_LISTED]
     body = "".join(f'<tr><td>{f.replicate}</td><td class="text">{_e(f.error)}</td></tr>' for f in shown)
-    more = len(summary.failures) - len(shown)
-    note = f"<p>{more} more in <code>replicates.csv</code>.</p>" if more else ""
+    more = len(failures) - len(shown)
+    note = f"<p>{more} more in <code>{_e(rest_in)}</code>.</p>" if more else ""
     return (
-        f"<p>{summary.failed} replicates failed. Failed fits are data: the full error text of each is in "
-        f"its result file (<code>error_detail</code>).</p>"
         '<div class="scroll"><table><thead><tr><th>replicate</th><th class="name">error</th></tr></thead>'
         f"<tbody>{body}</tbody></table></div>{note}"
     )

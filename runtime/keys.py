@@ -88,6 +88,11 @@ def replicate_of_result_key(key: str) -> int:
     return int(key.rsplit("/", 1)[1].removesuffix(".json"))
 
 
+def retried_failure_key(ensemble_id: str, replicate: int, stamp: str) -> str:
+    """Where ``--retry-failed`` keeps a failed result it set aside to refit (``stamp``: when)."""
+    return f"{ensemble_prefix(ensemble_id)}retried-failures/{replicate:06d}-{stamp}.json"
+
+
 def run_key(ensemble_id: str) -> str:
     """Key of the submitter's run record (:mod:`runtime.run_record`)."""
     return f"{ensemble_prefix(ensemble_id)}run.json"

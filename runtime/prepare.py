@@ -8,6 +8,7 @@ untouched; the later chunks are simulated while the first fits run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from runtime.keys import (
     block_of,
     dataset_spec_key,
     replicate_of_result_key,
+    result_key,
     results_prefix,
+    retried_failure_key,
     spec_key,
 )
 from runtime.results import ReplicateResult
@@ -47,6 +50,17 @@ class EnsemblePlan:
     def reused(self) -> int:
         """Replicates whose result an earlier run already wrote."""
         return self.requested - len(self.missing)
+
+
+def set_aside_failed_results(store: ObjectStore, ensemble_id: str, requested: int) -> int:
+    """Move the failed results of replicates ``0..requested-1`` out of the results (kept, with the time,
+    under ``retried-failures/``), so that they count as missing and are fitted again; return how many."""
+    failed = [result for result in load_results(store, ensemble_id, requested) if result.status != "ok"]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for result in failed:  # the copy first: a crash in between leaves both, never neither
+        store.put(retried_failure_key(ensemble_id, result.replicate, stamp), result.to_json())
+        store.delete(result_key(ensemble_id, result.replicate))
+    return len(failed)
 
 
 def plan_ensemble(spec: EnsembleSpec, store: ObjectStore, requested: int) -> EnsemblePlan:

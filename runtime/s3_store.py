@@ -70,6 +70,10 @@ class S3Store:
             raise
         return True
 
+    def delete(self, key: str) -> None:
+        """Remove the object (S3 answers a delete of a missing key with success too)."""
+        self._client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix`` through the list_objects_v2 paginator."""
         pages = self._client.get_paginator("list_objects_v2").paginate(

@@ -35,6 +35,10 @@ class ObjectStore(Protocol):
         """Whether the object exists."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object; nothing happens if it does not exist."""
+        ...
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Yield every key that starts with ``prefix``, in no particular order."""
         ...
@@ -75,6 +79,10 @@ class LocalDirectoryStore:
     def exists(self, key: str) -> bool:
         """Whether the object exists."""
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        """Remove the object's file; nothing happens if it does not exist."""
+        self._path(key).unlink(missing_ok=True)
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix``; temporary files of writes in flight are skipped."""

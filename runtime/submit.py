@@ -23,20 +23,29 @@ from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.derived_quantities import ALL, resolve_test_quantities
 from runtime.engines import ENGINE_NAMES
 from runtime.engines.base import CompiledModel
+from runtime.ensemble_lock import fitting_lock
 from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.errors import StanFleetError, exit_status
-from runtime.generators import open_generator
+from runtime.executor import Unfitted
+from runtime.generators import Generator, open_generator
 from runtime.lifetime import exit_quickly
 from runtime.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
-from runtime.prepare import EnsembleInputs, check_against_model, plan_ensemble, publish_specs
+from runtime.prepare import (
+    EnsembleInputs,
+    EnsemblePlan,
+    check_against_model,
+    plan_ensemble,
+    publish_specs,
+    set_aside_failed_results,
+)
 from runtime.progress import progress_reporter
 from runtime.report import preload_report
 from runtime.run_record import RunRecord, save_run_record
 from runtime.settings import AUTO_THIN, SamplerSettings
 from runtime.spec import DatasetSpec, EnsembleSpec, fit_seed
-from runtime.stan_info import read_model_info
-from runtime.summary import VerdictOptions
+from runtime.stan_info import ModelInfo, read_model_info
+from runtime.summary import Failure, VerdictOptions
 from runtime.verdict_flags import add_verdict_arguments, verdict_options
 
 EXIT_MISCALIBRATED = 3
@@ -221,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"exit {EXIT_MISCALIBRATED} when the verdict is miscalibrated (for CI pipelines)",
     )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="refit the replicates whose stored fit failed (for an environment since fixed); the failed "
+        "results are kept under the ensemble's retried-failures/",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     add_verdict_arguments(parser)
     return parser
@@ -267,66 +282,101 @@ def submit(
         settings=settings.to_dict(),
         pricing=None if backend.vcpus_per_job is None else (backend.vcpus_per_job, args.spot_price),
     )
-    plan = plan_ensemble(spec, backend.store, args.replicates)
-    ensemble_id = spec.ensemble_id
-    print(
-        f"ensemble {ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
-        + (
-            f"{len(plan.missing)} to fit with {spec.engine} {backend.where}"
-            if plan.missing
-            else "nothing to fit"
-        ),
-        flush=True,
-    )
-    if plan.missing:
-        inputs = EnsembleInputs(plan, generator, model_info, backend.store)
+    with fitting_lock(backend.store, spec.ensemble_id):
+        retried = (
+            set_aside_failed_results(backend.store, spec.ensemble_id, args.replicates)
+            if args.retry_failed
+            else 0
+        )
+        plan = plan_ensemble(spec, backend.store, args.replicates)
         print(
-            f"datasets {spec.dataset_id}: {len(plan.missing) - inputs.simulated} reused, "
-            f"{inputs.simulated} simulated",
+            f"ensemble {spec.ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
+            + (
+                f"{len(plan.missing)} to fit with {spec.engine} {backend.where}"
+                if plan.missing
+                else "nothing to fit"
+            )
+            + (f" ({retried} stored failed fits set aside to refit)" if retried else ""),
             flush=True,
         )
-        chunks = inputs.chunks()
-        first_chunk = next(chunks)
-        model = backend.local_engine.compile(args.model)
-        first = inputs.first_inputs(first_chunk)
-        check_against_model(model, first, base_data, fit_seed(ensemble_id, first.replicate))
-        per_child = 1
-        if backend.packs_replicates:
-            per_child = choose_replicates_per_child(
-                args.replicates_per_child, model, first, spec, engine=backend.local_engine.name
-            )
-        publish_specs(spec, backend.store)
-        inputs.publish(first_chunk)
-        save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
-        executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
-        show_progress = not args.no_progress and args.wait
-        preloading = threading.Thread(
-            target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
-        )
-        if args.wait:
-            preloading.start()
-        published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
-        try:
-            with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:
-                executor.run(ensemble_id, plan.missing, on_progress, published)
-        except KeyboardInterrupt:
-            raise Interrupted(ensemble_id) from None
-        if not args.wait:
-            print(f"submitted; collect the report later with: {aws_command(args, 'collect', ensemble_id)}")
-            print(f"stop the jobs with: {aws_command(args, 'cancel', ensemble_id)}")
-            return SubmittedEnsemble(ensemble_id)
-        preloading.join()  # the report forks processes to draw its figures: no thread may be importing
+        if not plan.missing:
+            unfitted: list[Unfitted] = []
+        else:
+            outcome = fit_missing(args, plan, model_info, generator, record, backend)
+            if isinstance(outcome, SubmittedEnsemble):
+                return outcome
+            unfitted = outcome
 
     report = build_report(
         backend.store,
-        ensemble_id,
+        spec.ensemble_id,
         requested=plan.requested,
         reused=plan.reused,
         run=record.run,
         pricing=record.pricing,
         options=options,
+        machinery_errors=[Failure(u.replicate, u.error) for u in unfitted],
     )
-    return write_ensemble_report(report, args.out)
+    written = write_ensemble_report(report, args.out)
+    if unfitted:
+        first = min(unfitted, key=lambda u: u.replicate)
+        raise StanFleetError(
+            f"{len(unfitted)} replicate(s) hit errors of the machinery, not the model, and have no result "
+            f"(replicate {first.replicate}: {first.error}); the report covers the others; rerun the same "
+            "command to fit them"
+        )
+    return written
+
+
+def fit_missing(
+    args: argparse.Namespace,
+    plan: EnsemblePlan,
+    model_info: ModelInfo,
+    generator: Generator,
+    record: RunRecord,
+    backend: Backend,
+) -> list[Unfitted] | SubmittedEnsemble:
+    """Simulate, check and publish the missing replicates' inputs, then fit them; return the replicates
+    errors of the machinery left without a result, or with ``--no-wait`` (AWS) the submitted ensemble."""
+    spec, ensemble_id = plan.spec, plan.spec.ensemble_id
+    inputs = EnsembleInputs(plan, generator, model_info, backend.store)
+    print(
+        f"datasets {spec.dataset_id}: {len(plan.missing) - inputs.simulated} reused, "
+        f"{inputs.simulated} simulated",
+        flush=True,
+    )
+    chunks = inputs.chunks()
+    first_chunk = next(chunks)
+    model = backend.local_engine.compile(args.model)
+    first = inputs.first_inputs(first_chunk)
+    check_against_model(model, first, spec.base_data, fit_seed(ensemble_id, first.replicate))
+    per_child = 1
+    if backend.packs_replicates:
+        per_child = choose_replicates_per_child(
+            args.replicates_per_child, model, first, spec, engine=backend.local_engine.name
+        )
+    publish_specs(spec, backend.store)
+    inputs.publish(first_chunk)
+    save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
+    executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
+    show_progress = not args.no_progress and args.wait
+    preloading = threading.Thread(
+        target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
+    )
+    if args.wait:
+        preloading.start()
+    published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
+    try:
+        with progress_reporter(len(plan.missing), enabled=show_progress) as on_progress:
+            unfitted = executor.run(ensemble_id, plan.missing, on_progress, published)
+    except KeyboardInterrupt:
+        raise Interrupted(ensemble_id) from None
+    if not args.wait:
+        print(f"submitted; collect the report later with: {aws_command(args, 'collect', ensemble_id)}")
+        print(f"stop the jobs with: {aws_command(args, 'cancel', ensemble_id)}")
+        return SubmittedEnsemble(ensemble_id)
+    preloading.join()  # the report forks processes to draw its figures: no thread may be importing
+    return unfitted
 
 
 def aws_command(args: argparse.Namespace, module: str, ensemble_id: str) -> str:

@@ -124,7 +124,9 @@ class EnsembleSummary:
     ``calibrated`` is True when every checked quantity is calibrated, False when any is not, and
     None when the verdict cannot be given (fewer than two succeeded replicates, nothing checked).
     ``excluded_divergent`` counts the succeeded replicates left out of the verdict for divergent
-    transitions; it is None unless they were to be left out.
+    transitions; it is None unless they were to be left out. ``failed`` counts the fits that failed
+    for the model's reasons (stored as results); ``machinery_errors`` lists the replicates this run
+    left without a result because errors of the machinery persisted (a rerun fits them).
     """
 
     ensemble_id: str
@@ -141,6 +143,21 @@ class EnsembleSummary:
     fit_seconds: float = 0.0
     run: dict[str, Any] = field(default_factory=dict)
     excluded_divergent: int | None = None
+    machinery_errors: list[Failure] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        """Requested replicates without a result: not fitted yet, or left so by errors of the machinery."""
+        return self.requested - self.succeeded - self.failed
+
+    @property
+    def missing_note(self) -> str | None:
+        """What the replicates without a result are and what to do about them; None when there are none."""
+        if not self.missing:
+            return None
+        errors = len(self.machinery_errors)
+        cause = f" ({errors} hit errors of the machinery, not the model)" if errors else ""
+        return f"{self.missing} replicates have no result{cause}: rerun the same command to fit them"
 
     @property
     def judged(self) -> int:
@@ -192,6 +209,8 @@ class EnsembleSummary:
                     "requested": self.requested,
                     "succeeded": self.succeeded,
                     "failed": self.failed,
+                    "missing": self.missing,
+                    "machinery_errors": len(self.machinery_errors),
                     "reused": self.reused,
                     "judged": self.judged,
                 },
@@ -208,6 +227,9 @@ class EnsembleSummary:
                 "test_quantities": {name: q.to_dict() for name, q in self.test_quantities.items()},
                 "diagnostics": self.diagnostics.to_dict(),
                 "failures": [{"replicate": f.replicate, "error": f.error} for f in self.failures],
+                "machinery_errors": [
+                    {"replicate": f.replicate, "error": f.error} for f in self.machinery_errors
+                ],
                 "fit_seconds_total": self.fit_seconds,
                 "run": self.run,
             }
@@ -263,6 +285,7 @@ def summarize(
     reused: int,
     options: VerdictOptions = DEFAULT_VERDICT,
     run: dict[str, Any] | None = None,
+    machinery_errors: Sequence[Failure] = (),
 ) -> EnsembleSummary:
     """Aggregate replicate results into the ensemble's calibration verdict.
 
@@ -279,6 +302,8 @@ def summarize(
         whether replicates with divergent transitions are left out of the verdict.
     run
         How the ensemble was produced (model, generator, engine, settings), copied into the summary.
+    machinery_errors
+        Replicates the run left without a result because errors of the machinery persisted.
 
     Returns
     -------
@@ -334,6 +359,7 @@ def summarize(
         fit_seconds=float(sum(r.total_seconds for r in results)),
         run=dict(run or {}),
         excluded_divergent=len(ok) - len(judged) if options.exclude_divergent else None,
+        machinery_errors=sorted(machinery_errors, key=lambda f: f.replicate),
     )
 
 
@@ -360,8 +386,9 @@ def verdict_table(summary: EnsembleSummary) -> str:
         f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
         f"({summary.requested} requested)"
     )
-    if summary.exclusion_note is not None:
-        lines.append(summary.exclusion_note)
+    for note in (summary.missing_note, summary.exclusion_note):
+        if note is not None:
+            lines.append(note)
     d = summary.diagnostics
     lines.append(
         f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "

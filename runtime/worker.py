@@ -15,7 +15,11 @@ Four forms, all with ``--store URI``:
 
 Replicates that already have a result when the worker opens the ensemble (one listing) are skipped, and each
 result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
-most the fit in flight. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
+most the fit in flight. A fit that hits an error of the machinery rather than the model (a killed
+sampler process, an I/O or store error: :class:`~runtime.errors.MachineryError`) is retried up to
+MACHINERY_ATTEMPTS times in all; if it persists, the replicate gets no result (a rerun fits it again)
+and is reported as ``REPLICATE error-line`` on stdout, or, in the other forms, makes the worker exit 1
+once the rest are fitted. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
 worker forks (PyStan's sampler pool) die with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local
 executor sets it), the worker dies with its parent.
 """
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -34,7 +39,7 @@ from runtime.conform import conform_replicate
 from runtime.engines import get_engine
 from runtime.engines.base import CompiledModel
 from runtime.errors import StanFleetError, exit_status
-from runtime.fit_replicate import fit_replicate
+from runtime.fit_replicate import describe_failure, fit_replicate
 from runtime.inputs_store import InputReader
 from runtime.keys import replicate_of_result_key, result_key, results_prefix
 from runtime.lifetime import exit_quickly, follow_parent, forked_children_die_with_this_process
@@ -46,6 +51,11 @@ from runtime.spec import EnsembleSpec, fit_seed, load_spec
 from runtime.stan_info import ModelInfo, read_model_info
 from runtime.store import ObjectStore, open_store
 from runtime.worker_interface import child_index, parse_replicates, worker_cores
+
+MACHINERY_ATTEMPTS = 3
+"""Attempts at a replicate whose fit or storing hits an error of the machinery, not of the model."""
+RETRY_DELAY_SECONDS = 1.0
+"""Pause before the second attempt; it grows linearly with each further attempt."""
 
 
 def compile_ensemble_model(store: ObjectStore, ensemble_id: str, compiled_marker: str | None = None) -> None:
@@ -97,25 +107,50 @@ class WorkerSession:
         return self._work
 
     def fit(
-        self, ensemble_id: str, replicates: Sequence[int], on_result: Callable[[int], None] = lambda r: None
-    ) -> int:
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_result: Callable[[int, str | None], None] = lambda replicate, error: None,
+    ) -> list[int]:
         """Fit and score every listed replicate that had no result when the ensemble was first opened.
 
-        ``on_result`` is called with each replicate once its result is stored (or was there already).
-        Returns how many were fitted.
+        ``on_result`` is called with each replicate once its result is stored (or was there already),
+        and None; or, for a replicate left without a result by a persistent error of the machinery, with
+        that error's line. Returns the replicates left so.
         """
         work = self._ensemble(ensemble_id)
-        todo = [replicate for replicate in replicates if replicate not in work.done]
-        work.datasets.prefetch(todo)
+        work.datasets.prefetch([replicate for replicate in replicates if replicate not in work.done])
+        unfitted = []
         for replicate in replicates:
-            if replicate in work.done:
-                on_result(replicate)
-                continue
-            result = self._fit_one(work, replicate)
-            self._store.put(result_key(ensemble_id, replicate), result.to_json())
-            work.done.add(replicate)
-            on_result(replicate)
-        return len(todo)
+            error = None if replicate in work.done else self._fit_and_store(work, replicate)
+            if error is None:
+                work.done.add(replicate)
+            else:
+                unfitted.append(replicate)
+            on_result(replicate, error)
+        return unfitted
+
+    def _fit_and_store(self, work: _EnsembleWork, replicate: int) -> str | None:
+        """Fit and store one replicate, retrying errors of the machinery; None, or the last such error."""
+        key = result_key(work.spec.ensemble_id, replicate)
+        error = ""
+        for attempt in range(1, MACHINERY_ATTEMPTS + 1):
+            try:
+                self._store.put(key, self._fit_one(work, replicate).to_json())
+                return None
+            except (
+                Exception
+            ) as exc:  # fit_one returns the model's failures: anything raised is the machinery's
+                error, detail = describe_failure(exc)
+                print(
+                    f"replicate {replicate}: attempt {attempt} of {MACHINERY_ATTEMPTS} hit an error of the "
+                    f"machinery, not the model: {error}\n{detail}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if attempt < MACHINERY_ATTEMPTS:
+                    time.sleep(RETRY_DELAY_SECONDS * attempt)
+        return error
 
     def _fit_one(self, work: _EnsembleWork, replicate: int) -> ReplicateResult:
         spec = work.spec
@@ -136,20 +171,28 @@ class WorkerSession:
         )
 
 
-def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], *, cores: int = 1) -> int:
+def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], *, cores: int = 1) -> None:
     """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
 
-    Returns how many were fitted.
+    Raises StanFleetError, once the others are fitted, if errors of the machinery left some without
+    a result.
     """
-    return WorkerSession(store, cores=cores).fit(ensemble_id, replicates)
+    unfitted = WorkerSession(store, cores=cores).fit(ensemble_id, replicates)
+    if unfitted:
+        raise StanFleetError(
+            f"{len(unfitted)} replicate(s) of ensemble {ensemble_id} hit errors of the machinery "
+            f"{MACHINERY_ATTEMPTS} times and have no result (replicates {', '.join(map(str, unfitted[:10]))}"
+            f"{', ...' if len(unfitted) > 10 else ''}); a rerun fits them"
+        )
 
 
 def serve_assignments(store: ObjectStore, assignments: TextIO, reports: TextIO, *, cores: int = 1) -> None:
     """Fit each ``ENSEMBLE_ID REPLICATES`` line read from ``assignments`` until an empty line or the end,
-    writing each replicate's number as a line to ``reports`` once its result is stored."""
+    writing each replicate's number as a line to ``reports`` once its result is stored, followed by the
+    error's line when errors of the machinery left it without one."""
 
-    def report(replicate: int) -> None:
-        reports.write(f"{replicate}\n")
+    def report(replicate: int, error: str | None) -> None:
+        reports.write(f"{replicate}\n" if error is None else f"{replicate} {error}\n")
         reports.flush()
 
     session = WorkerSession(store, cores=cores)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import platform
+import re
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +20,7 @@ import numpy as np
 
 from runtime.engines import trim_stan_message
 from runtime.engines.base import Draws, SharedBuild, StanData
-from runtime.errors import StanFleetError
+from runtime.errors import MachineryError, StanFleetError
 from runtime.model_files import cache_root
 from runtime.settings import SamplerSettings
 from runtime.stan_info import read_model_info
@@ -25,6 +28,9 @@ from runtime.stan_info import read_model_info
 #: Significant figures CmdStan writes. Its default of 6 is too coarse for ranks of log_lik-sized values
 #: (a resolution of 0.01 at -2000); 9 resolves 1e-5 there, and 18 made the CSV files twice the size.
 SIG_FIGS = 9
+
+_RETURN_CODES = re.compile(r"retcodes=\[([-\d, ]*)\]")
+"""cmdstanpy's failure message describes the run, with each CmdStan process's return code."""
 
 
 class CmdStanPyEngine:
@@ -134,10 +140,28 @@ class CmdStanPyModel:
                 yield output_dir
             except (RuntimeError, ValueError) as exc:
                 full = "\n".join([str(exc), *_console_output(Path(output_dir))])
+                killed = _killing_signal(str(exc))
+                if killed is not None or isinstance(exc.__cause__, OSError):
+                    reason = f"was killed by {killed}" if killed else f"could not run: {exc.__cause__}"
+                    raise MachineryError(f"{self.program_name}: CmdStan {reason}", detail=full) from None
                 raise StanFleetError(
                     f"{self.program_name}: {method} failed: {trim_stan_message(full, self.model.code())}",
                     detail=full,
                 ) from None
+
+
+def _killing_signal(message: str) -> str | None:
+    """The signal that ended a CmdStan process of a failed run (a negative return code), if one did:
+    the machine's doing (the OOM killer, a stopped job), not Stan's report on the model."""
+    codes = _RETURN_CODES.search(message)
+    if codes is None:
+        return None
+    for code in (int(text) for text in codes.group(1).replace(" ", "").split(",") if text):
+        if code < -1:  # -1 is cmdstanpy's "not run yet"
+            with contextlib.suppress(ValueError):
+                return signal.Signals(-code).name
+            return f"signal {-code}"
+    return None
 
 
 def _console_output(output_dir: Path) -> list[str]:

@@ -3,13 +3,22 @@
 PyStan's ``Model.sample`` prints progress and Stan's messages, and keeps every seeded fit in
 httpstan's on-disk cache forever. This engine makes the same httpstan requests, prints nothing,
 and deletes each fit once read; PyStan's ``Fit`` still parses the output.
+
+httpstan names a seeded fit by hashing its request and shares the fit file through its cache
+directory, which every process of the user shares: two processes making the same request (the same
+model, data and seed) would read and delete one file. Each request here carries a random number
+among its initial values (Stan reads only the parameters' names from them), so every fit is private
+to the request that made it; the draws are those of the same request without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import multiprocessing
+import secrets
 import warnings
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -20,13 +29,14 @@ import numpy as np
 
 from runtime.engines import trim_stan_message
 from runtime.engines.base import Draws, SharedBuild, StanData
-from runtime.errors import StanFleetError
+from runtime.errors import MachineryError, StanFleetError
 from runtime.model_files import cache_root
 from runtime.settings import SamplerSettings
 from runtime.stan_info import read_model_info
 
 with warnings.catch_warnings():  # httpstan 4.13 warns about its own use of newer marshmallow
     warnings.simplefilter("ignore")
+    import httpstan.services_stub
     import stan.fit
     from stan.common import HTTPResponse, HttpstanClient
     from stan.model import DataJSONEncoder
@@ -38,6 +48,9 @@ _FIXED_PARAM = "stan::services::sample::fixed_param"
 _METHOD_NAMES = {_NUTS: "sampling", _FIXED_PARAM: "fixed_param"}
 """What a failure message calls each service function (CmdStanPy's words)."""
 _POLL_SECONDS = 0.01
+_PRIVATE_FIT = "__stanfleet_request"
+"""The initial value that makes each httpstan fit request unique (httpstan takes numbers only)."""
+_BROKEN_POOL = "BrokenProcessPool"
 
 
 class PyStanEngine:
@@ -162,7 +175,8 @@ class PyStanModel:
     def _run(
         self, data: StanData, seed: int, chains: int, args: dict[str, Any], inits: StanData
     ) -> stan.fit.Fit:
-        request = {**args, "data": _jsonable(data), "init": _jsonable(inits), "random_seed": seed}
+        init = {**_jsonable(inits), _PRIVATE_FIT: float(secrets.randbits(52))}
+        request = {**args, "data": _jsonable(data), "init": init, "random_seed": seed}
         params, outputs = _run_quietly(self._fits(request, chains))
         return stan.fit.Fit(
             tuple(outputs),
@@ -196,8 +210,19 @@ class PyStanModel:
                 if fit_name is None:
                     errors.append(str(operation["result"].get("message", operation["result"])))
                     continue
-                outputs.append((await client.get(f"/{fit_name}")).content)
+                fit = await client.get(f"/{fit_name}")
+                if fit.status != 200:
+                    raise MachineryError(
+                        f"{self.program_name}: httpstan lost the fit {fit_name}: {fit.json()}"
+                    )
+                outputs.append(fit.content)
                 await client.delete(f"/{fit_name}")
+        if any(_BROKEN_POOL in error for error in errors):
+            _replace_sampler_pool()
+            raise MachineryError(
+                f"{self.program_name}: httpstan's sampler process died during the fit",
+                detail="\n".join(errors),
+            )
         if errors:
             method = _METHOD_NAMES[request["function"]]
             raise StanFleetError(
@@ -205,6 +230,16 @@ class PyStanModel:
                 detail="\n".join(errors),
             )
         return params, outputs
+
+
+def _replace_sampler_pool() -> None:
+    """Give httpstan a new sampler pool: once one of its processes has died (killed, out of memory),
+    the pool refuses every later fit."""
+    broken = httpstan.services_stub.executor
+    httpstan.services_stub.executor = concurrent.futures.ProcessPoolExecutor(
+        mp_context=multiprocessing.get_context("fork"), initializer=httpstan.services_stub.init_worker
+    )
+    broken.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_quietly(coroutine: Coroutine[Any, Any, _T]) -> _T:
