@@ -7,7 +7,10 @@ Stdlib + boto3 only (plus the stdlib-only ``runtime.keys`` and ``runtime.manifes
 stay fast. S3 events arrive at least once and unordered, so the handler claims each manifest upload
 with a conditional write (``If-None-Match: *``) under ``CLAIM_PREFIX`` before submitting anything:
 duplicate events lead to one submission. The claim object doubles as the array plan that the
-children read. A new upload while an earlier submission's jobs are still queued or running (the user
+children read. Two uploads of one ensemble handled at once (two submitters racing, two concurrent
+invocations) take turns: each holds the ensemble's lease (``<CLAIM_PREFIX><id>.lease``, taken and
+released with conditional writes) from reading the running submissions until its claim records its job
+ids, so the second sees the first's jobs and attaches to them. A new upload while an earlier submission's jobs are still queued or running (the user
 reran the submitter) submits jobs only for replicates those jobs do not cover, and records the running
 jobs in its claim for the submitter to follow. A malformed manifest is logged and dropped (no
 exception, so no retry storm).
@@ -23,7 +26,8 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,7 +48,14 @@ DESCRIBE_JOBS_LIMIT = 100
 TERMINAL = ("SUCCEEDED", "FAILED")
 """Batch job statuses that will not change again."""
 STALE_CLAIM_SECONDS = 15 * 60
-"""A claim without job ids older than the Lambda's longest run belongs to a crashed invocation."""
+"""A claim without job ids (or a lease) older than the Lambda's longest run belongs to a crashed
+invocation."""
+LEASE_WAIT_SECONDS = 120.0
+"""How long an invocation waits for another one's lease on the ensemble before it fails (and Lambda
+retries it); a lease is held for a listing and a few SubmitJob calls."""
+LEASE_POLL_SECONDS = 0.5
+_CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict")
+"""What S3 answers a conditional write whose condition no longer holds."""
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +99,15 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         return {"key": key, "status": "rejected", "reason": reason}
 
     claimed = claim_key(manifest.ensemble_id, upload, os.environ["CLAIM_PREFIX"])
+    with ensemble_lease(bucket, manifest.ensemble_id):
+        return submit_manifest(bucket, key, upload, manifest, claimed, marker)
+
+
+def submit_manifest(
+    bucket: str, key: str, upload: str, manifest: Manifest, claimed: str, marker: str
+) -> dict[str, Any]:
+    """Claim the upload and submit jobs for what neither the results nor running jobs cover (under the
+    ensemble's lease)."""
     running = running_submissions(bucket, manifest.ensemble_id, claimed)
     missing = [r for r in missing_replicates(bucket, manifest) if r not in running.replicates]
     plan = {
@@ -120,6 +140,52 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
         job_ids,
     )
     return {"key": key, "status": status, "claim": claimed, "job_ids": job_ids}
+
+
+def lease_key(ensemble_id: str) -> str:
+    """Key of the ensemble's lease: beside its claims, not among them (their listing skips it)."""
+    return f"{os.environ['CLAIM_PREFIX']}{ensemble_id}.lease"
+
+
+@contextmanager
+def ensemble_lease(bucket: str, ensemble_id: str) -> Iterator[None]:
+    """Hold the ensemble's lease for the block, waiting up to LEASE_WAIT_SECONDS for another holder.
+
+    Taken with a conditional write (a new object, or over a released or stale lease's ETag) and released
+    by overwriting it, again conditionally: the trigger's role writes claims but deletes nothing. A
+    holder that crashed leaves its lease, taken over once it is STALE_CLAIM_SECONDS old.
+    """
+    key = lease_key(ensemble_id)
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    etag = take_lease(bucket, key)
+    while etag is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"ensemble {ensemble_id}'s lease s3://{bucket}/{key} stayed held")
+        time.sleep(LEASE_POLL_SECONDS)
+        etag = take_lease(bucket, key)
+    try:
+        yield
+    finally:
+        try:
+            s3_client().put_object(
+                Bucket=bucket, Key=key, Body=json.dumps({"held": False}).encode(), IfMatch=etag
+            )
+        except ClientError as exc:  # taken over as stale meanwhile: it is no longer ours to release
+            if exc.response["Error"]["Code"] not in _CONFLICT:
+                raise
+
+
+def take_lease(bucket: str, key: str) -> str | None:
+    """Take the lease if it is free, released or stale; return the ETag of our hold, or None."""
+    hold = {"held": True, "taken_at": time.time()}
+    return write_unless_held(
+        bucket, key, hold, lambda lease: bool(lease.get("held")) and not is_stale(lease["taken_at"])
+    )
+
+
+def is_stale(since: float) -> bool:
+    """Whether a claim or lease taken at ``since`` (epoch seconds) outlived any invocation."""
+    return time.time() - since >= STALE_CLAIM_SECONDS
 
 
 def compiled_marker_of(bucket: str, ensemble_id: str) -> str | None:
@@ -191,20 +257,31 @@ def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
 
 def claim(bucket: str, key: str, plan: dict[str, Any]) -> str | None:
     """Write the claim if nobody holds it, or take over a stale one; return its ETag, or None."""
-    body = json.dumps(plan).encode()
+    return write_unless_held(
+        bucket, key, plan, lambda held: "job_ids" in held or not is_stale(held["claimed_at"])
+    )
+
+
+def write_unless_held(
+    bucket: str, key: str, body: dict[str, Any], held: Callable[[dict[str, Any]], bool]
+) -> str | None:
+    """Write ``body`` as a new object, or over the object there unless ``held`` says it still holds;
+    return the written ETag, or None. Both writes are conditional, so of two writers one wins."""
+    payload = json.dumps(body).encode()
     try:
-        return str(s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")["ETag"])
+        return str(s3_client().put_object(Bucket=bucket, Key=key, Body=payload, IfNoneMatch="*")["ETag"])
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
+        if exc.response["Error"]["Code"] not in _CONFLICT:
             raise
-    held = s3_client().get_object(Bucket=bucket, Key=key)
-    current = json.loads(held["Body"].read())
-    if "job_ids" in current or time.time() - current["claimed_at"] < STALE_CLAIM_SECONDS:
+    current = s3_client().get_object(Bucket=bucket, Key=key)
+    if held(json.loads(current["Body"].read())):
         return None
-    try:  # the holder died between claiming and submitting: take over, but only once
-        return str(s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfMatch=held["ETag"])["ETag"])
+    try:  # released, or its holder died between taking it and finishing: take over, but only once
+        return str(
+            s3_client().put_object(Bucket=bucket, Key=key, Body=payload, IfMatch=current["ETag"])["ETag"]
+        )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+        if exc.response["Error"]["Code"] in _CONFLICT:
             return None
         raise
 

@@ -7,6 +7,7 @@ import pytest
 
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
+from runtime.errors import MachineryError
 from runtime.fit_replicate import fit_replicate
 from runtime.results import ReplicateResult
 from runtime.settings import SamplerSettings
@@ -43,16 +44,13 @@ def test_a_fit_that_cannot_start_is_a_failed_result_with_stans_reason_on_one_lin
     assert result.variables == {} and result.diagnostics is None
 
 
-def test_an_unexpected_exception_keeps_its_traceback() -> None:
+def test_an_exception_that_is_not_stans_report_is_raised_as_the_machinerys_with_its_traceback() -> None:
     counts = {"N": np.array(3), "y": np.array([1, 4, 2])}
-    result = fit("pystan", "poisson.stan", {"lambda": np.array("not a number")}, counts)
-    assert result.status == "failed"
-    assert result.error is not None and result.error.startswith(
-        "ValueError: could not convert string to float"
-    )
-    assert result.error_detail is not None
-    assert result.error_detail.startswith("Traceback (most recent call last):")
-    assert "score_fit" in result.error_detail
+    with pytest.raises(MachineryError, match=r"^ValueError: could not convert string to float") as raised:
+        fit("pystan", "poisson.stan", {"lambda": np.array("not a number")}, counts)
+    assert raised.value.detail is not None
+    assert raised.value.detail.startswith("Traceback (most recent call last):")
+    assert "score_fit" in raised.value.detail
 
 
 def test_results_written_before_error_details_existed_still_load() -> None:

@@ -1,21 +1,37 @@
 """The trigger handler against moto's S3 and Batch, with S3 events built inline."""
 
+import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from runtime import trigger
-from runtime.keys import compiled_marker_key, result_key, spec_key
+from runtime.keys import compiled_marker_key, replicate_of_result_key, result_key, results_prefix, spec_key
 from runtime.manifest import Manifest
-from tests.runtime.batch_runner import create_fake_batch, create_versioned_bucket
+from runtime.s3_store import S3Store
+from tests.runtime.batch_runner import (
+    CREDENTIALS,
+    BatchRunner,
+    assert_succeeded,
+    create_fake_batch,
+    create_versioned_bucket,
+)
+from tests.runtime.engines.present import requires_cmdstan
+from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block
 
 BUCKET = "stanfleet-test-bucket"
 ENSEMBLE = "0123456789abcdef0123"
@@ -263,3 +279,232 @@ def test_a_manifest_of_an_ensemble_without_a_spec_is_rejected(aws: dict[str, Any
     assert "has no spec" in outcome["reason"]
     assert jobs(aws["batch"], aws["queue"]) == []
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="claims/")
+
+
+class HeldQueue:
+    """The trigger's Batch client on moto's default Batch, with every job it submits kept queued.
+
+    Real Batch leaves a job SUBMITTED or RUNNABLE for seconds at least; moto's Batch without Docker
+    reports it SUCCEEDED at once, so a second manifest would not see the first one's jobs as running.
+    Each submission that depends on nothing is made to depend on :data:`GATE`: it and the jobs behind
+    it stay PENDING until :meth:`release`. Records every SubmitJob request (with the id it got).
+
+    With a ``rendezvous`` (a barrier of the racing invocations), each invocation's first SubmitJob
+    waits, for a few seconds at most, until every invocation has reached its own: the widest race S3
+    and Lambda allow, made certain. Invocations that are serialized never all get there, and go on
+    when the wait times out.
+    """
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+        self._lock = threading.Lock()
+        self._waited: set[int] = set()
+        self.rendezvous: threading.Barrier | None = None
+        self.submitted: list[dict[str, Any]] = []
+
+    def submit_job(self, **request: Any) -> dict[str, Any]:
+        with self._lock:
+            first = threading.get_ident() not in self._waited
+            self._waited.add(threading.get_ident())
+        if self.rendezvous is not None and first:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.rendezvous.wait(timeout=3)
+        held = {**request, "dependsOn": request.get("dependsOn") or [{"jobId": GATE}]}
+        job_id = str(self._batch.submit_job(**held)["jobId"])
+        with self._lock:
+            self.submitted.append({**request, "jobId": job_id})
+        return {"jobId": job_id}
+
+    def describe_jobs(self, **request: Any) -> Any:
+        return self._batch.describe_jobs(**request)
+
+    def job_ids(self) -> list[str]:
+        return [request["jobId"] for request in self.submitted]
+
+    def release(self) -> None:
+        """Terminate every held job and array child (moto's job threads wait on the gate until then)."""
+        for request in self.submitted:
+            size = request.get("arrayProperties", {}).get("size", 0)
+            for job_id in [request["jobId"], *(f"{request['jobId']}:{i}" for i in range(size))]:
+                self._batch.terminate_job(jobId=job_id, reason="test over")
+
+
+@contextlib.contextmanager
+def held_queue(bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldQueue]:
+    """The fake Batch and the trigger's environment, its Batch client a :class:`HeldQueue`.
+
+    Both trigger clients are made here: creating clients is not thread-safe, so not in racing threads.
+    """
+    trigger.s3_client.cache_clear()
+    trigger.batch_client.cache_clear()
+    fake_batch = create_fake_batch(bucket=bucket)
+    for name, value in fake_batch.trigger_environment().items():
+        monkeypatch.setenv(name, value)
+    trigger.s3_client()
+    held = HeldQueue(trigger.batch_client())
+    monkeypatch.setattr(trigger, "batch_client", lambda: held)
+    try:
+        yield held
+    finally:
+        held.release()
+        trigger.s3_client.cache_clear()
+
+
+@pytest.fixture
+def racing(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The test bucket with the ensemble's spec, and moto's default Batch behind a :class:`HeldQueue`."""
+    with mock_aws():
+        s3 = create_versioned_bucket(BUCKET)
+        publish_spec(s3)
+        with held_queue(BUCKET, monkeypatch) as held:
+            yield {"s3": s3, "held": held}
+
+
+def upload_twice(s3: Any, bucket: str, payload: bytes, key: str) -> list[dict[str, Any]]:
+    """Two submitters upload the same manifest (two versions of its key); the S3 event of each upload."""
+    return [
+        {
+            "Records": [
+                {
+                    "s3": {
+                        "bucket": {"name": bucket},
+                        "object": {
+                            "key": key,
+                            "versionId": s3.put_object(Bucket=bucket, Key=key, Body=payload)["VersionId"],
+                        },
+                    }
+                }
+            ]
+        }
+        for _ in range(2)
+    ]
+
+
+Deliver = Callable[[list[dict[str, Any]], HeldQueue], list[dict[str, Any]]]
+
+
+def one_invocation(events: list[dict[str, Any]], held: HeldQueue) -> list[dict[str, Any]]:
+    """Both uploads' records in one invocation, as S3 may batch them."""
+    records = [record for event in events for record in event["Records"]]
+    return list(trigger.handler({"Records": records}, None)["outcomes"])
+
+
+def two_invocations(events: list[dict[str, Any]], held: HeldQueue) -> list[dict[str, Any]]:
+    """One invocation per upload, the second after the first has returned."""
+    return [outcome for event in events for outcome in trigger.handler(event, None)["outcomes"]]
+
+
+def two_invocations_at_once(events: list[dict[str, Any]], held: HeldQueue) -> list[dict[str, Any]]:
+    """One invocation per upload, concurrently: two threads started together by a barrier, which
+    meet again at their first SubmitJob if both get that far (:class:`HeldQueue`)."""
+    start = threading.Barrier(len(events))
+    held.rendezvous = threading.Barrier(len(events))
+
+    def invoke(event: dict[str, Any]) -> list[dict[str, Any]]:
+        start.wait(timeout=10)
+        return list(trigger.handler(event, None)["outcomes"])
+
+    with ThreadPoolExecutor(max_workers=len(events)) as pool:
+        return [outcome for outcomes in pool.map(invoke, events) for outcome in outcomes]
+
+
+AT_ONCE = pytest.param(two_invocations_at_once, id="two-invocations-at-once")
+"""Two uploads are two claim keys: without the ensemble's lease each invocation looked for the other's
+running jobs before either had recorded any, and both submitted every replicate."""
+
+
+def replicates_of_fit_jobs(s3: Any, bucket: str, described: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The replicates each submitted fit job's children fit: their slices of the plan the job names,
+    read as ``runtime.worker.replicates_of_child`` reads them."""
+    covered: dict[str, list[int]] = {}
+    for job in described:
+        if job["jobDefinition"] != os.environ["FIT_JOB_DEFINITION_ARN"]:
+            continue
+        plan = json.loads(s3.get_object(Bucket=bucket, Key=job["parameters"]["plan"])["Body"].read())
+        environment = {e["name"]: e["value"] for e in job["container"]["environment"]}
+        offset = int(environment.get("STANFLEET_CHILD_OFFSET", "0"))
+        size = plan["replicates_per_child"]
+        children = range(offset, offset + job.get("arrayProperties", {}).get("size", 1))
+        covered[job["jobId"]] = [r for c in children for r in plan["missing"][c * size : (c + 1) * size]]
+    return covered
+
+
+def assert_one_set_of_jobs(
+    s3: Any, bucket: str, held: HeldQueue, outcomes: list[dict[str, Any]], replicates: int
+) -> None:
+    """One submission's jobs (a compile job and one array job), each replicate in exactly one of them
+    and planned by exactly one claim; the other upload's claim follows the same jobs."""
+    described = jobs(boto3.client("batch"), os.environ["JOB_QUEUE_ARN"])
+    assert sorted(job["jobId"] for job in described) == sorted(held.job_ids())
+    covered = replicates_of_fit_jobs(s3, bucket, described)
+    assert sorted(r for share in covered.values() for r in share) == list(range(replicates)), covered
+    assert [request["jobName"].rsplit("-", 1)[1] for request in held.submitted] == ["compile", "0"]
+    claims = [
+        json.loads(s3.get_object(Bucket=bucket, Key=outcome["claim"])["Body"].read()) for outcome in outcomes
+    ]
+    assert sorted(r for plan in claims for r in plan["missing"]) == list(range(replicates))
+    assert [sorted(plan["job_ids"]) for plan in claims] == [sorted(held.job_ids())] * 2
+    assert sorted(outcome["status"] for outcome in outcomes) == ["attached", "submitted"]
+
+
+@pytest.mark.parametrize(
+    "deliver",
+    [
+        pytest.param(one_invocation, id="one-invocation"),
+        pytest.param(two_invocations, id="two-invocations"),
+        AT_ONCE,
+    ],
+)
+def test_two_manifests_of_one_ensemble_uploaded_at_once_give_one_set_of_jobs(
+    racing: dict[str, Any], deliver: Deliver
+) -> None:
+    events = upload_twice(racing["s3"], BUCKET, manifest(6, 2), f"manifests/{ENSEMBLE}.json")
+    outcomes = deliver(events, racing["held"])
+    assert_one_set_of_jobs(racing["s3"], BUCKET, racing["held"], outcomes, replicates=6)
+
+
+@pytest.fixture
+def moto_server(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's server on a free port (worker subprocesses cannot see ``mock_aws``); its endpoint."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no session cached with another endpoint
+    try:
+        yield endpoint
+    finally:
+        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"{}")
+        urllib.request.urlopen(reset).close()  # the server shares moto's in-process state: leave it empty
+        server.stop()
+
+
+@requires_cmdstan
+@pytest.mark.parametrize("deliver", [pytest.param(two_invocations, id="two-invocations"), AT_ONCE])
+def test_two_manifests_uploaded_at_once_fit_every_replicate_once(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deliver: Deliver
+) -> None:
+    bucket = "stanfleet-race-bucket"
+    s3 = create_versioned_bucket(bucket)
+    store = S3Store(bucket)
+    spec = hand_built_spec("cmdstanpy")  # 2 chains of 200 + 200 iterations
+    store.put(spec_key(spec.ensemble_id), spec.to_json())
+    publish_block(store, spec, 0, bad_replicates=set())
+    payload = Manifest(ensemble_id=spec.ensemble_id, replicates=4, replicates_per_child=2).to_json()
+    events = upload_twice(s3, bucket, payload, f"manifests/{spec.ensemble_id}.json")
+    with held_queue(bucket, monkeypatch) as held:
+        outcomes = deliver(events, held)
+        assert_one_set_of_jobs(s3, bucket, held, outcomes, replicates=4)
+        runner = BatchRunner(
+            boto3.client("batch"),
+            environment={**CREDENTIALS, "AWS_ENDPOINT_URL": moto_server},
+            log_dir=tmp_path / "batch-logs",
+        )
+        assert_succeeded(runner.run_jobs(held.job_ids()))
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=results_prefix(spec.ensemble_id))["Versions"]
+    assert sorted(replicate_of_result_key(v["Key"]) for v in versions) == list(range(4))  # one each
+    for version in versions:
+        body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+        assert json.loads(body)["status"] == "ok"

@@ -96,3 +96,49 @@ def test_the_build_runs_outside_the_working_directory(
     assert build_dirs == [tmp_path / "cache" / "httpstan-build"]
     assert Path.cwd() == tmp_path
     assert list(tmp_path.iterdir()) == [tmp_path / "cache"]
+
+
+SAME_FITS_IN_TWO_PROCESSES = """
+import sys, time
+from runtime.engines.pystan_engine import PyStanEngine
+from runtime.settings import SamplerSettings
+from tests.runtime.engines.stan_cases import DATA, POISSON_DATA
+model = PyStanEngine().compile(DATA / "poisson.stan")
+settings = SamplerSettings(chains=4, warmup=1000, samples=1000, thin=10)
+start = float(sys.argv[1])
+while time.time() < start:
+    time.sleep(0.001)
+failures = 0
+for seed in range(15):
+    try:
+        model.sample(POISSON_DATA, settings, seed)
+    except Exception as exc:
+        failures += 1
+        print(type(exc).__name__, str(exc)[:200], file=sys.stderr)
+print(failures)
+"""
+
+
+def test_the_same_fit_in_two_processes_at_once_succeeds_in_both(poisson: PyStanModel) -> None:
+    # httpstan names a seeded fit by its request and keeps it in the user's cache, which both processes
+    # share: the same request in two processes used to read and delete one file (KeyError NO_SUCH_FIELD).
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[3])
+    start = str(time.time() + 4)  # both start sampling at this moment, once their imports are done
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAME_FITS_IN_TWO_PROCESSES, start],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": root},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert [stdout.strip() for stdout, _ in outputs] == ["0", "0"], [stderr[-2000:] for _, stderr in outputs]
