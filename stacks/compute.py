@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.nag import acknowledge
+from stacks.nag import LOG_GROUP_WITHOUT_CMK, acknowledge, acknowledge_checkov
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER_IMAGE_CONTEXT = REPO_ROOT
@@ -199,6 +199,7 @@ class Compute(Construct):
         self.log_group = logs.LogGroup(
             self, "JobLogs", retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
         )
+        acknowledge_checkov(self.log_group, "CKV_AWS_158", LOG_GROUP_WITHOUT_CMK)
         # Fixed names, so the trigger's policy can name each definition without a revision too.
         self.fit_job_definition_name = f"{stack_name}-fit"
         self.compile_job_definition_name = f"{stack_name}-compile"

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from stacks import prefixes
 from stacks.compute import Architecture, Compute
-from stacks.nag import acknowledge, logical_id
+from stacks.nag import acknowledge, acknowledge_checkov, logical_id
 from stacks.storage import Storage
 from stacks.trigger import Trigger
 
@@ -231,6 +231,15 @@ class StanFleetStack(Stack):
 
     def _acknowledge_cdk_internals(self) -> None:
         """Findings on the helper functions CDK itself adds (S3 notifications, bucket emptying)."""
+        # Both run only while CloudFormation deploys or deletes the stack, calling the S3 API.
+        deploy_time_function = {
+            "CKV_AWS_115": "CDK's deploy-time handler, invoked by CloudFormation a few times per deploy; "
+            "reserving concurrency for it would take from the account's unreserved pool for nothing.",
+            "CKV_AWS_116": "CDK's deploy-time handler: CloudFormation waits for its answer and fails the "
+            "deploy without one, so a dead-letter queue would keep a request nobody replays.",
+            "CKV_AWS_117": "CDK's deploy-time handler calls only the S3 API; inside the VPC it would need a "
+            "NAT gateway or an interface endpoint, billed by the hour.",
+        }
         for child in self.node.children:
             if child.node.id.startswith("BucketNotificationsHandler"):
                 acknowledge(
@@ -240,6 +249,13 @@ class StanFleetStack(Stack):
                     "policy only lets it write its logs, and its one other permission is "
                     "s3:PutBucketNotification on this bucket.",
                 )
+                function = child
+            elif child.node.id == "Custom::S3AutoDeleteObjectsCustomResourceProvider":
+                function = child.node.find_child("Handler")  # empties the bucket on destroy (destroyData)
+            else:
+                continue
+            for check_id, reason in deploy_time_function.items():
+                acknowledge_checkov(function, check_id, reason)
 
     def _outputs(self, *, destroy_data: bool) -> None:
         """What the submitter reads, under stable output keys and export names."""

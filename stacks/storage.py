@@ -62,4 +62,5 @@ class Storage(Construct):
             "Server access logs would add a log object per request (thousands per ensemble) and a second "
             "bucket to manage; nothing consumes them. CloudTrail S3 data events can be enabled if an audit "
             "trail is ever required.",
+            checkov=["CKV_AWS_18"],
         )

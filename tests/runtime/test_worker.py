@@ -1,22 +1,29 @@
 """The worker with real fits on a store built by hand."""
 
 import contextlib
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from runtime.keys import result_key
+from runtime import worker
+from runtime.errors import StanFleetError
+from runtime.keys import result_key, spec_key
 from runtime.results import ReplicateResult
+from runtime.settings import SamplerSettings
 from runtime.store import LocalDirectoryStore
-from runtime.worker import main, replicates_of_child, run_worker
+from runtime.worker import main, replicates_of_child, run_worker, serve_assignments
 from tests.runtime.engines.present import ENGINES
-from tests.runtime.hand_built_ensemble import publish_ensemble
+from tests.runtime.engines.stan_cases import kill_samplers_once_running
+from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,3 +190,76 @@ def test_a_worker_fits_each_assignment_read_from_stdin_and_reports_each_result(t
     assert store.get(result_key(ensemble_id, 5)) == b"{}"
     nothing = subprocess.run(command, cwd=ROOT, input="", capture_output=True, text=True)  # no work for it
     assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, "", "")
+
+
+class FlakyStore(LocalDirectoryStore):
+    """A local store whose first ``failures`` writes of results fail as a full disk does."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def put(self, key: str, payload: bytes) -> None:
+        if "/results/" in key and self.failures > 0:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        super().put(key, payload)
+
+
+@pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "RETRY_DELAY_SECONDS", 0.0)
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_store_error_is_retried_and_the_result_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = FlakyStore(tmp_path, failures=2)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    reports = io.StringIO()
+    serve_assignments(store, io.StringIO(f"{ensemble_id} 0\n"), reports)
+    assert reports.getvalue() == "0\n"
+    assert ReplicateResult.from_json(store.get(result_key(ensemble_id, 0))).status == "ok"
+    log = capsys.readouterr().err
+    assert "replicate 0: attempt 1 of 3 hit an error of the machinery, not the model: OSError" in log
+    assert "attempt 2 of 3" in log and "attempt 3" not in log
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+def test_a_persistent_error_of_the_machinery_leaves_no_result_and_is_reported(tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path, failures=worker.MACHINERY_ATTEMPTS)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    reports = io.StringIO()
+    serve_assignments(store, io.StringIO(f"{ensemble_id} 0-1\n"), reports)
+    assert reports.getvalue() == "0 OSError: [Errno 28] No space left on device\n1\n"
+    assert list(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [result_key(ensemble_id, 1)]
+    # the array child's form: fits the rest, then fails, so Batch marks the job failed
+    store.failures = worker.MACHINERY_ATTEMPTS
+    with pytest.raises(
+        StanFleetError, match=r"^1 replicate\(s\) of ensemble \w+ hit errors of the machinery"
+    ):
+        run_worker(store, ensemble_id, [0, 2])
+    assert not store.exists(result_key(ensemble_id, 0))
+    assert store.exists(result_key(ensemble_id, 2))
+
+
+@pytest.mark.usefixtures("no_retry_delay")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_sampler_killed_mid_fit_is_retried_and_not_stored_as_a_failure(
+    tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = LocalDirectoryStore(tmp_path / "store")
+    spec = replace(hand_built_spec(engine), settings=SamplerSettings(chains=2, warmup=400_000, samples=50))
+    store.put(spec_key(spec.ensemble_id), spec.to_json())
+    publish_block(store, spec, 0, bad_replicates=set())
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_samplers_once_running, args=(killed, engine, 0.3))
+    killer.start()
+    try:
+        run_worker(store, spec.ensemble_id, [0])
+    finally:
+        killer.join()
+    assert killed
+    assert ReplicateResult.from_json(store.get(result_key(spec.ensemble_id, 0))).status == "ok"
+    assert "replicate 0: attempt 1 of 3 hit an error of the machinery" in capsys.readouterr().err

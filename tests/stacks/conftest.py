@@ -1,9 +1,11 @@
-"""Synthesized stacks shared by the stack tests: each configuration is synthesized once per session."""
+"""Synthesized stacks shared by the stack tests: each configuration is synthesized once per session,
+in process (``default_app``, ``custom_app``) and by the pinned CDK CLI (``runs``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,3 +82,62 @@ def default_template(default_app: Synthesized) -> Template:
 @pytest.fixture(scope="session")
 def custom_template(custom_app: Synthesized) -> Template:
     return custom_app.template
+
+
+# --- the real thing: the pinned AWS CDK CLI -------------------------------------------------------
+
+CLI = REPO_ROOT / "node_modules" / "aws-cdk"
+CUSTOM_CONTEXT = ["-c", "architecture=arm64", "-c", "maxVcpus=256", "-c", "destroyData=true"]
+CLI_ENV = {
+    **os.environ,
+    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "CDK_DISABLE_CLI_TELEMETRY": "true",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``cdk synth`` by the CLI: its exit status, output and cloud assembly directory."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    outdir: Path
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / "StanFleet.template.json"
+
+    def template(self) -> dict:
+        return json.loads(self.template_path.read_text())
+
+
+def _start(outdir: Path, *context: str) -> tuple[subprocess.Popen[str], Path]:
+    command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(outdir), *context]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=CLI_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return process, outdir
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Three CLI synths at once, shared by every test that reads them (cfn-lint, checkov): the
+    defaults, every context flag changed, and a bad value. Needs node_modules from ``npm ci``."""
+    installed = json.loads((CLI / "package.json").read_text())["version"] if CLI.exists() else None
+    pinned = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    assert installed == pinned, (
+        f"node_modules has aws-cdk {installed}, package.json pins {pinned}: run `npm ci`"
+    )
+    base = tmp_path_factory.mktemp("cdk")
+    started = {
+        "default": _start(base / "default"),
+        "custom": _start(base / "custom", *CUSTOM_CONTEXT),
+        "bad": _start(base / "bad", "-c", "maxVcpus=lots"),
+    }
+    results = {}
+    for name, (process, outdir) in started.items():
+        stdout, stderr = process.communicate(timeout=300)
+        results[name] = Run(process.returncode, stdout, stderr, outdir)
+    return results

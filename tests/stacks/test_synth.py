@@ -1,70 +1,20 @@
 """The real thing: the pinned AWS CDK CLI synthesizes the app (cdk-nag included), then cfn-lint.
 
-Needs node_modules from ``npm ci`` (``make`` runs it). Synthesis needs no AWS account and no Docker.
+The three CLI synths (``runs``) live in ``conftest.py``, shared with ``test_checkov.py``. They need
+node_modules from ``npm ci`` (``make`` runs it); synthesis needs no AWS account and no Docker.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from stacks import trigger
-from tests.stacks.conftest import REPO_ROOT
-
-CLI = REPO_ROOT / "node_modules" / "aws-cdk"
-CUSTOM_CONTEXT = ["-c", "architecture=arm64", "-c", "maxVcpus=256", "-c", "destroyData=true"]
-ENV = {
-    **os.environ,
-    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-    "CDK_DISABLE_CLI_TELEMETRY": "true",
-}
-
-
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    outdir: Path
-
-    def template(self) -> dict:
-        return json.loads((self.outdir / "StanFleet.template.json").read_text())
-
-
-def _start(outdir: Path, *context: str) -> tuple[subprocess.Popen[str], Path]:
-    command = ["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices", "-o", str(outdir), *context]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    return process, outdir
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    """Three synths at once: the defaults, every context flag changed, and a bad value."""
-    installed = json.loads((CLI / "package.json").read_text())["version"] if CLI.exists() else None
-    pinned = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
-    assert installed == pinned, (
-        f"node_modules has aws-cdk {installed}, package.json pins {pinned}: run `npm ci`"
-    )
-    base = tmp_path_factory.mktemp("cdk")
-    started = {
-        "default": _start(base / "default"),
-        "custom": _start(base / "custom", *CUSTOM_CONTEXT),
-        "bad": _start(base / "bad", "-c", "maxVcpus=lots"),
-    }
-    results = {}
-    for name, (process, outdir) in started.items():
-        stdout, stderr = process.communicate(timeout=300)
-        results[name] = Run(process.returncode, stdout, stderr, outdir)
-    return results
+from tests.stacks.conftest import Run
 
 
 @pytest.mark.parametrize("name", ["default", "custom"])
@@ -85,7 +35,7 @@ def test_cli_synthesizes_with_zero_unacknowledged_nag_errors(runs: dict[str, Run
 @pytest.fixture(scope="module")
 def lint(runs: dict[str, Run]) -> tuple[int, list[dict], str]:
     """cfn-lint over both synthesized templates in one run: (exit status, findings, stderr)."""
-    templates = [str(runs[name].outdir / "StanFleet.template.json") for name in ("default", "custom")]
+    templates = [str(runs[name].template_path) for name in ("default", "custom")]
     done = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--format", "json", *templates],
         capture_output=True,

@@ -1,5 +1,9 @@
 """Programs, data and settings shared by the engine tests (the contract and each engine's own file)."""
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from runtime.settings import SamplerSettings
@@ -16,3 +20,40 @@ DATA_ERRORS = [
     ({"N": 3, "y": [1, 2]}, r"stage=data initialization; variable name=y"),
     ({"N": 3}, r"stage=data initialization; variable name=y"),
 ]
+
+
+LONG = SamplerSettings(chains=2, warmup=3_000_000, samples=10, thin=1)
+"""A fit of poisson.stan that runs for seconds: long enough to kill its sampler process mid-fit."""
+
+
+def sampler_processes(engine: str) -> list[int]:
+    """This process's children that run ``engine``'s sampler: httpstan's pool is forked from this
+    process (the same executable), CmdStan is a model's own executable. Zombies are left out."""
+    listed = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
+    ours = os.readlink("/proc/self/exe")
+    found = []
+    for pid in map(int, listed.stdout.split()):
+        try:
+            forked = os.readlink(f"/proc/{pid}/exe") == ours
+        except OSError:  # exited meanwhile, or a zombie
+            continue
+        if forked == (engine == "pystan"):
+            found.append(pid)
+    return found
+
+
+def kill_samplers_once_running(killed: list[int], engine: str, running_for: float = 0.5) -> None:
+    """SIGKILL ``engine``'s sampler processes (CmdStan, or httpstan's sampler pool) once one has run for
+    ``running_for`` seconds: the sampler of the fit in flight. Gives up after 30 s."""
+    deadline = time.monotonic() + 30
+    first_seen: float | None = None
+    while time.monotonic() < deadline:
+        samplers = sampler_processes(engine)
+        if samplers:
+            first_seen = first_seen or time.monotonic()
+            if time.monotonic() - first_seen >= running_for:
+                for pid in samplers:
+                    os.kill(pid, signal.SIGKILL)
+                killed.extend(samplers)
+                return
+        time.sleep(0.05)

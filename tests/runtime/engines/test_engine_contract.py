@@ -13,7 +13,14 @@ from runtime.engines.base import CompiledModel, Draws, Engine
 from runtime.errors import StanFleetError
 from runtime.settings import SamplerSettings
 from tests.runtime.engines.present import ENGINES
-from tests.runtime.engines.stan_cases import DATA, DATA_ERRORS, POISSON_DATA, SMALL
+from tests.runtime.engines.stan_cases import (
+    DATA,
+    DATA_ERRORS,
+    LONG,
+    POISSON_DATA,
+    SMALL,
+    kill_samplers_once_running,
+)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -218,40 +225,15 @@ def test_calls_are_quiet(engine: Engine, poisson: CompiledModel, capfd: pytest.C
     assert capfd.readouterr() == ("", "")
 
 
-LONG = SamplerSettings(chains=2, warmup=3_000_000, samples=10, thin=1)
-"""A fit of poisson.stan that runs for seconds: long enough to kill its sampler process mid-fit."""
-
-
-def kill_samplers_once_running(killed: list[int], running_for: float = 0.5) -> None:
-    """SIGKILL every child process of this one once a child has run for ``running_for`` seconds: the
-    sampler of the fit in flight (CmdStan, or httpstan's sampler pool)."""
-    import os
-    import signal
-    import subprocess
-    import time
-
-    deadline = time.monotonic() + 30
-    first_seen: float | None = None
-    while time.monotonic() < deadline:
-        listed = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
-        children = [int(pid) for pid in listed.stdout.split() if int(pid) != os.getpid()]
-        if children:
-            first_seen = first_seen or time.monotonic()
-            if time.monotonic() - first_seen >= running_for:
-                for pid in children:
-                    os.kill(pid, signal.SIGKILL)
-                killed.extend(children)
-                return
-        time.sleep(0.05)
-
-
-def test_a_killed_sampler_is_an_error_of_the_machinery_and_the_next_fit_runs(poisson: CompiledModel) -> None:
+def test_a_killed_sampler_is_an_error_of_the_machinery_and_the_next_fit_runs(
+    engine: Engine, poisson: CompiledModel
+) -> None:
     import threading
 
     from runtime.errors import MachineryError
 
     killed: list[int] = []
-    killer = threading.Thread(target=kill_samplers_once_running, args=(killed,))
+    killer = threading.Thread(target=kill_samplers_once_running, args=(killed, engine.name))
     killer.start()
     try:
         with pytest.raises(
