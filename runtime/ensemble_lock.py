@@ -9,8 +9,10 @@ replicate where one lock per ensemble does.
 The lock is a POSIX record lock (``fcntl.lockf``) on ``ensembles/<id>/.fitting.lock``. The kernel drops
 it when its holder exits, however it dies (``kill -9`` included), so no stale lock outlives a submitter.
 Unlike ``flock``, a record lock is not inherited by forked children (httpstan's sampler pool, the
-report's renderers), which may outlive a killed submitter. Stores other than a local directory have no
-lock: on AWS, the trigger's claims keep two uploads of one manifest from fitting anything twice.
+report's renderers), which may outlive a killed submitter. The holder removes the file as it releases
+the lock, so the store holds no trace of a submission that wrote nothing. Stores other than a local
+directory get no lock here: on AWS, the trigger takes one manifest upload of an ensemble at a time
+(its lease) and submits jobs only for replicates that no running job holds.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def fitting_lock(
     store: ObjectStore, ensemble_id: str, *, on_wait: Callable[[str], None] = print
 ) -> Iterator[None]:
     """Hold the ensemble's lock for the block; while another process holds it, call ``on_wait`` once
-    with a line saying who, then wait (Ctrl-C stops the wait).
+    with a line saying who, then wait (Ctrl-C stops the wait). The lock file is removed on release, so
+    a submission that stops on bad input leaves the store as it found it.
 
     A store on a filesystem without working locks gets a one-line warning on stderr, and no lock.
     """
@@ -54,38 +57,70 @@ def fitting_lock(
         yield
         return
     path = lock_path(store, ensemble_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as file:
-        try:
-            _acquire(file.fileno(), lambda: on_wait(_waiting_line(ensemble_id, path)))
-        except OSError as exc:
-            if exc.errno not in _NO_LOCKS:
-                raise
-            print(
-                f"warning: the store {store.uri} is on a filesystem without working file locks "
-                f"({os.strerror(exc.errno)}): two submissions of ensemble {ensemble_id} at once would "
-                "both fit its missing replicates",
-                file=sys.stderr,
-            )
-            yield
-            return
-        _record_holder(file.fileno())
-        try:
-            yield
-        finally:
-            fcntl.lockf(file.fileno(), fcntl.LOCK_UN)
-
-
-def _acquire(descriptor: int, announce_wait: Callable[[], None]) -> None:
-    """Take the lock at once if it is free; else announce the wait and block until it is released."""
     try:
-        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
+        descriptor = _open_locked(path, lambda: on_wait(_waiting_line(ensemble_id, path)))
     except OSError as exc:
-        if exc.errno not in (errno.EACCES, errno.EAGAIN):
+        if exc.errno not in _NO_LOCKS:
             raise
-    announce_wait()
-    fcntl.lockf(descriptor, fcntl.LOCK_EX)
+        print(
+            f"warning: the store {store.uri} is on a filesystem without working file locks "
+            f"({os.strerror(exc.errno)}): two submissions of ensemble {ensemble_id} at once would "
+            "both fit its missing replicates",
+            file=sys.stderr,
+        )
+        yield
+        return
+    try:
+        _record_holder(descriptor)
+        yield
+    finally:
+        path.unlink(
+            missing_ok=True
+        )  # before unlocking: a waiter that gets the lock then finds its file gone and retries
+        with contextlib.suppress(OSError):  # the folder this made, unless something else is in it
+            path.parent.rmdir()
+        os.close(descriptor)
+
+
+def _open_locked(path: Path, announce_wait: Callable[[], None]) -> int:
+    """Open the lock file and lock it, waiting if it is held (``announce_wait`` is called once).
+
+    A holder removes the file before it unlocks: a lock taken on a file that is no longer at ``path``
+    is dropped and taken again on the file there now.
+    """
+    announced = False
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileNotFoundError, FileExistsError):  # a holder leaving removed the folder meanwhile
+            continue
+        try:
+            try:
+                fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                if not announced:
+                    announce_wait()
+                    announced = True
+                fcntl.lockf(descriptor, fcntl.LOCK_EX)
+            if _same_file(descriptor, path):
+                return descriptor
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.close(descriptor)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``descriptor``."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(descriptor)
+    return (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino)
 
 
 def _record_holder(descriptor: int) -> None:
@@ -96,7 +131,10 @@ def _record_holder(descriptor: int) -> None:
 
 
 def _waiting_line(ensemble_id: str, path: Path) -> str:
-    holder = path.read_text().strip() or "another process"
+    try:
+        holder = path.read_text().strip() or "another process"
+    except FileNotFoundError:  # released meanwhile
+        holder = "another process"
     return (
         f"ensemble {ensemble_id} is being fitted by another submission ({holder}); waiting for it to "
         "finish, then fitting whatever it leaves missing (Ctrl-C stops waiting)"

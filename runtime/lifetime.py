@@ -35,8 +35,15 @@ def forked_children_die_with_this_process() -> None:
 
     Children forked and exec'd by ``subprocess`` (CmdStan) do not run Python's fork hooks; they end on
     their own when their fit does, and the local executor kills its worker's whole process group.
+    Registering twice registers once.
     """
-    os.register_at_fork(after_in_child=die_with_parent)
+    global _FORK_HOOK_REGISTERED
+    if not _FORK_HOOK_REGISTERED:
+        os.register_at_fork(after_in_child=die_with_parent)
+        _FORK_HOOK_REGISTERED = True
+
+
+_FORK_HOOK_REGISTERED = False
 
 
 def follow_parent(environment: Mapping[str, str]) -> None:

@@ -28,7 +28,7 @@ from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.errors import StanFleetError, exit_status
 from runtime.executor import Unfitted
 from runtime.generators import Generator, open_generator
-from runtime.lifetime import exit_quickly
+from runtime.lifetime import exit_quickly, forked_children_die_with_this_process
 from runtime.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS, replicates_per_child
 from runtime.prepare import (
@@ -432,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one-line errors, no traceback, non-zero exit."""
     from runtime.api import run_ensemble  # the command line is a thin layer over the Python API
 
+    forked_children_die_with_this_process()  # httpstan's pool, when a PyStan generator runs here
     args = build_parser().parse_args(argv)
     options = {**vars(args), "fail_on_miscalibration": False}  # here the verdict sets the exit status
     try:

@@ -331,7 +331,14 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
         summary["replicates"].pop("reused")
     collected_run, expected_run = collected.pop("run"), expected.pop("run")
     assert collected == expected
-    assert collected["replicates"] == {"requested": 12, "succeeded": 12, "failed": 0, "judged": 12}
+    assert collected["replicates"] == {
+        "requested": 12,
+        "succeeded": 12,
+        "failed": 0,
+        "missing": 0,
+        "machinery_errors": 0,
+        "judged": 12,
+    }
     assert list(collected["test_quantities"]) == ["log_lik", "log_lambda", "y_rep_mean"]
     # collect reports the submitter's run record: its run fields, as a --wait submission would, and
     # the cost estimate of the AWS backend; apart from those two, the runs match.
@@ -473,7 +480,15 @@ def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.Cap
     assert len(aws.jobs()) == 2
     assert aws.result_versions(ensemble_id) == before
     summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
-    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 4, "judged": 4}
+    assert summary["replicates"] == {
+        "requested": 4,
+        "succeeded": 4,
+        "failed": 0,
+        "missing": 0,
+        "machinery_errors": 0,
+        "reused": 4,
+        "judged": 4,
+    }
 
     # A larger R: the model's build is published (the compile job left its marker), so the new
     # replicates get a fit job alone, with nothing to wait for.
@@ -538,7 +553,15 @@ def test_wait_follows_the_jobs_and_writes_the_report(
     [outcome] = outcomes
     assert outcome["status"] == "submitted"
     summary = json.loads((aws.tmp / "aws-report" / "summary.json").read_text())
-    assert summary["replicates"] == {"requested": 4, "succeeded": 4, "failed": 0, "reused": 0, "judged": 4}
+    assert summary["replicates"] == {
+        "requested": 4,
+        "succeeded": 4,
+        "failed": 0,
+        "missing": 0,
+        "machinery_errors": 0,
+        "reused": 0,
+        "judged": 4,
+    }
     assert summary["run"]["backend"] == "aws"
     cost = summary["run"]["cost_estimate"]
     assert cost["vcpu_seconds"] == pytest.approx(summary["fit_seconds_total"] * FIT_VCPUS)

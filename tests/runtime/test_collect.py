@@ -79,7 +79,15 @@ def test_the_report_covers_what_is_finished_of_the_manifests_r(
     assert collect(store, tmp_path) == 0
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["ensemble_id"] == ENSEMBLE
-    assert summary["replicates"] == {"requested": 25, "succeeded": 20, "failed": 0, "reused": 0, "judged": 20}
+    assert summary["replicates"] == {
+        "requested": 25,
+        "succeeded": 20,
+        "failed": 0,
+        "missing": 5,
+        "machinery_errors": 0,
+        "reused": 0,
+        "judged": 20,
+    }
     assert summary["run"] == {
         "model_name": "poisson",
         "engine": "cmdstanpy",
@@ -88,6 +96,7 @@ def test_the_report_covers_what_is_finished_of_the_manifests_r(
     }
     output = capsys.readouterr().out
     assert "replicates: 20 succeeded, 0 failed, 0 reused (25 requested)" in output
+    assert "5 replicates have no result: rerun the same command to fit them" in output
     assert output.endswith(f"report: {tmp_path / 'report' / 'index.html'}\n")
     assert "estimated cost" not in output
 

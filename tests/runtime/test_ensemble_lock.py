@@ -87,6 +87,41 @@ def test_the_lock_file_is_not_an_object_of_the_store(tmp_path: Path) -> None:
     with fitting_lock(store, "e1"):
         assert lock_path(store, "e1").is_file()
         assert list(store.list_keys("ensembles/")) == []
+    assert not lock_path(store, "e1").parent.exists()  # released: nothing left behind
+
+
+TAKE_TURNS = """
+import sys
+from pathlib import Path
+from runtime.ensemble_lock import fitting_lock
+from runtime.store import LocalDirectoryStore
+store = Path(sys.argv[1])
+for _ in range(300):
+    with fitting_lock(LocalDirectoryStore(store), "e1", on_wait=lambda line: None):
+        inside = store / "inside"
+        inside.mkdir()  # fails if another process is inside too
+        inside.rmdir()
+"""
+
+
+def test_processes_take_turns_and_never_hold_the_lock_together(tmp_path: Path) -> None:
+    # Each holder removes the lock file (and its folder) as it unlocks: a waiter that was locked on the
+    # removed file must notice and lock the new one, or two processes would hold the lock at once.
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", TAKE_TURNS, str(tmp_path)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [
+        (process.wait(timeout=120), process.stderr.read() if process.stderr else "") for process in processes
+    ]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    assert not (tmp_path / "ensembles" / "e1").exists()
 
 
 def test_a_store_without_working_locks_is_warned_about_in_one_line(

@@ -25,8 +25,9 @@ from runtime.aws_stack import DEFAULT_STACK
 from runtime.compare import main as compare_main
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
-from runtime.keys import run_key
+from runtime.keys import result_key, run_key
 from runtime.plots import FIGURE_NAMES
+from runtime.results import ReplicateResult
 from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
 from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
@@ -34,7 +35,15 @@ from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, inte
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.engines.present import ENGINES
 from tests.runtime.hand_built_ensemble import MODEL_CODE
-from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, example_arguments
+from tests.runtime.poisson_example import (
+    DATA,
+    GENERATOR,
+    MODEL,
+    QUICK_SAMPLER,
+    ROOT,
+    example_arguments,
+    submit_command,
+)
 
 FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
 PLOTS = [f"{name}.png" for name in FIGURE_NAMES]
@@ -71,7 +80,15 @@ def result_files(tmp_path: Path) -> list[Path]:
 def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str) -> None:
     assert run(tmp_path, "--replicates", "20", engine=engine) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["replicates"] == {"requested": 20, "succeeded": 20, "failed": 0, "reused": 0, "judged": 20}
+    assert summary["replicates"] == {
+        "requested": 20,
+        "succeeded": 20,
+        "failed": 0,
+        "missing": 0,
+        "machinery_errors": 0,
+        "reused": 0,
+        "judged": 20,
+    }
     assert set(summary["variables"]) == {"lambda"}
     assert set(summary["test_quantities"]) == {"log_lik"}
     assert summary["variables"]["lambda"]["max_rank"] == 200
@@ -484,3 +501,116 @@ def test_a_second_model_version_is_fitted_to_the_same_datasets(
     assert re.search(r"^lambda\s+\S+ (yes|NO) ", table, re.MULTILINE), table
     assert re.search(r"^log_lik \(test\)\s", table, re.MULTILINE), table
     assert (tmp_path / "compared" / "ecdf_difference.png").stat().st_size > 5000
+
+
+def submit_process(tmp_path: Path, *extra: str, out: str = "out") -> subprocess.Popen[str]:
+    """``python -m runtime.submit`` on the bundled example with the test's store, in its own session."""
+    return subprocess.Popen(
+        [
+            *submit_command("--store", str(tmp_path / "store"), "--out", str(tmp_path / out)),
+            "--engine",
+            "pystan",
+            *FAST,
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stored_results(tmp_path: Path) -> list[ReplicateResult]:
+    return [ReplicateResult.from_json(path.read_bytes()) for path in result_files(tmp_path) if path.is_file()]
+
+
+def test_two_identical_submissions_at_once_fit_every_replicate_once(tmp_path: Path) -> None:
+    first, second = (submit_process(tmp_path, "--replicates", "8", out=out) for out in ("a", "b"))
+    outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    fitted = [output for output in outputs if "8 replicates requested, 0 reused, 8 to fit" in output]
+    waited = [output for output in outputs if "is being fitted by another submission" in output]
+    assert len(fitted) == 1 and len(waited) == 1, outputs
+    assert "8 replicates requested, 8 reused, nothing to fit" in waited[0]
+    results = stored_results(tmp_path)
+    assert sorted(r.replicate for r in results) == list(range(8))
+    assert all(r.status == "ok" for r in results)
+    for name in ("a", "b"):  # both report the same whole ensemble
+        assert json.loads((tmp_path / name / "summary.json").read_text())["replicates"]["succeeded"] == 8
+
+
+def test_a_submitter_killed_holding_the_lock_leaves_it_free(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    process = submit_process(tmp_path, "--replicates", "12")
+    deadline = time.monotonic() + 240
+    while len(result_files(tmp_path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()  # the submitter alone: its workers and samplers die with it, the kernel drops its lock
+    process.communicate(timeout=60)  # ends once every process holding its output has died
+    started = time.monotonic()
+    assert run(tmp_path, "--replicates", "12") == 0
+    output = capsys.readouterr().out
+    assert "is being fitted by another submission" not in output
+    assert "12 replicates requested" in output and "reused" in output
+    assert time.monotonic() - started < 120
+    assert len(stored_results(tmp_path)) == 12
+
+
+def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "--replicates", "2") == 0
+    ensemble_id = json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_id"]
+    # A folder where replicate 3's result goes: every write of it fails, as on a broken disk.
+    blocked = tmp_path / "store" / result_key(ensemble_id, 3)
+    blocked.mkdir(parents=True)
+    capsys.readouterr()
+    assert run(tmp_path, "--replicates", "5") == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "error: 1 replicate(s) hit errors of the machinery, not the model, and have no result (replicate 3: "
+    )
+    assert "rerun the same command to fit them" in captured.err
+    assert "1 replicates have no result (1 hit errors of the machinery, not the model)" in captured.out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())  # the report is written
+    assert summary["replicates"]["succeeded"] == 4
+    assert (summary["replicates"]["failed"], summary["replicates"]["missing"]) == (0, 1)
+    assert summary["replicates"]["machinery_errors"] == 1
+    assert summary["machinery_errors"][0]["replicate"] == 3
+    assert "IsADirectoryError" in summary["machinery_errors"][0]["error"]
+    assert "hit errors of the machinery" in (tmp_path / "out" / "index.html").read_text()
+    assert sorted(r.replicate for r in stored_results(tmp_path)) == [0, 1, 2, 4]
+
+    blocked.rmdir()  # the environment is mended: a rerun fits what is missing
+    assert run(tmp_path, "--replicates", "5") == 0
+    assert "5 replicates requested, 4 reused, 1 to fit" in capsys.readouterr().out
+    assert [r.status for r in stored_results(tmp_path)] == ["ok"] * 5
+
+
+def test_retry_failed_refits_stored_failures_and_keeps_them_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "--replicates", "3") == 0
+    ensemble_id = json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_id"]
+    # A failure an earlier version stored for an error of the environment (httpstan's shared fits).
+    kept = tmp_path / "store" / result_key(ensemble_id, 1)
+    old = ReplicateResult.from_json(kept.read_bytes())
+    failure = ReplicateResult(
+        1, old.seed, "failed", "pystan", error="KeyError: 'NO_SUCH_FIELD: The JSON field referenced ...'"
+    )
+    kept.write_bytes(failure.to_json())
+    assert run(tmp_path, "--replicates", "3") == 0
+    assert "3 reused, nothing to fit" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["replicates"]["failed"] == 1
+
+    assert run(tmp_path, "--replicates", "3", "--retry-failed") == 0
+    output = capsys.readouterr().out
+    assert "3 replicates requested, 2 reused, 1 to fit with pystan" in output
+    assert "(1 stored failed fits set aside to refit)" in output
+    refitted = ReplicateResult.from_json(kept.read_bytes())
+    assert (refitted.status, refitted.variables) == ("ok", old.variables)  # same seed and data: same fit
+    aside = list((tmp_path / "store" / "ensembles" / ensemble_id / "retried-failures").glob("000001-*.json"))
+    assert [ReplicateResult.from_json(path.read_bytes()) for path in aside] == [failure]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["replicates"]["failed"] == 0

@@ -51,7 +51,15 @@ def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) ->
     assert data["uniformity_test"]["family_level"] == 0.01
     assert data["uniformity_test"]["quantities_checked"] == 3
     assert "gamma" in data["uniformity_test"]["method"]
-    assert data["replicates"] == {"requested": 100, "succeeded": 100, "failed": 0, "reused": 0, "judged": 100}
+    assert data["replicates"] == {
+        "requested": 100,
+        "succeeded": 100,
+        "failed": 0,
+        "missing": 0,
+        "machinery_errors": 0,
+        "reused": 0,
+        "judged": 100,
+    }
     assert data["uniformity_test"]["ecdf_band_level"] == pytest.approx(0.01 / 3)
     assert data["uniformity_test"]["exclude_divergent"] is False
 
@@ -101,7 +109,15 @@ def test_failed_replicate_is_counted_and_listed(uniform_results: list[ReplicateR
     assert summary.failures == [Failure(replicate=7, error="RuntimeError: chain 2 crashed")]
     data = summary.to_dict()
     assert data["failures"] == [{"replicate": 7, "error": "RuntimeError: chain 2 crashed"}]
-    assert data["replicates"] == {"requested": 100, "succeeded": 99, "failed": 1, "reused": 3, "judged": 99}
+    assert data["replicates"] == {
+        "requested": 100,
+        "succeeded": 99,
+        "failed": 1,
+        "missing": 0,
+        "machinery_errors": 0,
+        "reused": 3,
+        "judged": 99,
+    }
     assert summary.variables["lambda"].replicates == 99
 
 
