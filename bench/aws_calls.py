@@ -329,8 +329,8 @@ def print_report(rows: list[Row], per_child: int, warm_seconds: float) -> None:
         "  missing replicate's inputs. Handler: GetObject 2 (manifest, spec) + 1 per earlier submission's\n"
         "  claim, ListObjectsV2 2 (the claims; the compile marker, which no run here writes, so every row\n"
         "  submits a compile job), DescribeJobs 1 per 100 earlier jobs (none on a first submission),\n"
-        "  PutObject 2 (conditional claim, claim rewrite with job ids). Results are uploaded by the workers, not\n"
-        "  counted here (no fits run)."
+        "  PutObject 4 (the ensemble's lease taken and released, conditional claim, claim rewrite with job\n"
+        "  ids). Results are uploaded by the workers, not counted here (no fits run)."
     )
 
 

@@ -364,7 +364,7 @@ def test_duplicate_events_submit_once(aws: Aws, capsys: pytest.CaptureFixture[st
     again = handle(event)
     assert (first["status"], again["status"]) == ("submitted", "duplicate")
     assert sorted(job["jobId"] for job in aws.jobs()) == sorted(first["job_ids"])
-    assert aws.keys("claims/") == [first["claim"]]
+    assert aws.keys(f"claims/{ensemble_id}/") == [first["claim"]]  # beside it: the ensemble's lease
     assert aws.read_json(first["claim"])["job_ids"] == first["job_ids"]
     assert first["claim"].startswith(f"claims/{ensemble_id}/")
 

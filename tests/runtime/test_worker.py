@@ -250,7 +250,9 @@ def test_a_sampler_killed_mid_fit_is_retried_and_not_stored_as_a_failure(
     tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = LocalDirectoryStore(tmp_path / "store")
-    spec = replace(hand_built_spec(engine), settings=SamplerSettings(chains=2, warmup=400_000, samples=50))
+    spec = replace(
+        hand_built_spec(engine), settings=SamplerSettings(chains=2, warmup=400_000, samples=50, thin=1)
+    )
     store.put(spec_key(spec.ensemble_id), spec.to_json())
     publish_block(store, spec, 0, bad_replicates=set())
     killed: list[int] = []

@@ -28,16 +28,19 @@ LONG = SamplerSettings(chains=2, warmup=3_000_000, samples=10, thin=1)
 
 def sampler_processes(engine: str) -> list[int]:
     """This process's children that run ``engine``'s sampler: httpstan's pool is forked from this
-    process (the same executable), CmdStan is a model's own executable. Zombies are left out."""
+    process (its command line is ours), CmdStan runs ``method=sample``. Other children (the jsii node
+    process of the stack tests, a worker subprocess) are left alone; so are zombies."""
     listed = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
-    ours = os.readlink("/proc/self/exe")
+    ours = Path("/proc/self/cmdline").read_bytes()
     found = []
     for pid in map(int, listed.stdout.split()):
         try:
-            forked = os.readlink(f"/proc/{pid}/exe") == ours
-        except OSError:  # exited meanwhile, or a zombie
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # exited meanwhile
             continue
-        if forked == (engine == "pystan"):
+        forked = command == ours
+        runs_cmdstan = b"method=sample" in command.split(b"\0")
+        if (forked if engine == "pystan" else runs_cmdstan) and command:  # a zombie's command line is empty
             found.append(pid)
     return found
 
