@@ -2,24 +2,25 @@
 
 Every option of ``python -m runtime.submit`` is a keyword argument of :func:`run_ensemble`, named as the
 flag is (``--adapt-delta`` is ``adapt_delta``, ``--no-progress`` is ``no_progress``); the command line is
-a thin layer over it. Errors raise :class:`~runtime.errors.StanFleetError`, never ``SystemExit``.
+a thin layer over the same pipeline (:mod:`runtime.pipeline`): both build one
+:class:`~runtime.request.EnsembleRequest`, which holds the defaults. Errors raise :class:`~runtime.errors.StanFleetError`, never ``SystemExit``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from runtime.aws_stack import DEFAULT_STACK
 from runtime.collect import results_store, stored_report, write_ensemble_report
-from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.errors import StanFleetError
-from runtime.settings import SamplerSettings
+from runtime.pipeline import run_request
+from runtime.request import EnsembleRequest, check_types
 from runtime.summary import DEFAULT_LEVEL, VerdictOptions
 
-_SAMPLER = SamplerSettings()
+_DEFAULT = EnsembleRequest(model=Path(), generator="", replicates=1)
+"""The request's defaults, which the keywords below take."""
 
 
 def run_ensemble(
@@ -28,54 +29,102 @@ def run_ensemble(
     generator: str | Path,
     replicates: int,
     data: str | Path | None = None,
-    seed: int = 1,
+    seed: int = _DEFAULT.seed,
     workers: int | None = None,
-    engine: str = "auto",
-    backend: str = "local",
+    engine: str = _DEFAULT.engine,
+    backend: str = _DEFAULT.backend,
     store: str | Path | None = None,
     out: str | Path | None = None,
-    chains: int = _SAMPLER.chains,
-    warmup: int = _SAMPLER.warmup,
-    samples: int = _SAMPLER.samples,
-    adapt_delta: float = _SAMPLER.adapt_delta,
-    max_treedepth: int = _SAMPLER.max_treedepth,
-    thin: int | str = _SAMPLER.thin,
+    chains: int = _DEFAULT.chains,
+    warmup: int = _DEFAULT.warmup,
+    samples: int = _DEFAULT.samples,
+    adapt_delta: float = _DEFAULT.adapt_delta,
+    max_treedepth: int = _DEFAULT.max_treedepth,
+    thin: int | str = _DEFAULT.thin,
     test_quantities: str | Sequence[str] | None = None,
-    level: float = DEFAULT_LEVEL,
+    level: float = _DEFAULT.level,
     exclude_divergent: bool = False,
     fail_on_miscalibration: bool = False,
     retry_failed: bool = False,
     no_progress: bool = False,
-    stack: str = DEFAULT_STACK,
+    stack: str = _DEFAULT.stack,
     region: str | None = None,
-    replicates_per_child: int | str = "auto",
+    replicates_per_child: int | str = _DEFAULT.replicates_per_child,
     wait: bool = True,
-    spot_price: float = ASSUMED_SPOT_PRICE_PER_VCPU_HOUR,
+    spot_price: float = _DEFAULT.spot_price,
 ) -> EnsembleReport | SubmittedEnsemble:
     """Simulate ``replicates`` datasets with ``generator``, fit ``model`` to each (what is not stored yet),
     and return the report; the report files are written to ``out`` as the command line writes them.
 
-    ``workers`` defaults to every core, ``store`` to ``$STANFLEET_STORE`` or the user's cache.
-    ``test_quantities`` takes names (a list, or comma-separated) or ``"all"``. With ``backend="aws"`` and
-    ``wait=False`` the ensemble is only submitted: the result is a :class:`SubmittedEnsemble`, whose
-    report :func:`load_ensemble` reads later. With ``fail_on_miscalibration`` a miscalibrated verdict raises
-    StanFleetError (after the report is written).
-    """
-    options = dict(locals())
-    _check_types(options)
-    from runtime.submit import build_parser, run  # the submitter's parser holds the defaults of the rest
+    Every parameter is the flag of ``python -m runtime.submit`` of the same name, with its default.
 
-    args = build_parser().parse_args([str(model), "--generator", str(generator), "--replicates", "1"])
-    for name, value in options.items():  # None keeps the command line's default (workers, store)
-        if value is not None or getattr(args, name) is None:
-            setattr(args, name, value)
-    args.model, args.generator = Path(model), str(generator)
-    args.data = None if data is None else Path(data)
-    args.out = None if out is None else Path(out)
-    args.store = str(args.store)
-    if test_quantities is not None and not isinstance(test_quantities, str):
-        args.test_quantities = ",".join(test_quantities)
-    outcome = run(args)
+    Parameters
+    ----------
+    model
+        The Stan program to check.
+    generator
+        A Stan program run with fixed_param, or ``package.module:function`` called as
+        ``function(numpy_rng, base_data) -> (true_values, data)``.
+    replicates
+        R, the number of simulated datasets to fit; raising it later reuses earlier fits.
+    data
+        Base data (JSON) given to the generator and the model: sizes, covariates.
+    seed
+        The ensemble's seed: the datasets' and the fits' seeds derive from it.
+    workers
+        Local worker processes (default: every core).
+    engine
+        ``auto`` (CmdStanPy where CmdStan is installed, else PyStan), ``cmdstanpy`` or ``pystan``.
+    backend
+        ``local`` (worker processes here) or ``aws`` (Batch jobs on the deployed stack).
+    store
+        Where specs, inputs and results live: a directory or ``s3://`` URI (default:
+        ``$STANFLEET_STORE`` or ``~/.cache/stanfleet/store``).
+    out
+        The report's folder (default: ``sbc-report/<model>-<ensemble id prefix>/``).
+    chains, warmup, samples, adapt_delta, max_treedepth
+        NUTS settings of every fit.
+    thin
+        Keep every ``thin``-th draw for the ranks, or ``"auto"`` to thin by ``S / min(ESS)``.
+    test_quantities
+        Transformed parameters and generated quantities ranked like parameters: names, as a list or
+        comma-separated, or ``"all"``.
+    level
+        Family-wise level of the Holm-corrected uniformity tests.
+    exclude_divergent
+        Give the verdict on the replicates whose fit had no divergent transitions.
+    fail_on_miscalibration
+        Raise StanFleetError (after the report is written) when the verdict is miscalibrated.
+    retry_failed
+        Refit the replicates whose stored fit failed (the failed results are kept aside).
+    no_progress
+        Show no progress bar.
+    stack, region
+        The deployed stack and its region (``backend="aws"``).
+    replicates_per_child
+        Replicates per Batch array child, or ``"auto"`` (about 3 minutes of fits each).
+    wait
+        With ``backend="aws"``: follow the jobs and report; False returns a
+        :class:`SubmittedEnsemble` once the jobs are submitted (read it later with
+        :func:`load_ensemble`).
+    spot_price
+        Assumed USD per vCPU-hour for the cost estimate.
+
+    Returns
+    -------
+    EnsembleReport or SubmittedEnsemble
+        The report (``calibrated``, ``summary``, ``replicates``, ``figure(name)``), or the submitted
+        ensemble with ``wait=False``.
+
+    Raises
+    ------
+    StanFleetError
+        Bad arguments (naming the argument, the rule and the value), a failed check of the model or the
+        generator, a miscalibrated verdict with ``fail_on_miscalibration``, or replicates that errors of
+        the machinery left without a result (after the report is written).
+    """
+    request = EnsembleRequest.from_keywords(**locals())
+    outcome = run_request(request)
     if fail_on_miscalibration and isinstance(outcome, EnsembleReport) and outcome.calibrated is False:
         flagged = ", ".join(outcome.verdict.flagged)
         raise StanFleetError(f"ensemble {outcome.ensemble_id} is miscalibrated: {flagged} flagged")
@@ -96,7 +145,7 @@ def load_ensemble(
     """The report of an ensemble from its stored results (``store``, else the deployed stack's bucket):
     results ``0..R-1`` for R ``replicates`` (default: the ensemble's own). Nothing is refitted; the report
     files are written only when ``out`` is given."""
-    _check_types(dict(replicates=replicates, level=level, exclude_divergent=exclude_divergent))
+    check_types(dict(replicates=replicates, level=level, exclude_divergent=exclude_divergent))
     report = stored_report(
         ensemble_id,
         store=results_store(None if store is None else str(store), stack, region),
@@ -104,21 +153,3 @@ def load_ensemble(
         options=VerdictOptions(level=level, exclude_divergent=exclude_divergent),
     )
     return report if out is None else write_ensemble_report(report, Path(out))
-
-
-_INTEGERS = ("replicates", "seed", "workers", "chains", "warmup", "samples", "max_treedepth")
-_NUMBERS = ("adapt_delta", "level", "spot_price")
-_FLAGS = ("exclude_divergent", "fail_on_miscalibration", "retry_failed", "no_progress", "wait")
-
-
-def _check_types(options: dict[str, Any]) -> None:
-    """A wrong type is a StanFleetError naming the argument, as a bad flag is on the command line."""
-    for name, value in options.items():
-        if value is None:
-            continue
-        if name in _INTEGERS and (isinstance(value, bool) or not isinstance(value, int)):
-            raise StanFleetError(f"{name} must be an integer, got {value!r}")
-        if name in _NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise StanFleetError(f"{name} must be a number, got {value!r}")
-        if name in _FLAGS and not isinstance(value, bool):
-            raise StanFleetError(f"{name} must be True or False, got {value!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -13,9 +12,8 @@ from runtime.engines import cmdstan_available, get_engine, require_engine, resol
 from runtime.engines.base import Engine
 from runtime.errors import StanFleetError
 from runtime.executor import Executor, LocalProcessExecutor
+from runtime.request import BACKENDS
 from runtime.store import ObjectStore, open_store
-
-BACKENDS = ("local", "aws")
 
 
 @dataclass(frozen=True)
@@ -52,48 +50,51 @@ class Backend:
         return self.make_executor(requested, wait, replicates_per_child)
 
 
-def open_backend(args: argparse.Namespace) -> Backend:
-    """Build the backend named by ``--backend`` from the parsed command line."""
-    if args.backend not in BACKENDS:
-        raise StanFleetError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
-    if args.backend == "local":
-        if not args.wait:
-            raise StanFleetError("--no-wait needs --backend aws: local fits run in this command")
-        fit_engine = require_engine(args.engine)
-        store = open_store(args.store)
-        executor = LocalProcessExecutor(store, args.workers)
-        return Backend(
-            store=store,
-            fit_engine=fit_engine,
-            local_engine_name=fit_engine,
-            where=f"on {args.workers} local worker(s)",
-            make_executor=lambda requested, wait, per_child: executor,
-            warm_up=lambda: executor,
-        )
-    return _aws_backend(args)
+def open_backend(
+    *, backend: str, engine: str, store: str, workers: int, wait: bool, stack: str, region: str | None
+) -> Backend:
+    """Build the backend named ``backend`` (``local``: ``workers`` processes on ``store``; ``aws``: the
+    deployed ``stack`` in ``region``, its bucket the store) fitting with ``engine``."""
+    if backend not in BACKENDS:
+        raise StanFleetError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "aws":
+        return _aws_backend(engine=engine, stack=stack, region=region)
+    if not wait:
+        raise StanFleetError("--no-wait needs --backend aws: local fits run in this command")
+    fit_engine = require_engine(engine)
+    local_store = open_store(store)
+    executor = LocalProcessExecutor(local_store, workers)
+    return Backend(
+        store=local_store,
+        fit_engine=fit_engine,
+        local_engine_name=fit_engine,
+        where=f"on {workers} local worker(s)",
+        make_executor=lambda requested, wait, per_child: executor,
+        warm_up=lambda: executor,
+    )
 
 
-def _aws_backend(args: argparse.Namespace) -> Backend:
+def _aws_backend(*, engine: str, stack: str, region: str | None) -> Backend:
     from runtime.aws_stack import read_stack_outputs, worker_vcpus
     from runtime.batch_executor import BatchExecutor
     from runtime.s3_store import S3Store
 
-    fit_engine = "cmdstanpy" if args.engine == "auto" else resolve_engine_name(args.engine)
-    outputs = read_stack_outputs(args.stack, args.region)
-    store = S3Store(outputs.bucket, region=args.region)
+    fit_engine = "cmdstanpy" if engine == "auto" else resolve_engine_name(engine)
+    outputs = read_stack_outputs(stack, region)
+    store = S3Store(outputs.bucket, region=region)
     local = fit_engine if fit_engine == "pystan" or cmdstan_available() else "pystan"
     return Backend(
         store=store,
         fit_engine=fit_engine,
         local_engine_name=require_engine(local),
-        where=f"on AWS Batch (stack {args.stack})",
+        where=f"on AWS Batch (stack {stack})",
         make_executor=lambda requested, wait, per_child: BatchExecutor(
             store,
             outputs,
             requested=requested,
             replicates_per_child=per_child,
             wait=wait,
-            region=args.region,
+            region=region,
         ),
-        vcpus_per_job=worker_vcpus(outputs.fit_job_definition_arn, args.region),
+        vcpus_per_job=worker_vcpus(outputs.fit_job_definition_arn, region),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,8 @@ from runtime.store import LocalDirectoryStore
 from tests.runtime.batch_runner import create_stack
 
 
-def arguments(**overrides: Any) -> argparse.Namespace:
+def arguments(**overrides: Any) -> dict[str, Any]:
+    """``open_backend``'s keyword arguments: a local backend of 3 workers, with ``overrides``."""
     values: dict[str, Any] = {
         "backend": "local",
         "engine": "auto",
@@ -33,9 +33,8 @@ def arguments(**overrides: Any) -> argparse.Namespace:
         "workers": 3,
         "stack": "StanFleet",
         "region": None,
-        "replicates_per_child": 20,
     }
-    return argparse.Namespace(**{**values, **overrides})
+    return {**values, **overrides}
 
 
 @pytest.fixture(autouse=True)
@@ -70,16 +69,16 @@ def stack(aws_credentials: None) -> Iterator[str]:
 
 def test_an_unknown_backend_names_the_choices() -> None:
     with pytest.raises(StanFleetError, match=r"^--backend must be one of local, aws, got 'slurm'$"):
-        open_backend(arguments(backend="slurm"))
+        open_backend(**arguments(backend="slurm"))
 
 
 def test_no_wait_needs_the_aws_backend() -> None:
     with pytest.raises(StanFleetError, match=r"^--no-wait needs --backend aws"):
-        open_backend(arguments(wait=False))
+        open_backend(**arguments(wait=False))
 
 
 def test_local_auto_is_pystan_without_cmdstan(tmp_path: Path) -> None:
-    backend = open_backend(arguments(store=str(tmp_path / "store")))
+    backend = open_backend(**arguments(store=str(tmp_path / "store")))
     assert backend.fit_engine == "pystan"
     assert backend.local_engine.name == "pystan"
     assert isinstance(backend.store, LocalDirectoryStore)
@@ -91,15 +90,16 @@ def test_local_auto_is_pystan_without_cmdstan(tmp_path: Path) -> None:
 
 def test_local_cmdstanpy_without_cmdstan_is_refused_when_the_backend_opens(tmp_path: Path) -> None:
     with pytest.raises(StanFleetError, match=r"^--engine cmdstanpy needs CmdStan, which is not installed"):
-        open_backend(arguments(engine="cmdstanpy", store=str(tmp_path)))
+        open_backend(**arguments(engine="cmdstanpy", store=str(tmp_path)))
 
 
 def test_opening_the_local_backend_imports_no_stan_library(tmp_path: Path) -> None:
     """The engine is imported on first use, so the workers start a second sooner."""
     code = (
-        "import argparse, sys; from runtime.backends import open_backend; "
-        f"b = open_backend(argparse.Namespace(backend='local', engine='pystan', wait=True, store={str(tmp_path)!r}, "
-        "workers=1)); print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)), b.local_engine.name)"
+        "import sys; from runtime.backends import open_backend; "
+        f"b = open_backend(backend='local', engine='pystan', wait=True, store={str(tmp_path)!r}, "
+        "workers=1, stack='StanFleet', region=None); "
+        "print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)), b.local_engine.name)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["[]", "pystan"]
@@ -107,11 +107,11 @@ def test_opening_the_local_backend_imports_no_stan_library(tmp_path: Path) -> No
 
 def test_local_rejects_an_unknown_engine(tmp_path: Path) -> None:
     with pytest.raises(StanFleetError, match=r"--engine must be one of auto, cmdstanpy, pystan, got 'jax'"):
-        open_backend(arguments(engine="jax", store=str(tmp_path)))
+        open_backend(**arguments(engine="jax", store=str(tmp_path)))
 
 
 def test_aws_auto_fits_with_cmdstanpy_and_checks_locally_with_pystan(stack: str) -> None:
-    backend = open_backend(arguments(backend="aws", region=stack, replicates_per_child=5))
+    backend = open_backend(**arguments(backend="aws", region=stack))
     assert backend.fit_engine == "cmdstanpy"  # the worker image has CmdStan, whatever this machine has
     assert backend.local_engine.name == "pystan"
     assert isinstance(backend.store, S3Store)
@@ -125,17 +125,17 @@ def test_aws_auto_fits_with_cmdstanpy_and_checks_locally_with_pystan(stack: str)
 
 
 def test_aws_with_pystan_fits_with_pystan(stack: str) -> None:
-    backend = open_backend(arguments(backend="aws", engine="pystan", region=stack))
+    backend = open_backend(**arguments(backend="aws", engine="pystan", region=stack))
     assert (backend.fit_engine, backend.local_engine.name) == ("pystan", "pystan")
 
 
 def test_aws_rejects_an_unknown_engine_before_looking_for_the_stack() -> None:
     with pytest.raises(StanFleetError, match=r"--engine must be one of auto, cmdstanpy, pystan, got 'jax'"):
-        open_backend(arguments(backend="aws", engine="jax"))
+        open_backend(**arguments(backend="aws", engine="jax"))
 
 
 def test_aws_clients_use_the_stacks_region(stack: str) -> None:
-    backend = open_backend(arguments(backend="aws", region=stack, wait=False))
+    backend = open_backend(**arguments(backend="aws", region=stack, wait=False))
     assert isinstance(backend.store, S3Store)
     assert backend.store._client.meta.region_name == stack
     executor = backend.executor(requested=1, wait=False)
@@ -146,4 +146,4 @@ def test_aws_clients_use_the_stacks_region(stack: str) -> None:
 
 def test_aws_without_the_stack_is_a_clear_error(stack: str) -> None:
     with pytest.raises(StanFleetError, match=r"stack 'StanFleet' not found in region us-east-1"):
-        open_backend(arguments(backend="aws"))  # the stack is in eu-west-1, the default region is not
+        open_backend(**arguments(backend="aws"))  # the stack is in eu-west-1, the default region is not

@@ -3,7 +3,6 @@
 Tests about one engine's behaviour name it; tests about the CLI use PyStan, which is always installed.
 """
 
-import argparse
 import json
 import os
 import re
@@ -21,17 +20,18 @@ import pytest
 from moto import mock_aws
 
 from runtime import batch_executor
-from runtime.aws_stack import DEFAULT_STACK
 from runtime.compare import main as compare_main
 from runtime.conform import ReplicateInputs
 from runtime.engines import get_engine
 from runtime.keys import result_key, run_key
+from runtime.pipeline import choose_replicates_per_child
 from runtime.plots import FIGURE_NAMES
+from runtime.request import EnsembleRequest
 from runtime.results import ReplicateResult
 from runtime.run_record import RunRecord
 from runtime.settings import SamplerSettings
 from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
-from runtime.submit import EXIT_MISCALIBRATED, choose_replicates_per_child, interrupted_message, main
+from runtime.submit import EXIT_MISCALIBRATED, interrupted_message, main
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.engines.present import ENGINES
 from tests.runtime.hand_built_ensemble import MODEL_CODE
@@ -403,20 +403,22 @@ RESUME = "interrupted: finished results are kept; rerun the same command to resu
 
 def test_ctrl_c_after_an_aws_launch_names_the_collect_and_cancel_commands() -> None:
     ensemble = "0123456789abcdef0123"
-    elsewhere = argparse.Namespace(backend="aws", stack="MyFleet", region="eu-west-1")
+    elsewhere = EnsembleRequest(
+        Path(MODEL), GENERATOR, 10, backend="aws", stack="MyFleet", region="eu-west-1"
+    )
     assert interrupted_message(elsewhere, ensemble) == (
         f"interrupted: the Batch jobs of ensemble {ensemble} keep running on AWS (and cost money); "
         "finished results are kept\n"
         f"  report on what has finished: python -m runtime.collect {ensemble} --stack MyFleet --region eu-west-1\n"
         f"  stop the jobs: python -m runtime.cancel {ensemble} --stack MyFleet --region eu-west-1"
     )
-    defaults = argparse.Namespace(backend="aws", stack=DEFAULT_STACK, region=None)
+    defaults = EnsembleRequest(Path(MODEL), GENERATOR, 10, backend="aws")
     assert interrupted_message(defaults, ensemble).splitlines()[1:] == [
         f"  report on what has finished: python -m runtime.collect {ensemble}",
         f"  stop the jobs: python -m runtime.cancel {ensemble}",
     ]
     assert interrupted_message(defaults) == RESUME  # before the ensemble was launched
-    local = argparse.Namespace(backend="local", stack=DEFAULT_STACK, region=None)
+    local = EnsembleRequest(Path(MODEL), GENERATOR, 10)
     assert interrupted_message(local, ensemble) == RESUME
 
 
