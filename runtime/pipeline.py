@@ -19,7 +19,7 @@ from runtime.derived_quantities import resolve_test_quantities
 from runtime.engines.base import CompiledModel
 from runtime.ensemble_lock import fitting_lock
 from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
-from runtime.errors import StanFleetError
+from runtime.errors import MachineryError, StanFleetError
 from runtime.executor import Unfitted
 from runtime.generators import Generator, open_generator
 from runtime.packing import AUTO, replicates_per_child
@@ -58,18 +58,22 @@ def choose_replicates_per_child(
         return int(requested)
     from runtime.fit_replicate import fit_replicate  # ArviZ (scoring): imported only when a fit is timed
 
-    trial = fit_replicate(
-        model,
-        first,
-        base_data=spec.base_data,
-        settings=spec.settings,
-        seed=fit_seed(spec.ensemble_id, first.replicate),
-        engine=engine,
-        score_log_lik=False,
-    )
-    if trial.status != "ok":
+    try:
+        trial = fit_replicate(
+            model,
+            first,
+            base_data=spec.base_data,
+            settings=spec.settings,
+            seed=fit_seed(spec.ensemble_id, first.replicate),
+            engine=engine,
+            score_log_lik=False,
+        )
+        failure = trial.error if trial.status != "ok" else None
+    except MachineryError as exc:  # the machine's trouble here says nothing about the fits on AWS
+        failure = str(exc)
+    if failure is not None:
         print(
-            f"a trial fit of replicate {first.replicate} failed here ({trial.error}); "
+            f"a trial fit of replicate {first.replicate} failed here ({failure}); "
             f"packing {DEFAULT_REPLICATES_PER_CHILD} replicates per array child"
         )
         return DEFAULT_REPLICATES_PER_CHILD
