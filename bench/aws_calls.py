@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from moto import mock_aws  # noqa: E402
 
-from runtime import submit, trigger  # noqa: E402
+from runtime import pipeline, submit, trigger  # noqa: E402
 from runtime.batch_executor import MANIFEST_PREFIX, manifest_key  # noqa: E402
 from runtime.engines import get_engine  # noqa: E402
 from runtime.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
@@ -327,10 +327,12 @@ def print_report(rows: list[Row], per_child: int, warm_seconds: float) -> None:
         "  submission (the two specs, the packs, run record, manifest) and 2 on a resubmission\n"
         "  (run record, manifest), which also lists the packs again and makes 2 ranged GETs for the first\n"
         "  missing replicate's inputs. Handler: GetObject 2 (manifest, spec) + 1 per earlier submission's\n"
-        "  claim, ListObjectsV2 2 (the claims; the compile marker, which no run here writes, so every row\n"
+        "  claim + 1 for the ensemble's lease once an earlier submission released it,\n"
+        "  ListObjectsV2 2 (the claims; the compile marker, which no run here writes, so every row\n"
         "  submits a compile job), DescribeJobs 1 per 100 earlier jobs (none on a first submission),\n"
         "  PutObject 4 (the ensemble's lease taken and released, conditional claim, claim rewrite with job\n"
-        "  ids). Results are uploaded by the workers, not counted here (no fits run)."
+        "  ids), 5 on a resubmission (the lease's first conditional write finds the released lease, a second\n"
+        "  takes it over). Results are uploaded by the workers, not counted here (no fits run)."
     )
 
 
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replicates-per-child",
         type=int,
-        default=submit.DEFAULT_REPLICATES_PER_CHILD,
+        default=pipeline.DEFAULT_REPLICATES_PER_CHILD,
         help="the submitter's --replicates-per-child (default: %(default)s)",
     )
     parser.add_argument(

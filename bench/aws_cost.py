@@ -151,7 +151,8 @@ def s3_requests(replicates: int, per_child: int, run_seconds: float) -> S3Reques
     HEAD for the spec, PUTs of the spec, the one input pack, the run record and the manifest; while
     waiting, a results listing per poll and a few claim GETs; at the end a listing plus a GET per result
     (the report and the cost estimate share one read). Trigger (runtime.trigger): manifest and spec GET;
-    claims, results and compile-marker listings; claim PUT and rewrite. Compile job (runtime.worker,
+    claims, results and compile-marker listings; the lease taken and released, claim PUT and rewrite.
+    Compile job (runtime.worker,
     runtime.shared_builds): spec GET, build GET (a miss), HEAD, build PUT, marker PUT. Each array child: spec, plan and build GET, one results listing and one
     input-pack listing, the pack's header and its blocks' byte range (two ranged GETs); per replicate
     the result PUT.
@@ -165,7 +166,7 @@ def s3_requests(replicates: int, per_child: int, run_seconds: float) -> S3Reques
             ("submitter: plan, publish, manifest", 2 + 4, 1),
             (f"submitter: waiting ({polls} polls of {POLL_SECONDS:.0f} s)", polls * pages, claim_polls),
             ("submitter: cost estimate + report", pages, replicates),
-            ("trigger Lambda", 3 + 2, 2),
+            ("trigger Lambda", 3 + 4, 2),
             ("compile job", 2, 3),
             (f"{children} array children", replicates + 2 * children, children * 5),
         ]
