@@ -106,39 +106,39 @@ def run_request(request: EnsembleRequest) -> EnsembleReport | SubmittedEnsemble:
 
 def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | SubmittedEnsemble:
     """The body of :func:`run_request`, once the backend is open."""
-    args, settings, options = request, request.settings, request.verdict
-    model_info = read_model_info(args.model)
+    settings = request.settings
+    model_info = read_model_info(request.model)
     if not model_info.parameters:
-        raise StanFleetError(f"{args.model} declares no parameters: there is nothing to calibrate")
-    raw_base_data = load_base_data(args.data)
+        raise StanFleetError(f"{request.model} declares no parameters: there is nothing to calibrate")
+    raw_base_data = load_base_data(request.data)
     base_data = conform_base_data(model_info, raw_base_data)
-    generator = open_generator(args.generator, backend.local_engine, model_info, raw_base_data)
+    generator = open_generator(request.generator, backend.local_engine, model_info, raw_base_data)
     spec = EnsembleSpec(
-        model_name=args.model.stem,
-        model_code=args.model.read_text(),
-        dataset=DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=args.seed),
+        model_name=request.model.stem,
+        model_code=request.model.read_text(),
+        dataset=DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=request.seed),
         base_data=base_data,
         settings=settings,
         engine=backend.fit_engine,
-        test_quantities=resolve_test_quantities(args.test_quantity_list, model_info, args.model.name),
+        test_quantities=resolve_test_quantities(request.test_quantity_list, model_info, request.model.name),
     )
     record = RunRecord(
-        model=str(args.model),
+        model=str(request.model),
         model_name=spec.model_name,
-        generator=args.generator,
+        generator=request.generator,
         engine=spec.engine,
-        backend=args.backend,
+        backend=request.backend,
         seed=spec.dataset.seed,
         settings=settings.to_dict(),
-        pricing=None if backend.vcpus_per_job is None else (backend.vcpus_per_job, args.spot_price),
+        pricing=None if backend.vcpus_per_job is None else (backend.vcpus_per_job, request.spot_price),
     )
     with fitting_lock(backend.store, spec.ensemble_id):
         retried = (
-            set_aside_failed_results(backend.store, spec.ensemble_id, args.replicates)
-            if args.retry_failed
+            set_aside_failed_results(backend.store, spec.ensemble_id, request.replicates)
+            if request.retry_failed
             else 0
         )
-        plan = plan_ensemble(spec, backend.store, args.replicates)
+        plan = plan_ensemble(spec, backend.store, request.replicates)
         print(
             f"ensemble {spec.ensemble_id}: {plan.requested} replicates requested, {plan.reused} reused, "
             + (
@@ -152,7 +152,7 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
         if not plan.missing:
             unfitted: list[Unfitted] = []
         else:
-            outcome = fit_missing(args, plan, model_info, generator, record, backend)
+            outcome = fit_missing(request, plan, model_info, generator, record, backend)
             if isinstance(outcome, SubmittedEnsemble):
                 return outcome
             unfitted = outcome
@@ -164,10 +164,10 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
         reused=plan.reused,
         run=record.run,
         pricing=record.pricing,
-        options=options,
+        options=request.verdict,
         machinery_errors=[Failure(u.replicate, u.error) for u in unfitted],
     )
-    written = write_ensemble_report(report, args.out)
+    written = write_ensemble_report(report, request.out)
     if unfitted:
         first = min(unfitted, key=lambda u: u.replicate)
         raise StanFleetError(
@@ -179,7 +179,7 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
 
 
 def fit_missing(
-    args: EnsembleRequest,
+    request: EnsembleRequest,
     plan: EnsemblePlan,
     model_info: ModelInfo,
     generator: Generator,
@@ -197,23 +197,23 @@ def fit_missing(
     )
     chunks = inputs.chunks()
     first_chunk = next(chunks)
-    model = backend.local_engine.compile(args.model)
+    model = backend.local_engine.compile(request.model)
     first = inputs.first_inputs(first_chunk)
     check_against_model(model, first, spec.base_data, fit_seed(ensemble_id, first.replicate))
     per_child = 1
     if backend.packs_replicates:
         per_child = choose_replicates_per_child(
-            args.replicates_per_child, model, first, spec, engine=backend.local_engine.name
+            request.replicates_per_child, model, first, spec, engine=backend.local_engine.name
         )
     publish_specs(spec, backend.store)
     inputs.publish(first_chunk)
     save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait
-    executor = backend.executor(requested=plan.requested, wait=args.wait, replicates_per_child=per_child)
-    show_progress = not args.no_progress and args.wait
+    executor = backend.executor(requested=plan.requested, wait=request.wait, replicates_per_child=per_child)
+    show_progress = not request.no_progress and request.wait
     preloading = threading.Thread(
         target=preload_report, args=(plan.requested,), name="preload-report", daemon=True
     )
-    if args.wait:
+    if request.wait:
         preloading.start()
     published = itertools.chain([first_chunk.replicates], inputs.publishing(chunks))
     try:
@@ -221,14 +221,14 @@ def fit_missing(
             unfitted = executor.run(ensemble_id, plan.missing, on_progress, published)
     except KeyboardInterrupt:
         raise Interrupted(ensemble_id) from None
-    if not args.wait:
-        print(f"submitted; collect the report later with: {aws_command(args, 'collect', ensemble_id)}")
-        print(f"stop the jobs with: {aws_command(args, 'cancel', ensemble_id)}")
+    if not request.wait:
+        print(f"submitted; collect the report later with: {aws_command(request, 'collect', ensemble_id)}")
+        print(f"stop the jobs with: {aws_command(request, 'cancel', ensemble_id)}")
         return SubmittedEnsemble(ensemble_id)
     preloading.join()  # the report forks processes to draw its figures: no thread may be importing
     return unfitted
 
 
-def aws_command(args: EnsembleRequest, module: str, ensemble_id: str) -> str:
+def aws_command(request: EnsembleRequest, module: str, ensemble_id: str) -> str:
     """The ``python -m runtime.<module> ID`` command for this submission's stack and region."""
-    return stack_command(module, ensemble_id, stack=args.stack, region=args.region)
+    return stack_command(module, ensemble_id, stack=request.stack, region=request.region)
