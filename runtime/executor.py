@@ -41,10 +41,12 @@ class ProgressCallback(Protocol):
 
 @dataclass(frozen=True)
 class Unfitted:
-    """A replicate the run left without a result: an error of the machinery persisted (its last line)."""
+    """A replicate the run left without a result: an error of the machinery persisted. ``error`` is its
+    last line; ``log``, where the full text of every attempt is kept, if anywhere."""
 
     replicate: int
     error: str
+    log: str | None = None
 
 
 class Executor(Protocol):
@@ -199,7 +201,7 @@ class LocalProcessExecutor:
         if not failed and done + len(unfitted) < len(replicates):
             raise StanFleetError(f"the workers exited with {len(replicates) - done} replicates unfitted")
         if not failed:
-            if self._log_dir is not None:
+            if self._log_dir is not None and not unfitted:  # else the logs hold the errors' full text
                 shutil.rmtree(self._log_dir, ignore_errors=True)
             return unfitted
         failed_log = failed[0].log_path
@@ -243,7 +245,7 @@ def _dispatch(
                 done += 1
                 on_progress(done)
             else:
-                unfitted.append(Unfitted(replicate, error))
+                unfitted.append(Unfitted(replicate, error, str(source.log_path)))
         elif kind == "exited" and source is not None:
             reap_with_group(source.process)
     return done

@@ -214,8 +214,8 @@ def _failures(summary: EnsembleSummary) -> str:
         machinery = (
             f"<p>{len(summary.machinery_errors)} replicates hit errors of the machinery, not the model "
             "(a killed sampler process, I/O, memory), retried and still failing: they have no result, "
-            "count in no verdict, and a rerun of the same command fits them. The worker logs have the full "
-            f"text.</p>{_failure_table(summary.machinery_errors, 'machinery_errors in summary.json')}"
+            "count in no verdict, and a rerun of the same command fits them. The submitter's error names "
+            f"the worker log that holds every attempt's full text.</p>{_failure_table(summary.machinery_errors, 'machinery_errors in summary.json')}"
         )
     if not summary.failures:
         return machinery or "<p>None.</p>"

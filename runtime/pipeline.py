@@ -172,8 +172,9 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
         first = min(unfitted, key=lambda u: u.replicate)
         raise StanFleetError(
             f"{len(unfitted)} replicate(s) hit errors of the machinery, not the model, and have no result "
-            f"(replicate {first.replicate}: {first.error}); the report covers the others; rerun the same "
-            "command to fit them"
+            f"(replicate {first.replicate}: {first.error}"
+            + (f"; every attempt in {first.log}" if first.log else "")
+            + "); the report covers the others; rerun the same command to fit them"
         )
     return written
 

@@ -6,6 +6,7 @@ Tests about one engine's behaviour name it; tests about the CLI use PyStan, whic
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -575,6 +576,9 @@ def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
         "error: 1 replicate(s) hit errors of the machinery, not the model, and have no result (replicate 3: "
     )
     assert "rerun the same command to fit them" in captured.err
+    log = Path(re.search(r"every attempt in (\S+worker-\d\.log)\)", captured.err).group(1))  # type: ignore[union-attr]
+    assert log.read_text().count("replicate 3: attempt") == 3
+    shutil.rmtree(log.parent)
     assert "1 replicates have no result (1 hit errors of the machinery, not the model)" in captured.out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())  # the report is written
     assert summary["replicates"]["succeeded"] == 4
