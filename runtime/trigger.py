@@ -10,9 +10,10 @@ duplicate events lead to one submission. The claim object doubles as the array p
 children read. Two uploads of one ensemble handled at once (two submitters racing, two concurrent
 invocations) take turns: each holds the ensemble's lease (``<CLAIM_PREFIX><id>.lease``, taken and
 released with conditional writes) from reading the running submissions until its claim records its job
-ids, so the second sees the first's jobs and attaches to them. A new upload while an earlier submission's jobs are still queued or running (the user
-reran the submitter) submits jobs only for replicates those jobs do not cover, and records the running
-jobs in its claim for the submitter to follow. A malformed manifest is logged and dropped (no
+ids, so the second sees the first's jobs and attaches to them. A new upload while an earlier
+submission's jobs are still queued or running (the user reran the submitter) submits jobs only for
+replicates those jobs do not cover, and records the running jobs in its claim for the submitter to
+follow. A malformed manifest is logged and dropped (no
 exception, so no retry storm).
 
 Environment: JOB_QUEUE_ARN, FIT_JOB_DEFINITION_ARN, COMPILE_JOB_DEFINITION_ARN, MANIFEST_PREFIX,
