@@ -1,11 +1,12 @@
-# `make demo` runs the bundled Poisson example locally; `make test` runs the whole suite.
+# `make demo` runs the bundled Poisson example locally; `make test` runs the whole suite (`make test-fast`
+# leaves out the slow tests, for the inner loop).
 # Both create the virtual environment first when it is missing or out of date.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench synth cmdstan
+.PHONY: demo test test-fast lint bench synth cmdstan
 
 $(STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,11 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q
+
+# The inner loop: everything but the tests marked slow (whole ensembles, CmdStan compiles, the CDK CLI's
+# synthesis) and the AWS end-to-end runs; make test runs them all.
+test-fast: lint
+	$(VENV)/bin/pytest -q -m "not slow and not aws_e2e"
 
 # CmdStan 2.35.0 built offline from .ci/cmdstan (cmdstanpy.install_cmdstan needs GitHub; use it where
 # GitHub is reachable). Then `export CMDSTAN=$(CMDSTAN_DIR)`: the CmdStan tests and --engine cmdstanpy run.

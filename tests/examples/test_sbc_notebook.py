@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "examples" / "sbc_notebook.ipynb"
 
 
+@pytest.mark.slow
 def test_the_example_notebook_runs_and_shows_the_verdict_a_table_and_figures() -> None:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(

@@ -109,6 +109,7 @@ def test_bad_arguments_raise_stanfleet_errors_never_system_exit(
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
 
 
+@pytest.mark.slow
 def test_a_miscalibrated_verdict_raises_when_asked_to(tmp_path: Path) -> None:
     model = ROOT / "tests" / "data" / "poisson_no_likelihood.stan"
     arguments = {"generator": GENERATOR, "data": DATA, "replicates": 10, "engine": "pystan", **QUICK}

@@ -63,6 +63,7 @@ def test_a_finished_workers_leftover_processes_are_killed_with_its_group() -> No
     running.wait()
 
 
+@pytest.mark.slow
 def test_workers_share_the_machines_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[dict[str, str]] = []
     real_popen = subprocess.Popen
@@ -98,6 +99,7 @@ def wait_for_a_result(store: LocalDirectoryStore, ensemble_id: str, timeout: flo
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_fits_start_with_the_first_published_batch_and_go_on_as_more_are_published(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates=set())  # input block 0 only
@@ -119,6 +121,7 @@ def test_fits_start_with_the_first_published_batch_and_go_on_as_more_are_publish
     assert all(ReplicateResult.from_json(store.get(result_key(ensemble_id, r))).status == "ok" for r in later)
 
 
+@pytest.mark.slow
 def test_a_batch_that_fails_to_publish_stops_the_run_and_keeps_the_finished_fits(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates=set())
@@ -136,6 +139,7 @@ def test_a_batch_that_fails_to_publish_stops_the_run_and_keeps_the_finished_fits
     assert len(list(store.list_keys(f"ensembles/{ensemble_id}/results/"))) >= 1
 
 
+@pytest.mark.slow
 def test_workers_finish_even_when_a_process_forked_here_holds_their_input(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates=set())

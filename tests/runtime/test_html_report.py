@@ -67,6 +67,7 @@ def sixty_quantity_report(out: Path) -> EnsembleSummary:
     return summary
 
 
+@pytest.mark.slow
 def test_the_page_is_self_contained_and_has_every_part(tmp_path: Path) -> None:
     summary = sixty_quantity_report(tmp_path)
     text = (tmp_path / INDEX).read_text(encoding="utf-8")
@@ -105,6 +106,7 @@ def test_the_page_is_self_contained_and_has_every_part(tmp_path: Path) -> None:
     assert "How to read this" in text
 
 
+@pytest.mark.slow
 @requires_chromium
 def test_chromium_renders_the_page_of_sixty_quantities(tmp_path: Path) -> None:
     summary = sixty_quantity_report(tmp_path / "report")
@@ -115,6 +117,7 @@ def test_chromium_renders_the_page_of_sixty_quantities(tmp_path: Path) -> None:
     assert '<p class="broken">' not in dom
 
 
+@pytest.mark.slow
 @requires_chromium
 def test_chromium_renders_the_report_of_the_bundled_example(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

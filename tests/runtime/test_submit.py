@@ -77,6 +77,7 @@ def result_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "store").glob("ensembles/*/results/*.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str) -> None:
     assert run(tmp_path, "--replicates", "20", engine=engine) == 0
@@ -113,6 +114,7 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert len(result_files(tmp_path)) == 20
 
 
+@pytest.mark.slow
 def test_ten_replicates_give_a_verdict_and_every_plot(tmp_path: Path) -> None:
     # R = 10 is where the R package SBC's vignettes start
     assert run(tmp_path, "--replicates", "10") == 0
@@ -127,6 +129,7 @@ def test_ten_replicates_give_a_verdict_and_every_plot(tmp_path: Path) -> None:
         assert (tmp_path / "out" / plot).stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_rerun_fits_only_what_is_missing_and_raising_r_reuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -144,6 +147,7 @@ def test_rerun_fits_only_what_is_missing_and_raising_r_reuses(
     assert summary["replicates"]["reused"] == 4
 
 
+@pytest.mark.slow
 def test_same_ensemble_from_a_python_generator_is_deterministic(tmp_path: Path) -> None:
     generator = "examples.poisson.generator:simulate"
     assert run(tmp_path / "a", "--replicates", "3", generator=generator) == 0
@@ -155,6 +159,7 @@ def test_same_ensemble_from_a_python_generator_is_deterministic(tmp_path: Path) 
     assert a == b  # same id, same verdict, same numbers: only the time spent differs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_killed_run_resumes_and_loses_only_fits_in_flight(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
@@ -196,6 +201,7 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
     assert not list((tmp_path / "store").rglob(".*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_missing_likelihood_is_caught_by_a_data_dependent_test_quantity_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
@@ -217,6 +223,7 @@ def test_missing_likelihood_is_caught_by_a_data_dependent_test_quantity_only(
     assert "nothing to fit" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_model_quantity_can_be_a_test_quantity_without_false_alarms(
     tmp_path: Path, engine: str
@@ -236,6 +243,7 @@ def test_every_model_quantity_can_be_a_test_quantity_without_false_alarms(
         assert quantities["log_lik_each[1]"]["max_rank"] == 200
 
 
+@pytest.mark.slow
 def test_level_and_exclude_divergent_change_the_verdict_and_never_the_fits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -476,6 +484,7 @@ def test_ctrl_c_while_waiting_on_aws_exits_130_and_says_the_jobs_keep_running(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_second_model_version_is_fitted_to_the_same_datasets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -528,6 +537,7 @@ def stored_results(tmp_path: Path) -> list[ReplicateResult]:
     return [ReplicateResult.from_json(path.read_bytes()) for path in result_files(tmp_path) if path.is_file()]
 
 
+@pytest.mark.slow
 def test_two_identical_submissions_at_once_fit_every_replicate_once(tmp_path: Path) -> None:
     first, second = (submit_process(tmp_path, "--replicates", "8", out=out) for out in ("a", "b"))
     outputs = [process.communicate(timeout=600)[0] for process in (first, second)]
@@ -543,6 +553,7 @@ def test_two_identical_submissions_at_once_fit_every_replicate_once(tmp_path: Pa
         assert json.loads((tmp_path / name / "summary.json").read_text())["replicates"]["succeeded"] == 8
 
 
+@pytest.mark.slow
 def test_a_submitter_killed_holding_the_lock_leaves_it_free(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -561,6 +572,7 @@ def test_a_submitter_killed_holding_the_lock_leaves_it_free(
     assert len(stored_results(tmp_path)) == 12
 
 
+@pytest.mark.slow
 def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -595,6 +607,7 @@ def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
     assert [r.status for r in stored_results(tmp_path)] == ["ok"] * 5
 
 
+@pytest.mark.slow
 def test_retry_failed_refits_stored_failures_and_keeps_them_aside(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

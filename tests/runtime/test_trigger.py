@@ -481,6 +481,7 @@ def moto_server(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Itera
         server.stop()
 
 
+@pytest.mark.slow
 @requires_cmdstan
 @pytest.mark.parametrize("deliver", [pytest.param(two_invocations, id="two-invocations"), AT_ONCE])
 def test_two_manifests_uploaded_at_once_fit_every_replicate_once(

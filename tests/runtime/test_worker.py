@@ -134,6 +134,7 @@ def processes_in_group(group: int) -> list[int]:
     return members
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="the death signal of forked children is Linux's")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: str) -> None:
@@ -168,6 +169,7 @@ def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: 
         worker.wait()
 
 
+@pytest.mark.slow
 def test_a_worker_fits_each_assignment_read_from_stdin_and_reports_each_result(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path / "store")
     ensemble_id = publish_ensemble(store, bad_replicates=set())
@@ -244,6 +246,7 @@ def test_a_persistent_error_of_the_machinery_leaves_no_result_and_is_reported(tm
     assert store.exists(result_key(ensemble_id, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_retry_delay")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_sampler_killed_mid_fit_is_retried_and_not_stored_as_a_failure(

@@ -23,6 +23,8 @@ import yaml
 from stacks.nag import CHECKOV_METADATA
 from tests.stacks.conftest import REPO_ROOT, Run
 
+pytestmark = pytest.mark.slow  # the CDK CLI's synthesis, shared by the module's tests
+
 CHECKOV = Path(sys.executable).parent / "checkov"
 CONFIG = REPO_ROOT / ".checkov.yaml"
 SYNTHESES = ("default", "custom")

@@ -16,6 +16,8 @@ import pytest
 from stacks import trigger
 from tests.stacks.conftest import Run
 
+pytestmark = pytest.mark.slow  # the CDK CLI's synthesis, shared by the module's tests
+
 
 @pytest.mark.parametrize("name", ["default", "custom"])
 def test_cli_synthesizes_with_zero_unacknowledged_nag_errors(runs: dict[str, Run], name: str) -> None:

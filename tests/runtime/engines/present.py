@@ -21,6 +21,7 @@ requires_cmdstan = pytest.mark.skipif(not (REQUIRE_CMDSTAN or cmdstan_available(
 
 ENGINES = [
     pytest.param("pystan", id="pystan"),
-    pytest.param("cmdstanpy", id="cmdstanpy", marks=requires_cmdstan),
+    pytest.param("cmdstanpy", id="cmdstanpy", marks=[requires_cmdstan, pytest.mark.slow]),
 ]
-"""``@pytest.mark.parametrize("engine", ENGINES)``: one run per engine present."""
+"""``@pytest.mark.parametrize("engine", ENGINES)``: one run per engine present. The CmdStan runs are
+marked slow (each module compiles its programs afresh), so ``make test-fast`` runs the PyStan side."""

@@ -119,6 +119,7 @@ print(failures)
 """
 
 
+@pytest.mark.slow
 def test_the_same_fit_in_two_processes_at_once_succeeds_in_both(poisson: PyStanModel) -> None:
     # httpstan names a seeded fit by its request and keeps it in the user's cache, which both processes
     # share: the same request in two processes used to read and delete one file (KeyError NO_SUCH_FIELD).
