@@ -138,6 +138,12 @@ class EnsembleRequest:
         self.verdict  # noqa: B018 (VerdictOptions checks the level as it is built)
 
 
+def field_default(name: str) -> object:
+    """The request's default for the field ``name``, a factory's evaluated now (the flag's default)."""
+    field = next(f for f in fields(EnsembleRequest) if f.name == name)
+    return field.default_factory() if callable(field.default_factory) else field.default
+
+
 _TYPES = {
     "replicates": int,
     "seed": int,

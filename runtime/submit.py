@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
 from runtime.derived_quantities import ALL
@@ -19,7 +18,7 @@ from runtime.errors import exit_status
 from runtime.lifetime import exit_quickly, forked_children_die_with_this_process
 from runtime.packing import AUTO, TARGET_CHILD_SECONDS
 from runtime.pipeline import Interrupted, aws_command, run_request
-from runtime.request import BACKENDS, EnsembleRequest
+from runtime.request import BACKENDS, EnsembleRequest, field_default
 from runtime.settings import AUTO_THIN
 from runtime.verdict_flags import add_verdict_arguments
 
@@ -44,12 +43,6 @@ def per_child_value(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}") from None
-
-
-def default(name: str) -> object:
-    """The request's default for the field ``name`` (the flag's default)."""
-    field = next(f for f in fields(EnsembleRequest) if f.name == name)
-    return field.default_factory() if callable(field.default_factory) else field.default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,17 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of simulated datasets to fit; raising it later reuses earlier fits",
     )
     parser.add_argument(
-        "--seed", type=int, default=default("seed"), help="ensemble seed (default: %(default)s)"
+        "--seed", type=int, default=field_default("seed"), help="ensemble seed (default: %(default)s)"
     )
     parser.add_argument(
         "--workers",
         type=int,
-        default=default("workers"),
+        default=field_default("workers"),
         help="local worker processes (default: all cores, %(default)s here)",
     )
     parser.add_argument(
         "--engine",
-        default=default("engine"),
+        default=field_default("engine"),
         help=f"Stan engine, one of {', '.join(ENGINE_NAMES)}: auto picks cmdstanpy when CmdStan is "
         "installed, else pystan (default: %(default)s)",
     )
@@ -98,23 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--store",
-        default=default("store"),
+        default=field_default("store"),
         help="object store for specs, inputs and results: a directory "
         "(default: $STANFLEET_STORE or %(default)s)",
     )
     parser.add_argument(
         "--backend",
-        default=default("backend"),
+        default=field_default("backend"),
         help=f"where fits run, one of {', '.join(BACKENDS)}: local runs worker processes on this machine, "
         "aws runs Batch jobs on the deployed stack (default: %(default)s)",
     )
     aws = parser.add_argument_group("AWS backend")
-    aws.add_argument("--stack", default=default("stack"), help="deployed stack name (default: %(default)s)")
+    aws.add_argument(
+        "--stack", default=field_default("stack"), help="deployed stack name (default: %(default)s)"
+    )
     aws.add_argument("--region", help="the stack's AWS region (default: the AWS configuration's)")
     aws.add_argument(
         "--replicates-per-child",
         type=per_child_value,
-        default=default("replicates_per_child"),
+        default=field_default("replicates_per_child"),
         help="replicates each Batch array child fits in turn, so children run minutes, not seconds; "
         f"auto times one fit here and packs about {TARGET_CHILD_SECONDS:.0f} s of fits per child "
         "(default: %(default)s)",
@@ -122,40 +117,40 @@ def build_parser() -> argparse.ArgumentParser:
     aws.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,
-        default=default("wait"),
+        default=field_default("wait"),
         help="follow the jobs and write the report when done; --no-wait returns after submitting "
         "(collect later with python -m runtime.collect)",
     )
     aws.add_argument(
         "--spot-price",
         type=float,
-        default=default("spot_price"),
+        default=field_default("spot_price"),
         help="assumed spot price in USD per vCPU-hour for the cost estimate (default: %(default)s)",
     )
     sampler = parser.add_argument_group("sampler settings")
-    sampler.add_argument("--chains", type=int, default=default("chains"), help="default: %(default)s")
+    sampler.add_argument("--chains", type=int, default=field_default("chains"), help="default: %(default)s")
     sampler.add_argument(
         "--warmup",
         type=int,
-        default=default("warmup"),
+        default=field_default("warmup"),
         help="warmup iterations per chain (default: %(default)s)",
     )
     sampler.add_argument(
         "--samples",
         type=int,
-        default=default("samples"),
+        default=field_default("samples"),
         help="sampling iterations per chain (default: %(default)s)",
     )
     sampler.add_argument(
-        "--adapt-delta", type=float, default=default("adapt_delta"), help="default: %(default)s"
+        "--adapt-delta", type=float, default=field_default("adapt_delta"), help="default: %(default)s"
     )
     sampler.add_argument(
-        "--max-treedepth", type=int, default=default("max_treedepth"), help="default: %(default)s"
+        "--max-treedepth", type=int, default=field_default("max_treedepth"), help="default: %(default)s"
     )
     sampler.add_argument(
         "--thin",
         type=thin_value,
-        default=default("thin"),
+        default=field_default("thin"),
         help="keep every k-th draw per chain for SBC ranks, or 'auto' to thin each fit by "
         "S / min(ESS bulk, ESS tail) (default: %(default)s, as the R package SBC)",
     )

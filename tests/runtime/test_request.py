@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.request import EnsembleRequest
-from runtime.submit import build_parser, default
+from runtime.request import EnsembleRequest, field_default
+from runtime.submit import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def test_every_field_is_a_flag_with_the_requests_default() -> None:
     assert set(flags) == {f.name for f in fields(EnsembleRequest)}
     for name, flag_default in flags.items():
         if name not in ("model", "generator", "replicates"):  # required on the command line
-            assert flag_default == default(name), name
+            assert flag_default == field_default(name), name
 
 
 def test_the_command_line_builds_the_request_it_describes() -> None:

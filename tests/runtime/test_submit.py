@@ -533,6 +533,12 @@ def submit_process(tmp_path: Path, *extra: str, out: str = "out") -> subprocess.
     )
 
 
+def fitted_ensemble(tmp_path: Path, *, replicates: int) -> str:
+    """Fit ``replicates`` of the bundled example into the test's store; return the ensemble id."""
+    assert run(tmp_path, "--replicates", str(replicates)) == 0
+    return str(json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_id"])
+
+
 def stored_results(tmp_path: Path) -> list[ReplicateResult]:
     return [ReplicateResult.from_json(path.read_bytes()) for path in result_files(tmp_path) if path.is_file()]
 
@@ -576,8 +582,7 @@ def test_a_submitter_killed_holding_the_lock_leaves_it_free(
 def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(tmp_path, "--replicates", "2") == 0
-    ensemble_id = json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_id"]
+    ensemble_id = fitted_ensemble(tmp_path, replicates=2)
     # A folder where replicate 3's result goes: every write of it fails, as on a broken disk.
     blocked = tmp_path / "store" / result_key(ensemble_id, 3)
     blocked.mkdir(parents=True)
@@ -611,8 +616,7 @@ def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
 def test_retry_failed_refits_stored_failures_and_keeps_them_aside(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run(tmp_path, "--replicates", "3") == 0
-    ensemble_id = json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_id"]
+    ensemble_id = fitted_ensemble(tmp_path, replicates=3)
     # A failure an earlier version stored for an error of the environment (httpstan's shared fits).
     kept = tmp_path / "store" / result_key(ensemble_id, 1)
     old = ReplicateResult.from_json(kept.read_bytes())
