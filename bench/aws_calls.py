@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 from moto import mock_aws  # noqa: E402
 
 from runtime import pipeline, submit, trigger  # noqa: E402
-from runtime.batch_executor import MANIFEST_PREFIX, manifest_key  # noqa: E402
-from runtime.engines import get_engine  # noqa: E402
-from runtime.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
-from runtime.prepare import MAX_CHUNK_BLOCKS, chunk_sizes  # noqa: E402
+from runtime.engines.choice import get_engine  # noqa: E402
+from runtime.ensemble.prepare import MAX_CHUNK_BLOCKS, chunk_sizes  # noqa: E402
+from runtime.executors.batch import MANIFEST_PREFIX, manifest_key  # noqa: E402
+from runtime.store.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
 from tests.runtime.batch_runner import (  # noqa: E402
     CREDENTIALS,
     create_fake_batch,

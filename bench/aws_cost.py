@@ -9,7 +9,7 @@ An estimate under stated assumptions, not a bill. It
    chains of a fit run inside the one job, so on one vCPU they share it);
 2. turns that into vCPU-seconds for R fits x the fit job's vCPUs (``workerVcpus`` in cdk.json, else 1),
    plus a per-array-child overhead (container start and compiled-model fetch, default 30 s per child
-   of 20 replicates) and one compile job (default 90 s), priced with ``runtime.cost`` at the assumed
+   of 20 replicates) and one compile job (default 90 s), priced with ``runtime.ensemble.cost`` at the assumed
    spot price (0.02 USD per vCPU-hour) and over the range 0.016-0.024;
 3. counts the S3 requests of the run from the code's access pattern and prices them
    ($0.005 per 1000 PUT/LIST, $0.0004 per 1000 GET/HEAD);
@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
-from runtime.engines import cmdstan_available  # noqa: E402
+from runtime.engines.choice import cmdstan_available  # noqa: E402
+from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
 from runtime.packing import replicates_per_child  # noqa: E402
 from tests.runtime.poisson_example import submit_command  # noqa: E402
 
@@ -50,7 +50,7 @@ S3_PUT_LIST_PER_1000 = 0.005
 S3_GET_PER_1000 = 0.0004
 LIST_PAGE = 1000
 POLL_SECONDS = 15.0
-"""runtime.batch_executor.BatchExecutor's default poll interval."""
+"""runtime.executors.batch.BatchExecutor's default poll interval."""
 
 
 @dataclass(frozen=True)
@@ -147,13 +147,13 @@ def measure_fit_times(replicates: int, engine: str, pin: bool, seed: int) -> Fit
 def s3_requests(replicates: int, per_child: int, run_seconds: float) -> S3Requests:
     """S3 requests of a first submission with --wait, from the code's access pattern (CmdStanPy engine).
 
-    Submitter (runtime.prepare, runtime.batch_executor): a results listing, an input-pack listing, a
+    Submitter (runtime.ensemble.prepare, runtime.executors.batch): a results listing, an input-pack listing, a
     HEAD for the spec, PUTs of the spec, the one input pack, the run record and the manifest; while
     waiting, a results listing per poll and a few claim GETs; at the end a listing plus a GET per result
-    (the report and the cost estimate share one read). Trigger (runtime.trigger): manifest and spec GET;
+    (the report and the cost estimate share one read). Trigger (runtime.aws.trigger): manifest and spec GET;
     claims, results and compile-marker listings; the lease taken and released, claim PUT and rewrite.
-    Compile job (runtime.worker,
-    runtime.shared_builds): spec GET, build GET (a miss), HEAD, build PUT, marker PUT. Each array child: spec, plan and build GET, one results listing and one
+    Compile job (runtime.fitting.session,
+    runtime.fitting.shared_builds): spec GET, build GET (a miss), HEAD, build PUT, marker PUT. Each array child: spec, plan and build GET, one results listing and one
     input-pack listing, the pack's header and its blocks' byte range (two ranged GETs); per replicate
     the result PUT.
     """
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine != "cmdstanpy":
         print(f"  AWS fits with CmdStanPy by default; the per-fit time measured here is {args.engine}'s")
 
-    print("\nCompute (vCPU-seconds x price, via runtime.cost.estimate_cost)")
+    print("\nCompute (vCPU-seconds x price, via runtime.ensemble.cost.estimate_cost)")
     print(
         f"  fits:      {fit_seconds:9,.0f} s x {args.vcpus:g} vCPU = {fits.vcpu_seconds:9,.0f} vCPU-s  ${fits.usd:.4f}"
     )

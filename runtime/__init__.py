@@ -18,8 +18,8 @@ __all__ = ["EnsembleReport", "StanFleetError", "SubmittedEnsemble", "load_ensemb
 _HOMES = {
     "run_ensemble": "runtime.api",
     "load_ensemble": "runtime.api",
-    "EnsembleReport": "runtime.ensemble_report",
-    "SubmittedEnsemble": "runtime.ensemble_report",
+    "EnsembleReport": "runtime.report.ensemble_report",
+    "SubmittedEnsemble": "runtime.report.ensemble_report",
     "StanFleetError": "runtime.errors",
 }
 

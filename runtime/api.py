@@ -2,8 +2,8 @@
 
 Every option of ``python -m runtime.submit`` is a keyword argument of :func:`run_ensemble`, named as the
 flag is (``--adapt-delta`` is ``adapt_delta``, ``--no-progress`` is ``no_progress``); the command line is
-a thin layer over the same pipeline (:mod:`runtime.pipeline`): both build one
-:class:`~runtime.request.EnsembleRequest`, which holds the defaults. Errors raise :class:`~runtime.errors.StanFleetError`, never ``SystemExit``.
+a thin layer over the same pipeline (:mod:`runtime.pipeline.run`): both build one
+:class:`~runtime.pipeline.request.EnsembleRequest`, which holds the defaults. Errors raise :class:`~runtime.errors.StanFleetError`, never ``SystemExit``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.aws_stack import DEFAULT_STACK
-from runtime.collect import results_store, stored_report, write_ensemble_report
-from runtime.ensemble_report import EnsembleReport, SubmittedEnsemble
+from runtime.aws.stack import DEFAULT_STACK
 from runtime.errors import StanFleetError
-from runtime.pipeline import run_request
-from runtime.request import EnsembleRequest, check_types
-from runtime.summary import DEFAULT_LEVEL, VerdictOptions
+from runtime.pipeline.request import EnsembleRequest, check_types
+from runtime.pipeline.run import run_request
+from runtime.report.ensemble_report import EnsembleReport, SubmittedEnsemble
+from runtime.report.stored import results_store, stored_report, write_ensemble_report
+from runtime.sbc.verdict import DEFAULT_LEVEL, VerdictOptions
 
 _DEFAULT = EnsembleRequest(model=Path(), generator="", replicates=1)
 """The request's defaults, which the keywords below take."""

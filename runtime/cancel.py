@@ -17,10 +17,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.aws_stack import DEFAULT_STACK, read_stack_outputs, stack_command
-from runtime.batch_executor import CLAIM_PREFIX
+from runtime.aws.stack import DEFAULT_STACK, read_stack_outputs, stack_command
+from runtime.aws.trigger import TERMINAL, describe_jobs, submitted_claims
 from runtime.errors import StanFleetError, exit_status
-from runtime.trigger import TERMINAL, describe_jobs, submitted_claims
+from runtime.executors.batch import CLAIM_PREFIX
 
 REASON = "cancelled by python -m runtime.cancel"
 """The status reason DescribeJobs reports for every job this command stops."""

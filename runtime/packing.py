@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from runtime.manifest import MAX_REPLICATES_PER_CHILD
+from runtime.aws.manifest import MAX_REPLICATES_PER_CHILD
 
 TARGET_CHILD_SECONDS = 180.0
 """AWS recommends Batch jobs of 3-5 minutes: shorter ones pay start-up overhead for little work."""

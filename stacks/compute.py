@@ -244,7 +244,7 @@ class Compute(Construct):
             cpu=worker_vcpus,
             memory=Size.mebibytes(worker_memory_mib),
             command=list(command),
-            # The worker runs as many chains at once as the job has vCPUs (runtime.worker).
+            # The worker runs as many chains at once as the job has vCPUs (runtime.fitting.session).
             environment={"STANFLEET_BUCKET": bucket.bucket_name, "STANFLEET_WORKER_CORES": str(worker_vcpus)},
             job_role=self.job_role,
             execution_role=self.execution_role,

@@ -1,6 +1,6 @@
 """The bucket's key layout, in one place: S3 notifications and every IAM grant are built from these.
 
-The runtime owns the exact keys (``runtime.keys``); the stack only needs the prefixes and the
+The runtime owns the exact keys (``runtime.store.keys``); the stack only needs the prefixes and the
 object-key patterns that IAM resources and ``s3:prefix`` conditions match (``*`` matches any run of
 characters there, ``/`` included).
 """
@@ -25,6 +25,6 @@ INPUT_OBJECTS = f"{DATASETS}*/inputs/*"
 RESULT_OBJECTS = f"{ENSEMBLES}*/results/*"
 MODEL_OBJECTS = f"{MODELS}*"
 COMPILED_MARKER_OBJECTS = f"{MODELS}compiled/*"
-"""Compile jobs' markers (``runtime.keys.compiled_marker_key``): the trigger checks for one per model."""
+"""Compile jobs' markers (``runtime.store.keys.compiled_marker_key``): the trigger checks for one per model."""
 MANIFEST_OBJECTS = f"{MANIFESTS}*"
 CLAIM_OBJECTS = f"{CLAIMS}*"

@@ -16,12 +16,20 @@ from stacks.nag import LOG_GROUP_WITHOUT_CMK, acknowledge, acknowledge_checkov
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HANDLER = "runtime.trigger.handler"
-HANDLER_FILES = ("runtime/__init__.py", "runtime/keys.py", "runtime/manifest.py", "runtime/trigger.py")
+HANDLER_FILES = (
+    "runtime/__init__.py",
+    "runtime/trigger.py",
+    "runtime/aws/__init__.py",
+    "runtime/aws/manifest.py",
+    "runtime/aws/trigger.py",
+    "runtime/store/__init__.py",
+    "runtime/store/keys.py",
+)
 """Everything the asset carries: the handler and the stdlib-only modules it imports (boto3 is in the
 Lambda runtime). ``tests/stacks/test_trigger.py`` checks this against the handler's imports."""
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 TIMEOUT = Duration.minutes(5)
-"""Must stay below ``runtime.trigger.STALE_CLAIM_SECONDS`` (15 min): a claim older than that is
+"""Must stay below ``runtime.aws.trigger.STALE_CLAIM_SECONDS`` (15 min): a claim older than that is
 taken over as belonging to a crashed invocation. Listing a million results fits well within it."""
 ASYNC_RETRIES = 2
 MAX_EVENT_AGE = Duration.hours(6)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from runtime.settings import SamplerSettings
+from runtime.engines.settings import SamplerSettings
 
 StanData = Mapping[str, Any]
 

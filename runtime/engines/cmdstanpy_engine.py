@@ -18,12 +18,12 @@ from pathlib import Path
 import cmdstanpy
 import numpy as np
 
-from runtime.engines import trim_stan_message
 from runtime.engines.base import Draws, SharedBuild, StanData
+from runtime.engines.messages import trim_stan_message
+from runtime.engines.settings import SamplerSettings
 from runtime.errors import MachineryError, StanFleetError
-from runtime.model_files import cache_root
-from runtime.settings import SamplerSettings
-from runtime.stan_info import read_model_info
+from runtime.model.files import cache_root
+from runtime.model.stan_info import read_model_info
 
 #: Significant figures CmdStan writes. Its default of 6 is too coarse for ranks of log_lik-sized values
 #: (a resolution of 0.01 at -2000); 9 resolves 1e-5 there, and 18 made the CSV files twice the size.

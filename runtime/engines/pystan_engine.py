@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from runtime.engines import trim_stan_message
 from runtime.engines.base import Draws, SharedBuild, StanData
+from runtime.engines.messages import trim_stan_message
+from runtime.engines.settings import SamplerSettings
 from runtime.errors import MachineryError, StanFleetError
-from runtime.model_files import cache_root
-from runtime.settings import SamplerSettings
-from runtime.stan_info import read_model_info
+from runtime.model.files import cache_root
+from runtime.model.stan_info import read_model_info
 
 with warnings.catch_warnings():  # httpstan 4.13 warns about its own use of newer marshmallow
     warnings.simplefilter("ignore")

@@ -208,7 +208,7 @@ def test_the_build_context_holds_exactly_what_the_dockerfile_copies() -> None:
 @pytest.mark.parametrize(
     ("path", "excluded"),
     [
-        ("runtime/worker.py", False),
+        ("runtime/fitting/session.py", False),
         ("runtime/engines/base.py", False),
         ("runtime/__pycache__/worker.cpython-311.pyc", True),
         ("runtime/requirements.txt", True),

@@ -13,7 +13,7 @@
 - :class:`BatchRunner` plays AWS Batch: moto's Batch without Docker records each submitted job and
   reports it SUCCEEDED at once, running nothing. The runner reads the jobs back and runs, for each job
   (and each array child) in dependency order, the command the container runs: ``python -m
-  runtime.worker`` with the job definition's command, ``Ref::`` parameters filled from the job's
+  runtime.fitting.session`` with the job definition's command, ``Ref::`` parameters filled from the job's
   parameters, in the child's environment (the job's container environment, ``AWS_BATCH_JOB_ID``,
   ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials. Like a
   container, each child starts with an empty StanFleet cache (so a CmdStan child must fetch the compile

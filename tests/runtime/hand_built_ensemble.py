@@ -4,12 +4,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.conform import SimulatedReplicate
-from runtime.inputs_store import publish_inputs
-from runtime.keys import block_replicates, spec_key
-from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
-from runtime.store import LocalDirectoryStore
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
+from runtime.model.conform import SimulatedReplicate
+from runtime.store.inputs import publish_inputs
+from runtime.store.keys import block_replicates, spec_key
+from runtime.store.local import LocalDirectoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_CODE = (ROOT / "examples" / "poisson" / "fit_data.stan").read_text()

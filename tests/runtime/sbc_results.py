@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from runtime.results import FitDiagnostics, ReplicateResult, VariableScore
+from runtime.sbc.results import FitDiagnostics, ReplicateResult, VariableScore
 
 MAX_RANK = 99
 

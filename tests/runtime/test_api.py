@@ -11,9 +11,9 @@ import pytest
 
 import runtime
 from runtime.api import load_ensemble, run_ensemble
-from runtime.ensemble_report import EnsembleReport
 from runtime.errors import StanFleetError
-from runtime.plots import FIGURE_NAMES
+from runtime.report.ensemble_report import EnsembleReport
+from runtime.report.figures import FIGURE_NAMES
 from runtime.submit import build_parser
 from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, ROOT
 

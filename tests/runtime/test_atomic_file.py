@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime import atomic_file
-from runtime.atomic_file import write_atomically
+from runtime.store import atomic_file
+from runtime.store.atomic_file import write_atomically
 
 
 def test_writes_with_umask_permissions_and_no_leftovers(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from runtime.aws_stack import StackOutputs, read_stack_outputs, worker_vcpus
+from runtime.aws.stack import StackOutputs, read_stack_outputs, worker_vcpus
 from runtime.errors import StanFleetError
 from tests.runtime.batch_runner import create_stack
 

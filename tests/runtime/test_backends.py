@@ -12,14 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import runtime.backends
-import runtime.engines
-from runtime.backends import open_backend
-from runtime.batch_executor import BatchExecutor
+import runtime.engines.choice
+import runtime.executors.choice
 from runtime.errors import StanFleetError
-from runtime.executor import LocalProcessExecutor
-from runtime.s3_store import S3Store
-from runtime.store import LocalDirectoryStore
+from runtime.executors.batch import BatchExecutor
+from runtime.executors.choice import open_backend
+from runtime.executors.local import LocalProcessExecutor
+from runtime.store.local import LocalDirectoryStore
+from runtime.store.s3 import S3Store
 from tests.runtime.batch_runner import create_stack
 
 
@@ -40,8 +40,8 @@ def arguments(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def no_cmdstan(monkeypatch: pytest.MonkeyPatch) -> None:
     """This machine as the tests assume it: PyStan installed, CmdStan not."""
-    monkeypatch.setattr(runtime.engines, "cmdstan_available", lambda: False)
-    monkeypatch.setattr(runtime.backends, "cmdstan_available", lambda: False)
+    monkeypatch.setattr(runtime.engines.choice, "cmdstan_available", lambda: False)
+    monkeypatch.setattr(runtime.executors.choice, "cmdstan_available", lambda: False)
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_local_cmdstanpy_without_cmdstan_is_refused_when_the_backend_opens(tmp_p
 def test_opening_the_local_backend_imports_no_stan_library(tmp_path: Path) -> None:
     """The engine is imported on first use, so the workers start a second sooner."""
     code = (
-        "import sys; from runtime.backends import open_backend; "
+        "import sys; from runtime.executors.choice import open_backend; "
         f"b = open_backend(backend='local', engine='pystan', wait=True, store={str(tmp_path)!r}, "
         "workers=1, stack='StanFleet', region=None); "
         "print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)), b.local_engine.name)"

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from runtime import batch_executor
-from runtime.aws_stack import StackOutputs
-from runtime.batch_executor import BatchExecutor, describe_statuses, manifest_key
+from runtime.aws.manifest import parse_manifest
+from runtime.aws.stack import StackOutputs
+from runtime.aws.trigger import claim_key
 from runtime.errors import StanFleetError
-from runtime.keys import result_key
-from runtime.manifest import parse_manifest
-from runtime.s3_store import S3Store
-from runtime.trigger import claim_key
+from runtime.executors import batch as batch_executor
+from runtime.executors.batch import BatchExecutor, describe_statuses, manifest_key
+from runtime.store.keys import result_key
+from runtime.store.s3 import S3Store
 from tests.runtime.batch_runner import create_versioned_bucket
 
 BUCKET = "stanfleet-executor-test"

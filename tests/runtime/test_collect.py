@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from runtime.batch_executor import manifest_key
-from runtime.collect import main, requested_replicates
+from runtime.aws.manifest import Manifest
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.run_record import RunRecord, save_run_record
+from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.errors import StanFleetError
-from runtime.keys import result_key, run_key, spec_key
-from runtime.manifest import Manifest
-from runtime.run_record import RunRecord, save_run_record
-from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
-from runtime.store import LocalDirectoryStore
+from runtime.executors.batch import manifest_key
+from runtime.report.stored import main, requested_replicates
+from runtime.store.keys import result_key, run_key, spec_key
+from runtime.store.local import LocalDirectoryStore
 from tests.runtime.sbc_results import ensemble, uniform_rank
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.compare import compare_ensembles, comparison_table, main
-from runtime.keys import result_key, spec_key
-from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
-from runtime.store import LocalDirectoryStore
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
+from runtime.report.comparison import compare_ensembles, comparison_table, main
+from runtime.store.keys import result_key, spec_key
+from runtime.store.local import LocalDirectoryStore
 from tests.runtime.sbc_results import ensemble, high_rank, uniform_rank
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,15 +3,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime.conform import (
+from runtime.errors import StanFleetError
+from runtime.model.conform import (
     ReplicateInputs,
     SimulatedReplicate,
     conform_base_data,
     conform_replicate,
     simulated_data_names,
 )
-from runtime.errors import StanFleetError
-from runtime.stan_info import Declaration, ModelInfo
+from runtime.model.stan_info import Declaration, ModelInfo
 
 MODEL = ModelInfo(
     inputs={"N": Declaration("int", 0), "y": Declaration("int", 1), "X": Declaration("real", 2)},

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from runtime.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost
+from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost
 
 
 def test_cost_is_vcpu_seconds_times_the_hourly_price() -> None:

@@ -1,8 +1,8 @@
 import pytest
 
-from runtime.derived_quantities import resolve_test_quantities
 from runtime.errors import StanFleetError
-from runtime.stan_info import Declaration, ModelInfo
+from runtime.model.stan_info import Declaration, ModelInfo
+from runtime.model.test_quantities import resolve_test_quantities
 
 REAL = Declaration("real", 0)
 INFO = ModelInfo(

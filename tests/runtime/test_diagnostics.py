@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.diagnostics import ebfmi, rank_normalized_diagnostics
+from runtime.fitting.diagnostics import ebfmi, rank_normalized_diagnostics
 
 
 def _ar1(rng: np.random.Generator, chains: int, draws: int, phi: float) -> np.ndarray:

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from runtime import ensemble_lock
-from runtime.ensemble_lock import fitting_lock, lock_path
-from runtime.store import LocalDirectoryStore
+from runtime.ensemble import lock as ensemble_lock
+from runtime.ensemble.lock import fitting_lock, lock_path
+from runtime.store.local import LocalDirectoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
 HOLD = """
 import os, sys, time
-from runtime.ensemble_lock import fitting_lock
-from runtime.store import LocalDirectoryStore
+from runtime.ensemble.lock import fitting_lock
+from runtime.store.local import LocalDirectoryStore
 with fitting_lock(LocalDirectoryStore(__import__("pathlib").Path(sys.argv[1])), "e1"):
     if sys.argv[2] == "fork":  # a child forked while the lock is held, as httpstan's pool is
         if os.fork() == 0:
@@ -93,8 +93,8 @@ def test_the_lock_file_is_not_an_object_of_the_store(tmp_path: Path) -> None:
 TAKE_TURNS = """
 import sys
 from pathlib import Path
-from runtime.ensemble_lock import fitting_lock
-from runtime.store import LocalDirectoryStore
+from runtime.ensemble.lock import fitting_lock
+from runtime.store.local import LocalDirectoryStore
 store = Path(sys.argv[1])
 for _ in range(300):
     with fitting_lock(LocalDirectoryStore(store), "e1", on_wait=lambda line: None):

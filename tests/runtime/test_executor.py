@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime import executor
 from runtime.errors import StanFleetError
-from runtime.executor import LocalProcessExecutor, count_results, has_exited, reap_with_group
-from runtime.keys import INPUT_BLOCK_SIZE, result_key
-from runtime.lifetime import PARENT_PID_VARIABLE
-from runtime.results import ReplicateResult
-from runtime.store import LocalDirectoryStore
-from runtime.worker_interface import WORKER_CORES_VARIABLE
+from runtime.executors import local as executor
+from runtime.executors.lifetime import PARENT_PID_VARIABLE
+from runtime.executors.local import LocalProcessExecutor, count_results, has_exited, reap_with_group
+from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
+from runtime.sbc.results import ReplicateResult
+from runtime.store.keys import INPUT_BLOCK_SIZE, result_key
+from runtime.store.local import LocalDirectoryStore
 from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
 
 

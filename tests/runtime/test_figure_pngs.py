@@ -7,9 +7,9 @@ import multiprocessing
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.figure_pngs import render_pngs
-from runtime.plots import FIGURE_NAMES
-from runtime.summary import summarize
+from runtime.report.figures import FIGURE_NAMES
+from runtime.report.pngs import render_pngs
+from runtime.sbc.verdict import summarize
 from tests.runtime.sbc_results import many_quantities
 
 

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.conform import ReplicateInputs
-from runtime.engines import get_engine
+from runtime.engines.choice import get_engine
+from runtime.engines.settings import SamplerSettings
 from runtime.errors import MachineryError
-from runtime.fit_replicate import fit_replicate
-from runtime.results import ReplicateResult
-from runtime.settings import SamplerSettings
+from runtime.fitting.fit_replicate import fit_replicate
+from runtime.model.conform import ReplicateInputs
+from runtime.sbc.results import ReplicateResult
 from tests.runtime.engines.present import ENGINES
 
 DATA = Path(__file__).resolve().parents[1] / "data"

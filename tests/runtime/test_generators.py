@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.engines import get_engine
+from runtime.engines.choice import get_engine
+from runtime.ensemble.generators import PythonGenerator, StanGenerator, load_python_generator, open_generator
 from runtime.errors import StanFleetError
-from runtime.generators import PythonGenerator, StanGenerator, load_python_generator, open_generator
-from runtime.keys import INPUT_BLOCK_SIZE
-from runtime.stan_info import read_model_info
+from runtime.model.stan_info import read_model_info
+from runtime.store.keys import INPUT_BLOCK_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "poisson"

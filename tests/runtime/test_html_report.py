@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.html_report import verdict_text
-from runtime.plots import FIGURE_NAMES
-from runtime.report import INDEX, write_report
+from runtime.report.figures import FIGURE_NAMES
+from runtime.report.files import INDEX, write_report
+from runtime.report.html import verdict_text
+from runtime.sbc.verdict import EnsembleSummary, p_value_sort_key, summarize
 from runtime.submit import main as submit_main
-from runtime.summary import EnsembleSummary, p_value_sort_key, summarize
 from tests.runtime.browser import dump_dom, requires_chromium
 from tests.runtime.poisson_example import QUICK_SAMPLER, example_arguments
 from tests.runtime.sbc_results import failed_result, many_quantities

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import runtime.inputs_store as inputs_store
-from runtime.conform import SimulatedReplicate
+import runtime.store.inputs as inputs_store
 from runtime.errors import StanFleetError
-from runtime.inputs_store import (
+from runtime.model.conform import SimulatedReplicate
+from runtime.store.inputs import (
     InputReader,
     consecutive_runs,
     decode_block,
@@ -16,8 +16,8 @@ from runtime.inputs_store import (
     publish_inputs,
     published_packs,
 )
-from runtime.keys import INPUT_BLOCK_SIZE, block_replicates, inputs_pack_key, inputs_prefix
-from runtime.store import LocalDirectoryStore
+from runtime.store.keys import INPUT_BLOCK_SIZE, block_replicates, inputs_pack_key, inputs_prefix
+from runtime.store.local import LocalDirectoryStore
 
 DATASET = "d" * 20
 

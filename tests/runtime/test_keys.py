@@ -1,4 +1,4 @@
-from runtime.keys import (
+from runtime.store.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
     block_replicates,

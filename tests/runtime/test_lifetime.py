@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.lifetime import PARENT_PID_VARIABLE
+from runtime.executors.lifetime import PARENT_PID_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSI
 # Each prints the pid of the child it started, then sleeps until killed.
 FORKING_PARENT = """
 import os, time
-from runtime.lifetime import forked_children_die_with_this_process
+from runtime.executors.lifetime import forked_children_die_with_this_process
 forked_children_die_with_this_process()
 child = os.fork()
 if child == 0:
@@ -31,7 +31,7 @@ time.sleep(600)
 """
 SPAWNING_PARENT = f"""
 import os, subprocess, sys, time
-follower = "from runtime.lifetime import follow_parent; import os, time; follow_parent(os.environ); time.sleep(600)"
+follower = "from runtime.executors.lifetime import follow_parent; import os, time; follow_parent(os.environ); time.sleep(600)"
 environment = {{**os.environ, "{PARENT_PID_VARIABLE}": str(os.getpid())}}
 child = subprocess.Popen([sys.executable, "-c", follower], env=environment)
 print(child.pid, flush=True)
@@ -81,7 +81,7 @@ def test_the_child_dies_with_its_killed_parent(program: str) -> None:
 
 
 def test_a_process_told_to_follow_a_parent_it_does_not_have_exits_at_once() -> None:
-    code = "from runtime.lifetime import follow_parent; import os; follow_parent(os.environ); print('ran')"
+    code = "from runtime.executors.lifetime import follow_parent; import os; follow_parent(os.environ); print('ran')"
     environment = {**os.environ, PARENT_PID_VARIABLE: "1"}  # init: not this process's parent
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
@@ -93,7 +93,7 @@ def test_exit_quickly_runs_the_exit_handlers_and_flushes(tmp_path: Path) -> None
     marker = tmp_path / "handler-ran"
     code = f"""
 import atexit, gc, pathlib, sys
-from runtime.lifetime import exit_quickly
+from runtime.executors.lifetime import exit_quickly
 from concurrent.futures import ProcessPoolExecutor
 atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text(f"frozen: {{gc.get_freeze_count() > 0}}"))
 pool = ProcessPoolExecutor(1)  # as httpstan's sampler pool: shut down at exit, not waited for forever

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from runtime.manifest import Manifest, ManifestError, parse_manifest
+from runtime.aws.manifest import Manifest, ManifestError, parse_manifest
 
 GOOD = {"ensemble_id": "0123456789abcdef0123", "replicates": 1000, "replicates_per_child": 25, "version": 1}
 

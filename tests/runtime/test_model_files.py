@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.model_files import cache_root, materialize_stan_program
+from runtime.model.files import cache_root, materialize_stan_program
 
 
 def test_same_code_maps_to_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from runtime.naming import flatten_variable, scalar_names
+from runtime.model.naming import flatten_variable, scalar_names
 
 
 def test_scalar_keeps_its_name() -> None:

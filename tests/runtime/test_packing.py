@@ -1,4 +1,4 @@
-from runtime.manifest import MAX_REPLICATES_PER_CHILD
+from runtime.aws.manifest import MAX_REPLICATES_PER_CHILD
 from runtime.packing import TARGET_CHILD_SECONDS, replicates_per_child
 
 

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from runtime import plots, stats
 from runtime.errors import StanFleetError
-from runtime.plots import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
-from runtime.summary import VerdictOptions, collect_quantities, summarize
+from runtime.report import figures as plots
+from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
+from runtime.sbc import uniformity as stats
+from runtime.sbc.verdict import VerdictOptions, collect_quantities, summarize
 from tests.runtime.sbc_results import many_quantities
 
 

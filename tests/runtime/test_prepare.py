@@ -6,19 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.conform import SimulatedReplicate
-from runtime.errors import StanFleetError
-from runtime.generators import Generator, PythonGenerator
-from runtime.inputs_store import InputReader
-from runtime.keys import (
-    INPUT_BLOCK_SIZE,
-    dataset_spec_key,
-    inputs_pack_key,
-    inputs_prefix,
-    result_key,
-    spec_key,
-)
-from runtime.prepare import (
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.generators import Generator, PythonGenerator
+from runtime.ensemble.prepare import (
     FIRST_CHUNK_BLOCKS,
     MAX_CHUNK_BLOCKS,
     RESULT_READERS,
@@ -28,11 +18,21 @@ from runtime.prepare import (
     plan_ensemble,
     publish_specs,
 )
-from runtime.results import ReplicateResult
-from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec
-from runtime.stan_info import read_model_info
-from runtime.store import LocalDirectoryStore
+from runtime.ensemble.spec import DatasetSpec, EnsembleSpec
+from runtime.errors import StanFleetError
+from runtime.model.conform import SimulatedReplicate
+from runtime.model.stan_info import read_model_info
+from runtime.sbc.results import ReplicateResult
+from runtime.store.inputs import InputReader
+from runtime.store.keys import (
+    INPUT_BLOCK_SIZE,
+    dataset_spec_key,
+    inputs_pack_key,
+    inputs_prefix,
+    result_key,
+    spec_key,
+)
+from runtime.store.local import LocalDirectoryStore
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_FILE = ROOT / "examples" / "poisson" / "fit_data.stan"

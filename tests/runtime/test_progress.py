@@ -1,6 +1,6 @@
 import pytest
 
-from runtime.progress import progress_reporter
+from runtime.executors.progress import progress_reporter
 
 
 def test_progress_bar_counts_up(capsys: pytest.CaptureFixture[str]) -> None:

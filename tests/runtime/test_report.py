@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.plots import FIGURE_NAMES
-from runtime.report import CSV_COLUMNS, write_report
-from runtime.results import ReplicateResult
-from runtime.summary import summarize
+from runtime.report.figures import FIGURE_NAMES
+from runtime.report.files import CSV_COLUMNS, write_report
+from runtime.sbc.results import ReplicateResult
+from runtime.sbc.verdict import summarize
 from tests.runtime.sbc_results import ensemble, failed_result, tiny_ensemble, uniform_rank
 
 PNGS = tuple(f"{name}.png" for name in FIGURE_NAMES)

@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.run_record import (
+    RUN_FIELDS,
+    RunRecord,
+    RunRecordError,
+    load_run_record,
+    save_run_record,
+)
 from runtime.errors import StanFleetError
-from runtime.keys import run_key
-from runtime.run_record import RUN_FIELDS, RunRecord, RunRecordError, load_run_record, save_run_record
-from runtime.settings import SamplerSettings
-from runtime.store import LocalDirectoryStore
+from runtime.store.keys import run_key
+from runtime.store.local import LocalDirectoryStore
 
 ENSEMBLE = "0123456789abcdef0123"
 RECORD = RunRecord(

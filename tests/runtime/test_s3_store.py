@@ -8,8 +8,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from runtime.errors import StanFleetError
-from runtime.s3_store import S3Store
-from runtime.store import open_store
+from runtime.store.local import open_store
+from runtime.store.s3 import S3Store
 
 BUCKET = "stanfleet-store-test"
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from runtime.diagnostics import ebfmi
 from runtime.engines.base import Draws
 from runtime.errors import StanFleetError
-from runtime.scoring import (
+from runtime.fitting.diagnostics import ebfmi
+from runtime.fitting.scoring import (
     LOG_LIK_NAME,
     ThinningWarning,
     draws_of_test_quantities,
@@ -15,7 +15,7 @@ from runtime.scoring import (
     score_fit,
     sum_test_quantity,
 )
-from runtime.stats import auto_thin_factor, gamma_uniformity_pvalue, randomized_pit
+from runtime.sbc.uniformity import auto_thin_factor, gamma_uniformity_pvalue, randomized_pit
 
 CHAINS, DRAWS = 4, 1000
 

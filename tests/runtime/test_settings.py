@@ -1,7 +1,7 @@
 import pytest
 
+from runtime.engines.settings import SamplerSettings
 from runtime.errors import StanFleetError
-from runtime.settings import SamplerSettings
 
 
 def test_defaults_are_the_usual_ones() -> None:

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.engines.base import SharedBuild
-from runtime.shared_builds import compile_shared
-from runtime.store import LocalDirectoryStore
+from runtime.fitting.shared_builds import compile_shared
+from runtime.store.local import LocalDirectoryStore
 
 
 @dataclass

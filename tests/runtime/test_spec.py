@@ -3,9 +3,8 @@ import json
 
 import pytest
 
-from runtime.errors import StanFleetError
-from runtime.settings import SamplerSettings
-from runtime.spec import (
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.spec import (
     DatasetSpec,
     EnsembleSpec,
     GeneratorSource,
@@ -14,6 +13,7 @@ from runtime.spec import (
     generator_seed,
     truth_seed,
 )
+from runtime.errors import StanFleetError
 
 DATASET = DatasetSpec(
     generator=GeneratorSource(kind="stan", code="generated quantities { real mu = 1; }"),

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime import stan_info
 from runtime.errors import StanFleetError
-from runtime.stan_info import Declaration, find_stanc, read_model_info
+from runtime.model import stan_info
+from runtime.model.stan_info import Declaration, find_stanc, read_model_info
 
 DATA = Path(__file__).parent.parent / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def test_rng_calls_are_noticed() -> None:
 
 
 def test_without_any_cmdstan_cmdstanpy_is_not_imported(tmp_path: Path) -> None:
-    code = "import sys; from runtime.stan_info import cmdstan_home; print(cmdstan_home(), 'cmdstanpy' in sys.modules)"
+    code = "import sys; from runtime.model.stan_info import cmdstan_home; print(cmdstan_home(), 'cmdstanpy' in sys.modules)"
     environment = {k: v for k, v in os.environ.items() if k != "CMDSTAN"} | {"HOME": str(tmp_path)}
     found = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, check=True

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from runtime import stats
+from runtime.sbc import uniformity as stats
 
 L = 99  # kept draws per replicate: ranks lie in 0..99
 R = 100  # replicates per ensemble

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.store import LocalDirectoryStore, open_store
+from runtime.store.local import LocalDirectoryStore, open_store
 
 
 def test_put_get_exists_and_list(tmp_path: Path) -> None:

@@ -20,18 +20,18 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from runtime import batch_executor
-from runtime.compare import main as compare_main
-from runtime.conform import ReplicateInputs
-from runtime.engines import get_engine
-from runtime.keys import result_key, run_key
-from runtime.pipeline import choose_replicates_per_child
-from runtime.plots import FIGURE_NAMES
-from runtime.request import EnsembleRequest
-from runtime.results import ReplicateResult
-from runtime.run_record import RunRecord
-from runtime.settings import SamplerSettings
-from runtime.spec import DatasetSpec, EnsembleSpec, GeneratorSource
+from runtime.engines.choice import get_engine
+from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.run_record import RunRecord
+from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
+from runtime.executors import batch as batch_executor
+from runtime.model.conform import ReplicateInputs
+from runtime.pipeline.request import EnsembleRequest
+from runtime.pipeline.run import choose_replicates_per_child
+from runtime.report.comparison import main as compare_main
+from runtime.report.figures import FIGURE_NAMES
+from runtime.sbc.results import ReplicateResult
+from runtime.store.keys import result_key, run_key
 from runtime.submit import EXIT_MISCALIBRATED, interrupted_message, main
 from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
 from tests.runtime.engines.present import ENGINES

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.results import FitDiagnostics, ReplicateResult
-from runtime.summary import MAX_TABLE_ROWS, Failure, VerdictOptions, summarize, verdict_table
+from runtime.sbc.results import FitDiagnostics, ReplicateResult
+from runtime.sbc.verdict import MAX_TABLE_ROWS, Failure, VerdictOptions, summarize, verdict_table
 from tests.runtime.sbc_results import (
     MAX_RANK,
     ensemble,
@@ -241,7 +241,7 @@ def test_run_description_and_fit_time_are_carried_into_the_summary(
 
 
 def test_importing_summary_loads_no_plotting_library() -> None:
-    code = "import sys, runtime.summary; print(sorted({'matplotlib', 'arviz'} & set(sys.modules)))"
+    code = "import sys, runtime.sbc.verdict; print(sorted({'matplotlib', 'arviz'} & set(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )

@@ -19,10 +19,16 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from runtime import trigger
-from runtime.keys import compiled_marker_key, replicate_of_result_key, result_key, results_prefix, spec_key
-from runtime.manifest import Manifest
-from runtime.s3_store import S3Store
+from runtime.aws import trigger
+from runtime.aws.manifest import Manifest
+from runtime.store.keys import (
+    compiled_marker_key,
+    replicate_of_result_key,
+    result_key,
+    results_prefix,
+    spec_key,
+)
+from runtime.store.s3 import S3Store
 from tests.runtime.batch_runner import (
     CREDENTIALS,
     BatchRunner,
@@ -191,7 +197,7 @@ def test_keys_are_url_decoded_and_other_keys_ignored(aws: dict[str, Any]) -> Non
 
 
 def test_importing_the_handler_leaves_numpy_out() -> None:
-    code = "import sys, runtime.trigger; print('numpy' in sys.modules)"
+    code = "import sys, runtime.aws.trigger; print('numpy' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         == "False\n"
@@ -415,7 +421,7 @@ running jobs before either had recorded any, and both submitted every replicate.
 
 def replicates_of_fit_jobs(s3: Any, bucket: str, described: list[dict[str, Any]]) -> dict[str, list[int]]:
     """The replicates each submitted fit job's children fit: their slices of the plan the job names,
-    read as ``runtime.worker.replicates_of_child`` reads them."""
+    read as ``runtime.fitting.session.replicates_of_child`` reads them."""
     covered: dict[str, list[int]] = {}
     for job in described:
         if job["jobDefinition"] != os.environ["FIT_JOB_DEFINITION_ARN"]:

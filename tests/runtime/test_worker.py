@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from runtime import worker
+from runtime.engines.settings import SamplerSettings
 from runtime.errors import StanFleetError
-from runtime.keys import result_key, spec_key
-from runtime.results import ReplicateResult
-from runtime.settings import SamplerSettings
-from runtime.store import LocalDirectoryStore
-from runtime.worker import main, replicates_of_child, run_worker, serve_assignments
+from runtime.fitting import session as worker
+from runtime.fitting.session import main, replicates_of_child, run_worker, serve_assignments
+from runtime.sbc.results import ReplicateResult
+from runtime.store.keys import result_key, spec_key
+from runtime.store.local import LocalDirectoryStore
 from tests.runtime.engines.present import ENGINES
 from tests.runtime.engines.stan_cases import kill_samplers_once_running
 from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble

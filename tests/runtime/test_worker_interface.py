@@ -3,7 +3,7 @@
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.worker_interface import (
+from runtime.fitting.worker_interface import (
     WORKER_CORES_VARIABLE,
     child_index,
     parse_replicates,

@@ -75,7 +75,7 @@ def test_staged_image_context_holds_the_dockerfile_and_the_runtime_only(default_
     context = default_app.outdir / _image_source(default_app)["directory"]
     files = {path.relative_to(context).as_posix() for path in context.rglob("*") if path.is_file()}
     assert "container/Dockerfile" in files  # CDK re-admits only a top-level Dockerfile by itself
-    assert "runtime/worker.py" in files
+    assert "runtime/fitting/session.py" in files
     assert not {name.split("/")[0] for name in files} - {"container", "runtime", ".dockerignore"}
 
 

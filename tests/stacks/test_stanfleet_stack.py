@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from runtime.keys import compiled_marker_key
+from runtime.store.keys import compiled_marker_key
 from stacks import prefixes
 from tests.stacks.conftest import Synthesized
 

@@ -147,18 +147,40 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _module_files(module: str) -> set[str]:
+    """The file of a ``runtime`` module and the ``__init__.py`` of every package above it."""
+    parts = module.split(".")
+    files = {"/".join(parts[:depth]) + "/__init__.py" for depth in range(1, len(parts))}
+    path = "/".join(parts)
+    files.add(f"{path}/__init__.py" if (REPO_ROOT / path).is_dir() else f"{path}.py")
+    return files
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """The ``runtime`` modules a file imports, ``from package import module`` included."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names if alias.name.startswith("runtime"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("runtime"):
+            modules.add(node.module)
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                if (REPO_ROOT / (submodule.replace(".", "/") + ".py")).exists():
+                    modules.add(submodule)
+    return modules
+
+
 def test_handler_files_are_the_import_closure_of_the_handler() -> None:
-    """If runtime/trigger.py starts importing another runtime module, HANDLER_FILES must list it."""
-    closure = {"runtime/__init__.py"}
-    pending = ["runtime/trigger.py"]
+    """If the handler starts importing another runtime module, HANDLER_FILES must list it (with the
+    ``__init__.py`` of each package above it, which Python runs first)."""
+    closure: set[str] = set()
+    pending = [trigger.HANDLER.rsplit(".", 1)[0]]
     while pending:
-        current = pending.pop()
-        closure.add(current)
-        for module in _imports(REPO_ROOT / current):
-            if module.split(".")[0] == "runtime" and "." in module:
-                candidate = module.replace(".", "/") + ".py"
-                if candidate not in closure:
-                    pending.append(candidate)
+        files = _module_files(pending.pop()) - closure
+        closure |= files
+        for name in files:
+            pending.extend(_runtime_imports(REPO_ROOT / name))
     assert closure == set(trigger.HANDLER_FILES)
 
 

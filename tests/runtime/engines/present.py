@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from runtime.engines import cmdstan_available
+from runtime.engines.choice import cmdstan_available
 
 REQUIRE_CMDSTAN = os.environ.get("STANFLEET_REQUIRE_CMDSTAN") == "1"
 CMDSTAN_MISSING = (

@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from runtime.settings import SamplerSettings
+from runtime.engines.settings import SamplerSettings
 
 REPO = Path(__file__).parents[3]
 DATA = REPO / "tests" / "data"

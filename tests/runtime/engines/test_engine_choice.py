@@ -3,10 +3,11 @@ import sys
 
 import pytest
 
-import runtime.engines as engines
-from runtime.engines import ENGINE_NAMES, get_engine, resolve_engine_name, trim_stan_message
+import runtime.engines.choice as engines
+from runtime.engines.choice import ENGINE_NAMES, get_engine, resolve_engine_name
+from runtime.engines.messages import trim_stan_message
 from runtime.errors import StanFleetError
-from runtime.stan_info import cmdstan_home
+from runtime.model.stan_info import cmdstan_home
 from tests.runtime.engines.present import REQUIRE_CMDSTAN
 
 
@@ -62,7 +63,7 @@ def test_cmdstanpy_without_cmdstan_says_how_to_install(monkeypatch: pytest.Monke
 
 
 def test_importing_the_package_loads_no_stan_library() -> None:
-    code = "import sys, runtime.engines; print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)))"
+    code = "import sys, runtime.engines.choice; print(sorted({'stan', 'cmdstanpy'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

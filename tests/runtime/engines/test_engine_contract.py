@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from runtime.engines.base import CompiledModel, Draws, Engine
+from runtime.engines.settings import SamplerSettings
 from runtime.errors import StanFleetError
-from runtime.settings import SamplerSettings
 from tests.runtime.engines.present import ENGINES
 from tests.runtime.engines.stan_cases import (
     DATA,

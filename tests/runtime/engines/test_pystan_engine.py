@@ -101,7 +101,7 @@ def test_the_build_runs_outside_the_working_directory(
 SAME_FITS_IN_TWO_PROCESSES = """
 import sys, time
 from runtime.engines.pystan_engine import PyStanEngine
-from runtime.settings import SamplerSettings
+from runtime.engines.settings import SamplerSettings
 from tests.runtime.engines.stan_cases import DATA, POISSON_DATA
 model = PyStanEngine().compile(DATA / "poisson.stan")
 settings = SamplerSettings(chains=4, warmup=1000, samples=1000, thin=10)

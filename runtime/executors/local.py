@@ -1,0 +1,322 @@
+"""The executor seam: runs the worker over an ensemble's missing replicates.
+
+``LocalProcessExecutor`` starts plain OS processes (``python -m runtime.worker``) and hands them the
+replicates one at a time as they finish, reading progress from their reports; the AWS backend submits
+Batch array jobs instead and reads progress from the store. Both take the replicates as the submitter
+publishes their inputs, so fitting starts before the whole ensemble is simulated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from runtime.cores import usable_cores
+from runtime.errors import StanFleetError
+from runtime.executors.lifetime import PARENT_PID_VARIABLE
+from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
+from runtime.store.keys import replicate_of_result_key, results_prefix
+from runtime.store.local import ObjectStore
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ProgressCallback(Protocol):
+    """Called with the number of the run's replicates that have a result so far, and a status line."""
+
+    def __call__(self, done: int, detail: str = "") -> None: ...
+
+
+@dataclass(frozen=True)
+class Unfitted:
+    """A replicate the run left without a result: an error of the machinery persisted. ``error`` is its
+    last line; ``log``, where the full text of every attempt is kept, if anywhere."""
+
+    replicate: int
+    error: str
+    log: str | None = None
+
+
+class Executor(Protocol):
+    """Runs the fit-and-score worker over replicates of an ensemble already published to the store."""
+
+    def run(
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_progress: ProgressCallback,
+        published: Iterable[Sequence[int]] | None = None,
+    ) -> list[Unfitted]:
+        """Return when every replicate has a result or was given up on (those are returned); raise
+        StanFleetError if the run cannot go on.
+
+        ``published`` yields the replicates in batches, each once its inputs are in the store (the
+        submitter simulates while fits run); None means every input is published already.
+        """
+        ...
+
+
+def has_exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has exited, without reaping it (its pid and process group stay reserved)."""
+    return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def kill_process_group(group: int) -> None:
+    """SIGKILL every process left in a process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+
+
+def reap_with_group(process: subprocess.Popen[bytes]) -> None:
+    """Wait for a process that leads its own group to exit, kill what is left of the group, reap it.
+
+    The group is killed before the leader is reaped, so its id cannot have been reused meanwhile.
+    """
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+    kill_process_group(process.pid)
+    process.wait()
+
+
+def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
+    """How many of ``replicates`` have a result in the store."""
+    wanted = set(replicates)
+    return sum(
+        1 for key in store.list_keys(results_prefix(ensemble_id)) if replicate_of_result_key(key) in wanted
+    )
+
+
+class LocalProcessExecutor:
+    """Runs ``workers`` worker processes on this machine; each logs to a file kept on failure.
+
+    Used as a context manager, it starts the workers on entry, before the work is known, so that their
+    start-up (imports, mostly) overlaps the submitter's checks and simulation; each waits for work on
+    stdin, and a worker that gets none is stopped on exit. The machine's cores are shared evenly
+    among the workers (each fit may use its share). Each worker leads its own process group, which is
+    killed once the worker has exited, so a worker that dies leaves no sampler process behind; and each
+    worker dies with this process.
+    """
+
+    def __init__(self, store: ObjectStore, workers: int) -> None:
+        self._store = store
+        self._workers = workers
+        self._log_dir: Path | None = None
+        self._idle: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def __enter__(self) -> LocalProcessExecutor:
+        self.start_workers()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_idle_workers()
+
+    def start_workers(self) -> None:
+        """Start the workers (unless started), each waiting for ``ENSEMBLE_ID REPLICATES`` on stdin."""
+        if self._idle:
+            return
+        self._log_dir = Path(tempfile.mkdtemp(prefix="stanfleet-workers-"))
+        python_path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        env = {
+            **os.environ,
+            "PYTHONPATH": python_path,
+            PARENT_PID_VARIABLE: str(os.getpid()),
+            WORKER_CORES_VARIABLE: str(max(1, usable_cores() // self._workers)),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "runtime.worker",
+            "--store",
+            self._store.uri,
+            "--assignment-on-stdin",
+        ]
+        for index in range(self._workers):
+            log_path = self._log_dir / f"worker-{index}.log"
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log_file,
+                    env=env,
+                    process_group=0,
+                )
+            self._idle.append((process, log_path))
+
+    def stop_idle_workers(self) -> None:
+        """Stop the workers that were started but given no work."""
+        idle, self._idle = self._idle, []
+        for process, _ in idle:
+            kill_process_group(process.pid)
+            reap_with_group(process)
+        if idle and self._log_dir is not None:  # after run(), a failed worker's log must stay
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def run(
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_progress: ProgressCallback,
+        published: Iterable[Sequence[int]] | None = None,
+    ) -> list[Unfitted]:
+        """Hand out the replicates a few at a time as workers finish, report progress, check none failed;
+        return the replicates the workers gave up on (errors of the machinery that persisted).
+
+        ``published`` yields ``replicates`` in batches as their inputs reach the store (default: all at
+        once); it is consumed on a thread, so fits start with the first batch.
+        """
+        if not replicates:
+            return []
+        self.start_workers()
+        idle, self._idle = self._idle, []
+        workers = [_Worker(process, log_path) for process, log_path in idle]
+        events: queue.Queue[_Event] = queue.Queue()
+        for worker in workers:
+            threading.Thread(target=_read_reports, args=(worker, events), daemon=True).start()
+        stop_publishing = threading.Event()
+        threading.Thread(
+            target=_read_batches, args=(published or [replicates], events, stop_publishing), daemon=True
+        ).start()
+        unfitted: list[Unfitted] = []
+        try:
+            done = _dispatch(ensemble_id, workers, events, on_progress, unfitted)
+        finally:
+            stop_publishing.set()
+            for worker in workers:
+                if worker.process.returncode is None:  # interrupted: stop the worker and its samplers
+                    kill_process_group(worker.process.pid)
+                    reap_with_group(worker.process)
+        failed = [worker for worker in workers if worker.process.returncode != 0]
+        if not failed and done + len(unfitted) < len(replicates):
+            raise StanFleetError(f"the workers exited with {len(replicates) - done} replicates unfitted")
+        if not failed:
+            if self._log_dir is not None and not unfitted:  # else the logs hold the errors' full text
+                shutil.rmtree(self._log_dir, ignore_errors=True)
+            return unfitted
+        failed_log = failed[0].log_path
+        tail = " | ".join(failed_log.read_text(errors="replace").strip().splitlines()[-3:])
+        raise StanFleetError(
+            f"{len(failed)} worker(s) failed (exit code {failed[0].process.returncode}; log {failed_log}: "
+            f"{tail}); finished results are kept, rerun the same command to resume"
+        )
+
+
+def _dispatch(
+    ensemble_id: str,
+    workers: list[_Worker],
+    events: queue.Queue[_Event],
+    on_progress: ProgressCallback,
+    unfitted: list[Unfitted],
+) -> int:
+    """Hand out replicates as they are published and workers free up, until every worker has exited;
+    return how many replicates were reported done, and add those given up on to ``unfitted``. A failed
+    publication is raised."""
+    pending: deque[int] = deque()
+    all_published, done = False, 0
+    on_progress(done)
+    while any(worker.running for worker in workers):
+        for worker in workers:
+            while worker.running and worker.outstanding < ASSIGNED_AHEAD and pending:
+                worker.assign(ensemble_id, pending.popleft())
+            if all_published and not pending:
+                worker.close_assignments()
+        kind, source, payload = events.get()
+        if kind == "batch":
+            pending.extend(payload)
+        elif kind == "published":
+            all_published = True
+        elif kind == "failed":
+            raise payload
+        elif kind == "result" and source is not None:
+            source.outstanding -= 1
+            replicate, error = payload
+            if error is None:
+                done += 1
+                on_progress(done)
+            else:
+                unfitted.append(Unfitted(replicate, error, str(source.log_path)))
+        elif kind == "exited" and source is not None:
+            reap_with_group(source.process)
+    return done
+
+
+ASSIGNED_AHEAD = 2
+"""Replicates a worker holds at once: the one it fits and the next, so it never waits for work, and
+the last fits spread over the workers instead of queueing behind one."""
+
+_Event = tuple[str, "_Worker | None", Any]
+"""(kind, worker, payload) from the report readers and the batch reader to the dispatch loop."""
+
+
+class _Worker:
+    """One worker process as the dispatch loop sees it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.outstanding = 0
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+    def assign(self, ensemble_id: str, replicate: int) -> None:
+        """Send one replicate (a worker that died meanwhile is noticed when its reports end)."""
+        self.outstanding += 1
+        with contextlib.suppress(BrokenPipeError):
+            assert self.process.stdin is not None
+            self.process.stdin.write(f"{ensemble_id} {replicate}\n".encode())
+            self.process.stdin.flush()
+
+    def close_assignments(self) -> None:
+        """No more work: the worker exits once it has fitted what it holds.
+
+        Said with an empty line, not only by closing the pipe: processes this one forked (httpstan's
+        pool) hold copies of the pipe's end, so the worker might never see the end of its input.
+        """
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(BrokenPipeError):
+                assert self.process.stdin is not None
+                self.process.stdin.write(b"\n")
+                self.process.stdin.close()
+
+
+def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
+    """Forward a worker's reports until it exits: ``REPLICATE`` for a stored result, ``REPLICATE ERROR``
+    for a replicate given up on."""
+    assert worker.process.stdout is not None
+    for line in worker.process.stdout:
+        replicate, _, error = line.decode(errors="replace").rstrip("\n").partition(" ")
+        events.put(("result", worker, (int(replicate), error or None)))
+    with contextlib.suppress(ChildProcessError):  # already reaped: the dispatch loop has ended
+        os.waitid(os.P_PID, worker.process.pid, os.WEXITED | os.WNOWAIT)
+    events.put(("exited", worker, None))
+
+
+def _read_batches(
+    published: Iterable[Sequence[int]], events: queue.Queue[_Event], stop: threading.Event
+) -> None:
+    """Forward each published batch of replicates, then the end of them or the error that ended them;
+    stop early once the dispatch loop has ended."""
+    try:
+        for batch in published:
+            if stop.is_set():
+                return
+            events.put(("batch", None, list(batch)))
+    except BaseException as exc:  # handed to the dispatch loop, which raises it
+        events.put(("failed", None, exc))
+    else:
+        events.put(("published", None, None))

@@ -1,0 +1,206 @@
+"""Score one fit: SBC ranks, posterior summaries and convergence diagnostics per scalar."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from runtime.engines.base import Draws
+from runtime.engines.settings import AUTO_THIN
+from runtime.errors import StanFleetError
+from runtime.fitting.diagnostics import ebfmi, rank_normalized_diagnostics
+from runtime.model.naming import flatten_variable
+from runtime.sbc.results import FitDiagnostics, VariableScore
+from runtime.sbc.uniformity import auto_thin_factor, sbc_rank, thin_chains
+
+#: Generated quantity whose per-draw sum is the "log_lik" test quantity (Modrák et al. 2023).
+LOG_LIK_NAME = "log_lik"
+#: Fewer kept draws than this make ranks coarse; a fixed thinning factor warns below it.
+MIN_KEPT_DRAWS = 50
+
+_SAMPLE_NDIM = 2  # (chains, draws)
+
+
+class ThinningWarning(UserWarning):
+    """A fixed thinning factor keeps too few draws for informative ranks."""
+
+
+def sum_test_quantity(values: np.ndarray, sample_ndim: int) -> np.ndarray:
+    """Sum a quantity over its non-sample axes.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Shaped ``(*sample_shape, *dims)``, e.g. ``log_lik`` draws ``(chains, draws, N)``.
+    sample_ndim : int
+        Number of leading sample axes (2 for draws, 0 for a value at the true parameters).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shaped ``sample_shape``.
+    """
+    values = np.asarray(values, dtype=float)
+    if not 0 <= sample_ndim <= values.ndim:
+        raise ValueError(f"array with {values.ndim} axes cannot have {sample_ndim} sample axes")
+    return values.sum(axis=tuple(range(sample_ndim, values.ndim)))
+
+
+def draws_of_test_quantities(
+    draws: Draws, at_truth: Mapping[str, np.ndarray], names: Sequence[str], *, log_lik_sum: bool
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Each scalar test quantity's ``(chains, draws)`` draws and true value.
+
+    Parameters
+    ----------
+    draws : Draws
+        The fit.
+    at_truth : Mapping of str to numpy.ndarray
+        Every quantity evaluated at the true parameters (``CompiledModel.quantities_at``).
+    names : Sequence of str
+        Transformed parameters and generated quantities whose every element is a test quantity.
+    log_lik_sum : bool
+        Whether the sum of :data:`LOG_LIK_NAME` over its elements is one too (named ``log_lik``).
+
+    Returns
+    -------
+    dict
+        Stan-style scalar name to ``(draws, true value)``: the ``log_lik`` sum first, then the
+        elements of each named quantity.
+    """
+    quantities: dict[str, tuple[np.ndarray, float]] = {}
+    if log_lik_sum:
+        quantities[LOG_LIK_NAME] = (
+            sum_test_quantity(_variable(draws, LOG_LIK_NAME), _SAMPLE_NDIM),
+            float(sum_test_quantity(_truth(at_truth, LOG_LIK_NAME), 0)),
+        )
+    for name in names:
+        quantities.update(_elements(draws, name, _truth(at_truth, name)))
+    return quantities
+
+
+def score_fit(
+    draws: Draws,
+    true_values: Mapping[str, np.ndarray],
+    test_quantities: Mapping[str, tuple[np.ndarray, float]],
+    thin: int | str,
+    rng: np.random.Generator,
+) -> tuple[dict[str, VariableScore], dict[str, VariableScore], FitDiagnostics]:
+    """Score every scalar parameter element and test quantity of one fit.
+
+    Parameters
+    ----------
+    draws : Draws
+        The fit; ``draws.variables[name]`` is shaped ``(chains, draws, *dims)``.
+    true_values : Mapping of str to numpy.ndarray
+        The prior draw of each parameter, shaped ``dims``.
+    test_quantities : Mapping of str to (numpy.ndarray, float)
+        Each scalar test quantity's draws and true value (:func:`draws_of_test_quantities`).
+    thin : int or "auto"
+        Fixed thinning factor for the ranks, or ``"auto"`` for a per-variable factor
+        ``ceil(S / min(ess_bulk, ess_tail))`` (Säilynoja et al. 2022).
+    rng : numpy.random.Generator
+        Breaks rank ties.
+
+    Returns
+    -------
+    tuple
+        ``(variables, test_quantities, diagnostics)``: scores keyed by Stan-style scalar names,
+        and the fit's sampler diagnostics.
+    """
+    variables = {
+        element: score_scalar(chain_draws, truth, thin, rng)
+        for name, values in true_values.items()
+        for element, (chain_draws, truth) in _elements(draws, name, values).items()
+    }
+    scored = {
+        name: score_scalar(chain_draws, truth, thin, rng)
+        for name, (chain_draws, truth) in test_quantities.items()
+    }
+    return variables, scored, fit_diagnostics(draws)
+
+
+def score_scalar(
+    chain_draws: np.ndarray, true_value: float, thin: int | str, rng: np.random.Generator
+) -> VariableScore:
+    """SBC score of one scalar from its ``(chains, draws)`` posterior draws.
+
+    Summaries (mean, sd, quantiles, R-hat, ESS) use all draws; the rank uses the thinned ones.
+    """
+    x = np.asarray(chain_draws, dtype=float)
+    rhat, ess_bulk, ess_tail = rank_normalized_diagnostics(x)
+    if thin == AUTO_THIN:
+        factor = auto_thin_factor(x.size, ess_bulk, ess_tail)
+    elif isinstance(thin, int) and not isinstance(thin, bool) and thin >= 1:
+        factor = thin
+    else:
+        raise StanFleetError(f"thin must be a positive integer or {AUTO_THIN!r}, got {thin!r}")
+    kept = thin_chains(x, factor)
+    if thin != AUTO_THIN and kept.size < MIN_KEPT_DRAWS:
+        warnings.warn(
+            f"thinning by {factor} keeps {kept.size} draws per fit (fewer than {MIN_KEPT_DRAWS}); "
+            "ranks will be coarse",
+            ThinningWarning,
+            stacklevel=2,
+        )
+    q5, median, q95 = np.quantile(x, [0.05, 0.5, 0.95]) if x.size else (math.nan,) * 3
+    return VariableScore(
+        true_value=true_value,
+        rank=sbc_rank(kept, true_value, rng),
+        max_rank=int(kept.size),
+        mean=float(np.mean(x)) if x.size else math.nan,
+        sd=float(np.std(x, ddof=1)) if x.size > 1 else math.nan,
+        q5=float(q5),
+        median=float(median),
+        q95=float(q95),
+        rhat=float(rhat),
+        ess_bulk=float(ess_bulk),
+        ess_tail=float(ess_tail),
+    )
+
+
+def fit_diagnostics(draws: Draws) -> FitDiagnostics:
+    """Divergences, max-treedepth hits (``treedepth >= max_treedepth``) and lowest per-chain E-BFMI."""
+    per_chain = ebfmi(draws.energy)
+    return FitDiagnostics(
+        divergences=int(np.count_nonzero(draws.divergent)),
+        max_treedepth_hits=int(np.count_nonzero(np.asarray(draws.treedepth) >= draws.max_treedepth)),
+        min_ebfmi=float(np.min(per_chain)) if per_chain.size else math.nan,
+        num_draws=int(np.asarray(draws.divergent).size),
+    )
+
+
+def _elements(draws: Draws, name: str, truth: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
+    """Each scalar element of variable ``name``: its ``(chains, draws)`` draws and its true value."""
+    values = _variable(draws, name)
+    truth_array = np.asarray(truth, dtype=float)
+    if values.shape[_SAMPLE_NDIM:] != truth_array.shape:
+        raise StanFleetError(
+            f"draws of {name!r} have dims {values.shape[_SAMPLE_NDIM:]}, "
+            f"its true value has shape {truth_array.shape}"
+        )
+    element_truth = flatten_variable(name, truth_array, 0)
+    return {
+        element: (chain_draws, float(element_truth[element]))
+        for element, chain_draws in flatten_variable(name, values, _SAMPLE_NDIM).items()
+    }
+
+
+def _truth(at_truth: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    try:
+        return np.asarray(at_truth[name], dtype=float)
+    except KeyError:
+        raise StanFleetError(f"no value of {name!r} at the true parameters") from None
+
+
+def _variable(draws: Draws, name: str) -> np.ndarray:
+    try:
+        values = np.asarray(draws.variables[name], dtype=float)
+    except KeyError:
+        raise StanFleetError(f"the fit has no variable {name!r}") from None
+    if values.ndim < _SAMPLE_NDIM:
+        raise StanFleetError(f"draws of {name!r} have shape {values.shape}, expected (chains, draws, ...)")
+    return values

@@ -1,0 +1,5 @@
+"""One ensemble run from request to report: the typed request (``EnsembleRequest``) and the pipeline
+that the Python API and ``python -m runtime.submit`` both call.
+
+May import every other subpackage; only the entry points above it import it.
+"""

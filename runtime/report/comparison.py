@@ -1,0 +1,228 @@
+"""Compare model versions fitted to the same datasets: ``python -m runtime.compare ID_A ID_B [...]``.
+
+Prints one row per quantity with each ensemble's p-value, verdict, mean z-score and mean contraction,
+and writes ``comparison.csv``, ``comparison.json`` and ``ecdf_difference.png`` (every version's PIT
+ECDF-difference curve, one panel per quantity) to ``--out``. Ensembles fitted to different dataset
+sets are refused: a difference between them could come from the draws rather than the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime.aws.stack import DEFAULT_STACK
+from runtime.ensemble.prepare import load_results
+from runtime.ensemble.spec import load_spec
+from runtime.errors import StanFleetError, exit_status
+from runtime.executors.lifetime import exit_quickly
+from runtime.report.stored import requested_replicates, results_store
+from runtime.report.verdict_flags import add_verdict_arguments, verdict_options
+from runtime.sbc.verdict import (
+    DEFAULT_VERDICT,
+    PARAMETER,
+    EnsembleSummary,
+    QuantityScores,
+    QuantitySummary,
+    VerdictOptions,
+    collect_quantities,
+    judged_results,
+    p_value_sort_key,
+    summarize,
+)
+from runtime.store.atomic_file import write_atomically
+from runtime.store.local import ObjectStore
+
+COLUMNS = ("p_value", "calibrated", "mean_z_score", "mean_contraction")
+
+
+@dataclass(frozen=True)
+class ComparedEnsemble:
+    """One model version: its summary and per-replicate scores over the compared replicates."""
+
+    ensemble_id: str
+    dataset_id: str
+    label: str
+    summary: EnsembleSummary
+    quantities: list[QuantityScores]
+
+    def quantity(self, kind: str, name: str) -> QuantitySummary | None:
+        """The summary of one quantity, None if this version does not have it."""
+        return (self.summary.variables if kind == PARAMETER else self.summary.test_quantities).get(name)
+
+
+def compare_ensembles(
+    store: ObjectStore,
+    ensemble_ids: Sequence[str],
+    replicates: int | None = None,
+    options: VerdictOptions = DEFAULT_VERDICT,
+) -> list[ComparedEnsemble]:
+    """Summarize each ensemble over replicates ``0..R-1``; refuse ensembles on different datasets.
+
+    R is ``replicates``, else the smallest R any of them was submitted with.
+    """
+    specs = [load_spec(store, ensemble_id) for ensemble_id in ensemble_ids]
+    first = specs[0]
+    for ensemble_id, spec in zip(ensemble_ids[1:], specs[1:], strict=True):
+        if spec.dataset_id != first.dataset_id:
+            raise StanFleetError(
+                f"ensembles {ensemble_ids[0]} and {ensemble_id} were fitted to different datasets "
+                f"({first.dataset_id} and {spec.dataset_id}): compare versions run with the same "
+                "generator, data and seed"
+            )
+    requested = replicates or min(requested_replicates(store, ensemble_id) for ensemble_id in ensemble_ids)
+    compared = []
+    for ensemble_id, spec in zip(ensemble_ids, specs, strict=True):
+        results = load_results(store, ensemble_id, requested)
+        summary = summarize(
+            results,
+            ensemble_id=ensemble_id,
+            requested=requested,
+            reused=0,
+            options=options,
+            run={"model_name": spec.model_name},
+        )
+        label = f"{spec.model_name} {ensemble_id[:8]}"
+        quantities = collect_quantities(judged_results(results, options.exclude_divergent))
+        compared.append(ComparedEnsemble(ensemble_id, spec.dataset_id, label, summary, quantities))
+    return compared
+
+
+def quantity_keys(compared: Sequence[ComparedEnsemble]) -> list[tuple[str, str]]:
+    """Every (kind, name) any version has, parameters first, each group by lowest p-value across versions."""
+    keys = {(kind, name) for c in compared for kind, name, _ in c.summary.quantities()}
+
+    def order(key: tuple[str, str]) -> tuple[bool, Any]:
+        summaries = [q for c in compared if (q := c.quantity(*key)) is not None]
+        return key[0] != PARAMETER, min(p_value_sort_key(q) for q in summaries)
+
+    return sorted(keys, key=order)
+
+
+def comparison_rows(compared: Sequence[ComparedEnsemble]) -> list[dict[str, Any]]:
+    """One row per quantity and version: its p-value, verdict, mean z-score and mean contraction."""
+    rows = []
+    for kind, name in quantity_keys(compared):
+        for version in compared:
+            q = version.quantity(kind, name)
+            rows.append(
+                {
+                    "quantity": name,
+                    "kind": kind,
+                    "ensemble_id": version.ensemble_id,
+                    "label": version.label,
+                    **{column: None if q is None else getattr(q, column) for column in COLUMNS},
+                }
+            )
+    return rows
+
+
+def comparison_table(compared: Sequence[ComparedEnsemble]) -> str:
+    """The side-by-side table for the terminal: a row per quantity, a column group per version."""
+    labels = [name if kind == PARAMETER else f"{name} (test)" for kind, name in quantity_keys(compared)]
+    width = max([len("quantity"), *map(len, labels)])
+    cell = 32  # p-value, verdict, mean z and contraction of one version
+    header = f"{'':<{width}}  " + "   ".join(f"{c.label:<{cell}}" for c in compared)
+    columns = f"{'quantity':<{width}}  " + "   ".join(
+        f"{'p-value':>8} {'calibr.':<7} {'mean z':>7} {'contr.':>7}" for _ in compared
+    )
+    lines = [header.rstrip(), columns]
+    for label, (kind, name) in zip(labels, quantity_keys(compared), strict=True):
+        cells = []
+        for version in compared:
+            q = version.quantity(kind, name)
+            if q is None:
+                cells.append(f"{'-':>8} {'-':<7} {'-':>7} {'-':>7}")
+                continue
+            cells.append(
+                f"{_number(q.p_value, '8.3g')} {_verdict(q.calibrated):<7} "
+                f"{_number(q.mean_z_score, '7.2f')} {_number(q.mean_contraction, '7.2f')}"
+            )
+        lines.append(f"{label:<{width}}  " + "   ".join(cells))
+    for version in compared:
+        s = version.summary
+        verdict = {None: "UNDETERMINED", True: "CALIBRATED", False: "NOT CALIBRATED"}[s.calibrated]
+        lines.append(
+            f"{version.label}: {verdict} ({s.succeeded} succeeded, {s.failed} failed of {s.requested})"
+        )
+    return "\n".join(lines)
+
+
+def write_comparison(compared: Sequence[ComparedEnsemble], out_dir: Path) -> list[Path]:
+    """Write comparison.csv, comparison.json and ecdf_difference.png into ``out_dir``."""
+    from runtime.report.figures import comparison_ecdf_png
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = comparison_rows(compared)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["quantity"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    payload = {
+        "dataset_id": compared[0].dataset_id,
+        "ensembles": [
+            {"ensemble_id": c.ensemble_id, "label": c.label, "calibrated": c.summary.calibrated}
+            for c in compared
+        ],
+        "rows": rows,
+    }
+    return [
+        write_atomically(out_dir / "comparison.csv", buffer.getvalue().encode()),
+        write_atomically(
+            out_dir / "comparison.json", (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode()
+        ),
+        write_atomically(
+            out_dir / "ecdf_difference.png",
+            comparison_ecdf_png([(c.label, c.summary, c.quantities) for c in compared]),
+        ),
+    ]
+
+
+def _number(value: float | None, spec: str) -> str:
+    width = int(spec.split(".")[0])
+    return f"{'-':>{width}}" if value is None else format(value, spec)
+
+
+def _verdict(calibrated: bool | None) -> str:
+    return {None: "-", True: "yes", False: "NO"}[calibrated]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m runtime.compare``."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("ensemble_ids", nargs="+", metavar="ENSEMBLE_ID", help="two or more ensemble ids")
+    parser.add_argument("--store", help="object store URI (default: the deployed stack's bucket)")
+    parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
+    parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
+    parser.add_argument("--replicates", type=int, help="compare replicates 0..R-1 (default: the smallest R)")
+    parser.add_argument(
+        "--out", type=Path, help="output directory (default: sbc-report/compare-<id prefixes>)"
+    )
+    add_verdict_arguments(parser)
+    args = parser.parse_args(argv)
+    if len(args.ensemble_ids) < 2:
+        parser.error("name at least two ensembles to compare")
+
+    def compare() -> int:
+        if args.replicates is not None and args.replicates < 1:
+            raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
+        options = verdict_options(args)
+        store = results_store(args.store, args.stack, args.region)
+        compared = compare_ensembles(store, args.ensemble_ids, args.replicates, options)
+        out = args.out or Path("sbc-report") / ("compare-" + "-".join(i[:8] for i in args.ensemble_ids))
+        write_comparison(compared, out)
+        print(comparison_table(compared))
+        print(f"comparison: {out}/ (comparison.csv, comparison.json, ecdf_difference.png)")
+        return 0
+
+    return exit_status(compare)
+
+
+if __name__ == "__main__":
+    exit_quickly(main())

@@ -1,0 +1,437 @@
+"""The report's figures, drawn with matplotlib (Agg, outside pyplot) and ArviZ.
+
+:func:`draw_figures` draws every figure of :data:`FIGURE_NAMES` for an ensemble; each quantity panel
+plot shows the same quantities (all, or the :data:`MAX_PANELS` with the lowest p-values). Only this
+module imports matplotlib and ArviZ, lazily.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from runtime.errors import StanFleetError
+from runtime.sbc.results import ReplicateResult
+from runtime.sbc.uniformity import gamma_band, gamma_points, interval_coverage
+from runtime.sbc.verdict import (
+    EBFMI_THRESHOLD,
+    ESS_THRESHOLD,
+    PARAMETER,
+    RHAT_THRESHOLD,
+    EnsembleSummary,
+    QuantityScores,
+    QuantitySummary,
+    collect_quantities,
+    judged_results,
+    max_rhat,
+    min_ess,
+    p_value_sort_key,
+    succeeded_results,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+MAX_PANELS = 24
+"""At most this many quantities (those with the lowest p-values) get a panel in each plot."""
+FIGURE_NAMES = (
+    "rank_histograms",
+    "ecdf_difference",
+    "coverage",
+    "recovery",
+    "z_score_vs_contraction",
+    "diagnostics",
+)
+"""Every figure of the report, in the order the report shows them; ``<name>.png`` is its file."""
+COVERAGE_WIDTHS = np.linspace(0.0, 1.0, 101)
+"""Nominal widths of the central posterior intervals in the coverage plot."""
+COVERAGE_UNCERTAINTY = 0.95
+"""Probability of the coverage plot's uncertainty band (as the R package SBC's ``plot_coverage``)."""
+
+PanelPlot = Callable[[EnsembleSummary, list[QuantityScores], dict[str, np.ndarray], str], "Figure"]
+
+
+def draw_figures(
+    summary: EnsembleSummary, results: Sequence[ReplicateResult], names: Sequence[str] = FIGURE_NAMES
+) -> dict[str, Figure]:
+    """The figures ``names`` (by default all of :data:`FIGURE_NAMES`) of the ensemble ``summary`` judged.
+
+    The quantity plots use the replicates the verdict rests on (see ``--exclude-divergent``);
+    the diagnostics figure shows every replicate.
+    """
+    unknown = [name for name in names if name not in FIGURE_NAMES]
+    if unknown:
+        raise StanFleetError(f"no figure {unknown[0]!r}; the figures are {', '.join(FIGURE_NAMES)}")
+    judged = collect_quantities(judged_results(results, summary.excluded_divergent is not None))
+    plotted = [q for q in judged if q.replicates.size >= 2]
+    pits = {q.key: q.pit(summary.ensemble_id) for q in plotted}
+    shown, note = _select_panels(summary, plotted)
+    panel_plots: dict[str, PanelPlot] = {
+        "rank_histograms": _rank_histograms,
+        "ecdf_difference": _ecdf_difference,
+        "coverage": _coverage,
+        "recovery": _recovery,
+        "z_score_vs_contraction": _z_score_vs_contraction,
+    }
+    return {
+        name: _diagnostics_figure(summary, results)
+        if name == "diagnostics"
+        else panel_plots[name](summary, shown, pits, note)
+        for name in names
+    }
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as a PNG (90 dpi)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def _select_panels(
+    summary: EnsembleSummary, quantities: Sequence[QuantityScores]
+) -> tuple[list[QuantityScores], str]:
+    """The quantities to plot (all, or the MAX_PANELS with the lowest p-values) and a title note."""
+    if len(quantities) <= MAX_PANELS:
+        return list(quantities), ""
+    shown = sorted(quantities, key=lambda q: p_value_sort_key(_lookup(summary, q)))[:MAX_PANELS]
+    return shown, f" ({MAX_PANELS} of {len(quantities)} quantities: those with the lowest p-values)"
+
+
+def _lookup(summary: EnsembleSummary, quantity: QuantityScores) -> QuantitySummary:
+    table = summary.variables if quantity.kind == PARAMETER else summary.test_quantities
+    missing = QuantitySummary(0, None, None, None, None, None, None, None)
+    return table.get(quantity.name, missing)
+
+
+def _label(quantity: QuantityScores) -> str:
+    return quantity.name if quantity.kind == PARAMETER else f"{quantity.name} (test quantity)"
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure on an Agg canvas, outside pyplot (no global state, no window, freed with the object)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n`` panels, at most four per row, under ``title`` (wrapped to the figure's width)."""
+    ncols = min(max(n, 1), 4)
+    nrows = math.ceil(max(n, 1) / ncols)
+    width = 3.3 * ncols
+    title = textwrap.fill(title, width=int(width * 10))
+    title_height = 0.25 * (title.count("\n") + 1)
+    height = 2.6 * nrows + 0.25 + title_height
+    figure = _new_figure(width, height)
+    # Fixed margins in inches: constrained layout would cost seconds with two dozen panels.
+    figure.subplots_adjust(
+        left=0.55 / width,
+        right=1 - 0.15 / width,
+        bottom=0.45 / height,
+        top=1 - (0.55 + title_height) / height,
+        wspace=0.3,
+        hspace=0.85,
+    )
+    axes = list(figure.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    figure.suptitle(title, y=1 - 0.1 / height, va="top")
+    return figure, axes[:n]
+
+
+def _placeholder(title: str, message: str) -> Figure:
+    figure = _new_figure(6.0, 2.5)
+    figure.suptitle(title)
+    ax = figure.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    return figure
+
+
+def _panel_title(ax: Axes, summary: EnsembleSummary, quantity: QuantityScores) -> None:
+    q = _lookup(summary, quantity)
+    p_value = "p = -" if q.p_value is None else f"p = {q.p_value:.3g}"
+    verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[q.calibrated]
+    # An explicit y skips matplotlib's costly automatic title placement.
+    ax.set_title(
+        f"{_label(quantity)}\n{p_value}{verdict}",
+        fontsize=9,
+        color="C3" if q.calibrated is False else "black",
+        y=1.0,
+        pad=4,
+    )
+
+
+def _few_ticks(ax: Axes) -> None:
+    """Four ticks per axis, small labels: tick creation dominates the rendering of many panels."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    ax.tick_params(labelsize=7)
+
+
+MIN_BINS, MAX_BINS = 5, 40
+"""Rank-histogram bins: at least 5 (as the R package SBC), at most 40, about ten expected counts each."""
+
+
+def rank_histogram_bins(n: int, max_rank: int | None) -> int:
+    """Bins for ``n`` ranks in ``0..max_rank``: about ``n / 10`` within MIN_BINS..MAX_BINS, never more
+    than the ``max_rank + 1`` distinct ranks, and where possible a divisor of that number, so that every
+    bin holds as many ranks.
+
+    ``max_rank`` None (replicates kept different numbers of draws) bins the PITs on [0, 1] instead.
+    """
+    target = min(max(n // 10, MIN_BINS), MAX_BINS)
+    if max_rank is None:
+        return target
+    ranks = max_rank + 1
+    divisors = [d for d in range(MIN_BINS, min(ranks, MAX_BINS) + 1) if ranks % d == 0]
+    if not divisors:  # fewer than MIN_BINS ranks, or no divisor in range: bins as even as can be
+        return min(target, ranks)
+    return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+def _panel_figure(
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    title: str,
+    draw_panel: Callable[[Axes, QuantityScores, np.ndarray], None],
+) -> Figure:
+    """One panel per shown quantity, each drawn by ``draw_panel(ax, quantity, pit)`` and titled with the
+    quantity's p-value and verdict; a placeholder when no quantity has two succeeded replicates."""
+    if not shown:
+        return _placeholder(title, "fewer than 2 succeeded replicates")
+    figure, axes = _panel_grid(len(shown), title)
+    for ax, quantity in zip(axes, shown, strict=True):
+        draw_panel(ax, quantity, pits[quantity.key])
+        _few_ticks(ax)
+        _panel_title(ax, summary, quantity)
+    return figure
+
+
+def _rank_histograms(
+    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+) -> Figure:
+    """Rank histograms (from the randomized PITs) with the pointwise binomial 99% band shaded."""
+    title = f"Rank histograms, pointwise 99% binomial band shaded{note}"
+    return _panel_figure(summary, shown, pits, title, _rank_histogram_panel)
+
+
+def _rank_histogram_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    from scipy.stats import binom
+
+    common = bool(np.all(quantity.max_rank == quantity.max_rank[0]))
+    scale = float(quantity.max_rank[0] + 1) if common else 1.0
+    bins = rank_histogram_bins(pit.size, int(quantity.max_rank[0]) if common else None)
+    edges = np.linspace(0.0, scale, bins + 1)
+    counts, _ = np.histogram(pit * scale, edges)
+    low, high = binom.ppf([0.005, 0.995], pit.size, 1.0 / bins)
+    ax.axhspan(low, high, color="0.85", zorder=0, lw=0)
+    ax.axhline(pit.size / bins, color="0.55", lw=0.8, zorder=1)
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", lw=0.5)
+    for level in (low, high):
+        ax.axhline(level, color="0.45", lw=0.8, ls="--", zorder=3)
+    ax.set_xlim(0.0, scale)
+    ax.set_ylim(0.0, 1.1 * max(float(counts.max()), float(high)))
+    ax.set_xlabel("rank" if common else "rank / (max rank + 1)", fontsize=8)
+
+
+def _ecdf_difference(
+    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+) -> Figure:
+    """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test at
+    level ``family_level / m`` (:attr:`EnsembleSummary.band_level`): a curve outside it is flagged."""
+    title = (
+        f"PIT ECDF minus uniform CDF; band: the uniformity test at level {summary.family_level:g}/"
+        f"{max(summary.quantities_checked, 1)} (a curve outside it is flagged){note}"
+    )
+
+    def panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+        _plot_ecdf_difference(ax, pit)
+        _ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
+
+    return _panel_figure(summary, shown, pits, title, panel)
+
+
+def _plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
+    """ArviZ's ECDF-difference curve of ``pit``, at the gamma test's evaluation points."""
+    from scipy.stats import uniform
+
+    from runtime.arviz_quiet import arviz as az
+
+    az.plot_ecdf(
+        pit,
+        cdf=uniform(0, 1).cdf,
+        difference=True,
+        eval_points=gamma_points(pit.size),
+        ax=ax,
+        show=False,
+        plot_kwargs=plot_kwargs,
+    )
+
+
+def _ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    z, lower, upper = band
+    # "pre" as ArviZ's curve: the value at z_i is drawn over the step ending at z_i
+    ax.fill_between(z, lower - z, upper - z, step="pre", color="0.6", alpha=0.25, lw=0)
+    ax.axhline(0.0, color="0.55", lw=0.8)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("PIT", fontsize=8)
+    _few_ticks(ax)
+
+
+def comparison_ecdf_png(
+    versions: Sequence[tuple[str, EnsembleSummary, Sequence[QuantityScores]]],
+) -> bytes:
+    """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
+
+    ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
+    band is the first version's: its uniformity test at level ``family_level / m``.
+    """
+    by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
+    for index, (_, _, quantities) in enumerate(versions):
+        for quantity in quantities:
+            if quantity.replicates.size >= 2:
+                by_key.setdefault(quantity.key, []).append((index, quantity))
+    lowest = {
+        key: min(p_value_sort_key(_lookup(versions[i][1], q)) for i, q in scored)
+        for key, scored in by_key.items()
+    }
+    keys = sorted(by_key, key=lambda key: lowest[key])
+    note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
+    first = versions[0][1] if versions else None
+    level = "" if first is None else f" at level {first.family_level:g}/{max(first.quantities_checked, 1)}"
+    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's test{level}{note}"
+    if not keys:
+        return png_bytes(_placeholder(title, "fewer than 2 succeeded replicates"))
+    figure, axes = _panel_grid(len(keys[:MAX_PANELS]), title)
+    for ax, key in zip(axes, keys, strict=False):
+        scored = by_key[key]
+        first_index, first_quantity = scored[0]
+        first_summary = versions[first_index][1]
+        for index, quantity in scored:
+            label, summary, _ = versions[index]
+            _plot_ecdf_difference(ax, quantity.pit(summary.ensemble_id), color=f"C{index}", label=label)
+        band_size = first_quantity.replicates.size
+        _ecdf_axes(ax, gamma_band(band_size, first_summary.band_level))
+        ax.set_title(_label(first_quantity), fontsize=9, y=1.0, pad=4)
+    axes[0].legend(fontsize=7, loc="lower left")
+    return png_bytes(figure)
+
+
+def _coverage(
+    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+) -> Figure:
+    """Empirical coverage of central posterior intervals against their nominal width (from the ranks),
+    with a Clopper-Pearson uncertainty band, as the R package SBC's ``plot_coverage``."""
+    title = f"Coverage of central posterior intervals, {COVERAGE_UNCERTAINTY:.0%} uncertainty band{note}"
+    return _panel_figure(summary, shown, pits, title, _coverage_panel)
+
+
+def _coverage_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    coverage, low, high = interval_coverage(pit, COVERAGE_WIDTHS, COVERAGE_UNCERTAINTY)
+    ax.fill_between(COVERAGE_WIDTHS, low, high, color="C0", alpha=0.2, lw=0)
+    ax.plot([0.0, 1.0], [0.0, 1.0], color="0.55", lw=0.8)
+    ax.plot(COVERAGE_WIDTHS, coverage, color="C0", lw=1.2)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("nominal width", fontsize=8)
+    ax.set_ylabel("coverage", fontsize=8)
+
+
+def _recovery(
+    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+) -> Figure:
+    """True value against the posterior median with the 5-95% posterior interval, one dot per replicate
+    (the R package SBC's ``plot_sim_estimated``)."""
+    title = f"True value vs posterior median, 5-95% posterior intervals{note}"
+    return _panel_figure(summary, shown, pits, title, _recovery_panel)
+
+
+def _recovery_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    finite = np.isfinite(quantity.true) & np.isfinite(quantity.median)
+    true, median = quantity.true[finite], quantity.median[finite]
+    ax.vlines(true, quantity.q5[finite], quantity.q95[finite], color="C0", alpha=0.35, lw=1)
+    ax.plot(true, median, ".", color="C0", ms=4)
+    if finite.any():
+        values = np.concatenate([true, quantity.q5[finite], quantity.q95[finite]])
+        values = values[np.isfinite(values)]
+        low, high = float(values.min()), float(values.max())
+        ax.plot([low, high], [low, high], color="0.55", lw=0.8)
+    ax.set_xlabel("true value", fontsize=8)
+    ax.set_ylabel("posterior median", fontsize=8)
+
+
+def _z_score_vs_contraction(
+    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+) -> Figure:
+    """Betancourt's eye chart: posterior z-score against posterior contraction, one dot per replicate."""
+    return _panel_figure(summary, shown, pits, f"Posterior z-score vs contraction{note}", _z_score_panel)
+
+
+def _z_score_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
+    z, c = quantity.z_scores(), quantity.contraction()
+    finite = np.isfinite(z) & np.isfinite(c)
+    for level in (-2.0, 2.0):
+        ax.axhline(level, color="0.6", lw=0.8, ls="--")
+    ax.axhline(0.0, color="0.8", lw=0.8)
+    ax.scatter(c[finite], z[finite], s=9, alpha=0.6, color="C0", lw=0)
+    limit = max(4.0, float(np.abs(z[finite]).max()) * 1.05) if finite.any() else 4.0
+    ax.set_ylim(-limit, limit)
+    ax.set_xlim(min(0.0, float(c[finite].min()) - 0.02) if finite.any() else 0.0, 1.0)
+    ax.set_xlabel("contraction", fontsize=8)
+    ax.set_ylabel("z-score", fontsize=8)
+    if not finite.any():
+        ax.text(0.5, 0.5, "undefined (zero prior variance)", ha="center", va="center", fontsize=8)
+
+
+def _diagnostics_figure(summary: EnsembleSummary, results: Sequence[ReplicateResult]) -> Figure:
+    """Per-replicate sampler diagnostics with their thresholds; failed replicates marked in red."""
+    from matplotlib.ticker import MaxNLocator
+
+    title = (
+        f"Sampler diagnostics per replicate ({summary.succeeded} succeeded, "
+        f"{summary.failed} failed: red lines)"
+    )
+    ok = succeeded_results(results)
+    failed = np.array(sorted(r.replicate for r in results if r.status != "ok"), dtype=float)
+    fits = [(r.replicate, r.diagnostics) for r in ok if r.diagnostics is not None]
+    x = np.array([replicate for replicate, _ in fits], dtype=float)
+    x_all = np.array([r.replicate for r in ok], dtype=float)
+    panels: list[tuple[str, np.ndarray, np.ndarray, float | None, bool]] = [
+        ("divergences", x, np.array([d.divergences for _, d in fits], dtype=float), None, True),
+        ("max treedepth hits", x, np.array([d.max_treedepth_hits for _, d in fits], dtype=float), None, True),
+        ("min E-BFMI", x, np.array([d.min_ebfmi for _, d in fits], dtype=float), EBFMI_THRESHOLD, False),
+        ("max R-hat", x_all, np.array([max_rhat(r) for r in ok], dtype=float), RHAT_THRESHOLD, False),
+        ("min ESS", x_all, np.array([min_ess(r) for r in ok], dtype=float), ESS_THRESHOLD, False),
+    ]
+    figure = _new_figure(10.0, 8.0)
+    figure.suptitle(title)
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.07, top=0.93, hspace=0.15)
+    axes = figure.subplots(len(panels), 1, sharex=True)
+    for ax, (label, xs, ys, threshold, stems) in zip(axes, panels, strict=True):
+        if failed.size:
+            ax.vlines(failed, 0, 1, transform=ax.get_xaxis_transform(), color="C3", alpha=0.5, lw=1.2)
+        if stems:
+            ax.vlines(xs, 0, ys, color="C0", lw=1)
+            ax.set_ylim(0.0, 1.1 * max(1.0, float(np.nanmax(ys, initial=0.0))))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.plot(xs, ys, ".", color="C0", ms=3)
+        if threshold is not None:
+            ax.axhline(threshold, color="C3", ls="--", lw=0.8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[-1].set_xlabel("replicate")
+    return figure

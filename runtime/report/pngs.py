@@ -1,0 +1,64 @@
+"""The report's figures as PNG files, drawn in parallel.
+
+Matplotlib draws on one core, and a report's six figures take seconds (tens of seconds with many
+quantities), all after the last fit, when every core is free. :func:`render_pngs` splits the figures
+among forked processes, which inherit the summary and the results instead of receiving a copy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from runtime.cores import usable_cores
+from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes
+from runtime.sbc.results import ReplicateResult
+from runtime.sbc.verdict import EnsembleSummary
+
+_inputs: tuple[EnsembleSummary, Sequence[ReplicateResult]] | None = None
+"""What a forked rendering process draws from, set by :func:`_inherit` when the process starts."""
+
+
+def render_pngs(
+    summary: EnsembleSummary,
+    results: Sequence[ReplicateResult],
+    names: Sequence[str] = FIGURE_NAMES,
+    *,
+    processes: int | None = None,
+) -> dict[str, bytes]:
+    """The figures ``names`` of :func:`runtime.report.figures.draw_figures` as PNG bytes, in the order of ``names``.
+
+    They are drawn in ``processes`` forked processes (default: one per usable core, at most one per
+    figure); with one process, or where the platform cannot fork, in this one.
+    """
+    processes = min(len(names), processes or usable_cores())
+    if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _render(summary, results, names)
+    shares = [list(names[index::processes]) for index in range(processes)]
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_inherit,
+        initargs=(summary, results),
+    ) as pool:
+        rendered: dict[str, bytes] = {}
+        for share in pool.map(_render_share, shares):
+            rendered |= share
+    return {name: rendered[name] for name in names}
+
+
+def _render(
+    summary: EnsembleSummary, results: Sequence[ReplicateResult], names: Sequence[str]
+) -> dict[str, bytes]:
+    return {name: png_bytes(figure) for name, figure in draw_figures(summary, results, names).items()}
+
+
+def _inherit(summary: EnsembleSummary, results: Sequence[ReplicateResult]) -> None:
+    global _inputs
+    _inputs = (summary, results)
+
+
+def _render_share(names: list[str]) -> dict[str, bytes]:
+    assert _inputs is not None, "called outside a process started by render_pngs"
+    return _render(*_inputs, names)

@@ -1,0 +1,151 @@
+"""Write the report of an ensemble from the results it has so far: ``python -m runtime.collect ID``.
+
+For ensembles launched with ``--backend aws --no-wait`` (or still running): reads the results from the
+deployed stack's bucket (or any ``--store``) and writes the same report as the submitter, with the
+submitter's run fields and cost estimate from the ensemble's run record (:mod:`runtime.ensemble.run_record`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from runtime.aws.stack import DEFAULT_STACK, read_stack_outputs
+from runtime.ensemble.cost import CostEstimate, estimate_cost
+from runtime.ensemble.prepare import load_results
+from runtime.ensemble.run_record import load_run_record
+from runtime.ensemble.spec import load_spec
+from runtime.errors import StanFleetError, exit_status
+from runtime.executors.batch import manifest_key
+from runtime.executors.lifetime import exit_quickly
+from runtime.report.ensemble_report import EnsembleReport
+from runtime.report.files import INDEX, write_report
+from runtime.report.verdict_flags import add_verdict_arguments, verdict_options
+from runtime.sbc.verdict import DEFAULT_VERDICT, Failure, VerdictOptions, summarize, verdict_table
+from runtime.store.keys import replicate_of_result_key, results_prefix
+from runtime.store.local import ObjectStore, open_store
+from runtime.store.s3 import S3Store
+
+
+def build_report(
+    store: ObjectStore,
+    ensemble_id: str,
+    *,
+    requested: int,
+    reused: int,
+    run: dict[str, Any],
+    pricing: tuple[float, float] | None = None,
+    options: VerdictOptions = DEFAULT_VERDICT,
+    machinery_errors: Sequence[Failure] = (),
+) -> EnsembleReport:
+    """Summarize results ``0..requested-1`` from the store; nothing is written or printed.
+
+    With ``pricing = (vCPUs per job, USD per vCPU-hour)`` a cost estimate joins the summary's ``run``;
+    ``machinery_errors`` are the replicates the run that just ended left without a result.
+    """
+    results = load_results(store, ensemble_id, requested)
+    if pricing is not None:
+        cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)
+        run = {**run, "cost_estimate": cost.to_dict()}
+    summary = summarize(
+        results,
+        ensemble_id=ensemble_id,
+        requested=requested,
+        reused=reused,
+        options=options,
+        run=run,
+        machinery_errors=machinery_errors,
+    )
+    return EnsembleReport(summary, results)
+
+
+def write_ensemble_report(report: EnsembleReport, out_dir: Path | None) -> EnsembleReport:
+    """Write the report files (``out_dir``, by default ``sbc-report/<model>-<id prefix>``) and print the
+    cost estimate, the verdict table and, last, the path of ``index.html``."""
+    summary = report.verdict
+    out = (
+        out_dir or Path("sbc-report") / f"{summary.run.get('model_name', 'model')}-{summary.ensemble_id[:8]}"
+    )
+    if "cost_estimate" in summary.run:
+        print(CostEstimate(**summary.run["cost_estimate"]).describe())
+    write_report(summary, report.results, out)
+    print(verdict_table(summary))
+    print(f"report: {out / INDEX}")
+    return replace(report, out_dir=out)
+
+
+def results_store(uri: str | None, stack: str, region: str | None) -> ObjectStore:
+    """The store at ``uri``, else the deployed stack's bucket."""
+    if uri:
+        return open_store(uri)
+    return S3Store(read_stack_outputs(stack, region).bucket, region=region)
+
+
+def requested_replicates(store: ObjectStore, ensemble_id: str) -> int:
+    """R from the ensemble's manifest, else one past the highest replicate with a result."""
+    try:
+        return int(json.loads(store.get(manifest_key(ensemble_id)))["replicates"])
+    except KeyError:
+        done = [replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))]
+        if not done:
+            raise StanFleetError(f"ensemble {ensemble_id} has no results in {store.uri} yet") from None
+        return max(done) + 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m runtime.collect``."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.collect", description=__doc__.splitlines()[0])
+    parser.add_argument("ensemble_id", help="the id the submitter printed")
+    parser.add_argument("--store", help="object store URI (default: the deployed stack's bucket)")
+    parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
+    parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
+    parser.add_argument("--replicates", type=int, help="R (default: from the ensemble's manifest)")
+    parser.add_argument("--out", type=Path, help="report directory (default: sbc-report/<model>-<id prefix>)")
+    add_verdict_arguments(parser)
+    args = parser.parse_args(argv)
+    return exit_status(lambda: collect(args))
+
+
+def collect(args: argparse.Namespace) -> int:
+    """Write the report of ``args.ensemble_id`` from the results in its store."""
+    report = stored_report(
+        args.ensemble_id,
+        store=results_store(args.store, args.stack, args.region),
+        replicates=args.replicates,
+        options=verdict_options(args),
+    )
+    write_ensemble_report(report, args.out)
+    return 0
+
+
+def stored_report(
+    ensemble_id: str, *, store: ObjectStore, replicates: int | None, options: VerdictOptions
+) -> EnsembleReport:
+    """The report of results ``0..R-1`` in the store (R: ``replicates``, else the manifest's), with the
+    submitter's run record (or, for ensembles without one, what the spec says); nothing is refitted."""
+    if replicates is not None and replicates < 1:
+        raise StanFleetError(f"--replicates must be a positive integer, got {replicates}")
+    spec = load_spec(store, ensemble_id)
+    requested = replicates or requested_replicates(store, ensemble_id)
+    record = load_run_record(store, ensemble_id)
+    if record is None:  # published before submitters wrote a run record: what the spec says
+        run: dict[str, Any] = {
+            "model_name": spec.model_name,
+            "engine": spec.engine,
+            "seed": spec.dataset.seed,
+            "settings": spec.settings.to_dict(),
+        }
+        pricing = None
+    else:
+        run, pricing = record.run, record.pricing
+    return build_report(
+        store, ensemble_id, requested=requested, reused=0, run=run, pricing=pricing, options=options
+    )
+
+
+if __name__ == "__main__":
+    exit_quickly(main())

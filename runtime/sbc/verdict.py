@@ -1,0 +1,535 @@
+"""The calibration verdict of an ensemble, and its terminal rendering.
+
+``summarize`` turns the ensemble's replicate results into an :class:`EnsembleSummary` (the verdict);
+``verdict_table`` renders it for the terminal. ``collect_quantities`` gathers each quantity's scores
+across replicates, for the verdict here and for the files and plots of :mod:`runtime.report.files`.
+Pure NumPy (SciPy through :mod:`runtime.sbc.uniformity`): no matplotlib or ArviZ.
+
+The uniformity test of each quantity is the gamma statistic of Säilynoja et al. (2022) on
+randomized PIT values ``u = (rank + U(0,1)) / (max_rank + 1)``; the verdicts of all quantities are
+Holm-corrected together at a family-wise level (``--level``, 0.01 by default). With
+``--exclude-divergent`` the verdict leaves out the replicates whose fit had divergent transitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import StanFleetError
+from runtime.sbc.results import ReplicateResult, VariableScore
+from runtime.sbc.uniformity import (
+    contraction,
+    gamma_uniformity_pvalue,
+    holm_calibrated,
+    randomized_pit,
+    z_scores,
+)
+
+UNIFORMITY_METHOD = (
+    "gamma statistic (Säilynoja et al. 2022) on randomized PIT u = (rank + U(0,1)) / (max_rank + 1), "
+    "Monte Carlo p-value"
+)
+CORRECTION = "holm"
+EBFMI_THRESHOLD = 0.3
+"""A replicate with min E-BFMI below this is flagged (Betancourt 2016)."""
+RHAT_THRESHOLD = 1.01
+"""A replicate with any R-hat above this is flagged (Vehtari et al. 2021)."""
+ESS_THRESHOLD = 400.0
+"""A replicate with any bulk or tail ESS below this is flagged (100 per chain for 4 chains)."""
+DEFAULT_LEVEL = 0.01
+"""The family-wise level of the verdict unless ``--level`` says otherwise."""
+MAX_TABLE_ROWS = 30
+"""At most this many quantities (those with the lowest p-values) get a row in the verdict table."""
+PARAMETER = "parameter"
+TEST_QUANTITY = "test_quantity"
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    """How the verdict is reached: the family-wise ``level`` of the Holm-corrected uniformity tests,
+    and whether replicates whose fit had divergent transitions are left out (``exclude_divergent``)."""
+
+    level: float = DEFAULT_LEVEL
+    exclude_divergent: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.level < 1:
+            raise StanFleetError(f"--level must lie strictly between 0 and 1, got {self.level:g}")
+
+
+DEFAULT_VERDICT = VerdictOptions()
+
+
+@dataclass(frozen=True)
+class QuantitySummary:
+    """Calibration statistics of one checked quantity over the succeeded replicates.
+
+    Every statistic is None when fewer than two replicates scored the quantity.
+    ``prior_variance`` is the variance (ddof=1) of the quantity's true values across the ensemble.
+    """
+
+    replicates: int
+    calibrated: bool | None
+    p_value: float | None
+    mean_z_score: float | None
+    mean_contraction: float | None
+    mean_rank: float | None
+    max_rank: int | None
+    prior_variance: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "calibrated": self.calibrated,
+            "p_value": self.p_value,
+            "mean_z_score": self.mean_z_score,
+            "mean_contraction": self.mean_contraction,
+            "mean_rank": self.mean_rank,
+            "max_rank": self.max_rank,
+            "prior_variance": self.prior_variance,
+            "replicates": self.replicates,
+        }
+
+
+@dataclass(frozen=True)
+class DiagnosticsSummary:
+    """How many succeeded replicates tripped each sampler diagnostic, and the thresholds used."""
+
+    replicates_with_divergences: int
+    replicates_with_max_treedepth: int
+    replicates_with_low_ebfmi: int
+    replicates_with_high_rhat: int
+    replicates_with_low_ess: int
+    ebfmi_threshold: float = EBFMI_THRESHOLD
+    rhat_threshold: float = RHAT_THRESHOLD
+    ess_threshold: float = ESS_THRESHOLD
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed replicate and the first line of its error."""
+
+    replicate: int
+    error: str
+
+
+@dataclass(frozen=True)
+class EnsembleSummary:
+    """The calibration verdict of one ensemble.
+
+    ``calibrated`` is True when every checked quantity is calibrated, False when any is not, and
+    None when the verdict cannot be given (fewer than two succeeded replicates, nothing checked).
+    ``excluded_divergent`` counts the succeeded replicates left out of the verdict for divergent
+    transitions; it is None unless they were to be left out. ``failed`` counts the fits that failed
+    for the model's reasons (stored as results); ``machinery_errors`` lists the replicates this run
+    left without a result because errors of the machinery persisted (a rerun fits them).
+    """
+
+    ensemble_id: str
+    calibrated: bool | None
+    requested: int
+    succeeded: int
+    failed: int
+    reused: int
+    family_level: float
+    variables: dict[str, QuantitySummary]
+    test_quantities: dict[str, QuantitySummary]
+    diagnostics: DiagnosticsSummary
+    failures: list[Failure]
+    fit_seconds: float = 0.0
+    run: dict[str, Any] = field(default_factory=dict)
+    excluded_divergent: int | None = None
+    machinery_errors: list[Failure] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        """Requested replicates without a result: not fitted yet, or left so by errors of the machinery."""
+        return self.requested - self.succeeded - self.failed
+
+    @property
+    def missing_note(self) -> str | None:
+        """What the replicates without a result are and what to do about them; None when there are none."""
+        if not self.missing:
+            return None
+        errors = len(self.machinery_errors)
+        cause = f" ({errors} hit errors of the machinery, not the model)" if errors else ""
+        return f"{self.missing} replicates have no result{cause}: rerun the same command to fit them"
+
+    @property
+    def judged(self) -> int:
+        """How many replicates the verdict rests on."""
+        return self.succeeded - (self.excluded_divergent or 0)
+
+    @property
+    def flagged(self) -> list[str]:
+        """Names of the quantities the verdict flags (not calibrated)."""
+        return [name for _, name, q in self.quantities() if q.calibrated is False]
+
+    @property
+    def exclusion_note(self) -> str | None:
+        """With ``--exclude-divergent``, how many replicates the verdict left out and how many it rests on."""
+        if self.excluded_divergent is None:
+            return None
+        return (
+            f"--exclude-divergent: {self.excluded_divergent} replicates with divergent transitions left out; "
+            f"the verdict rests on {self.judged}"
+        )
+
+    @property
+    def quantities_checked(self) -> int:
+        """Number of quantities in the Holm family (those with a p-value)."""
+        return sum(q.p_value is not None for _, _, q in self.quantities())
+
+    @property
+    def band_level(self) -> float:
+        """The level of each quantity's ECDF band: ``family_level / m`` for the ``m`` checked quantities.
+
+        Holm's first step tests at this level, so an ECDF outside its band means the quantity is flagged
+        (Holm's later steps may also flag a quantity whose ECDF stays inside).
+        """
+        return self.family_level / max(self.quantities_checked, 1)
+
+    def quantities(self) -> list[tuple[str, str, QuantitySummary]]:
+        """``(kind, name, summary)`` of every quantity, parameters first."""
+        return [(PARAMETER, name, q) for name, q in self.variables.items()] + [
+            (TEST_QUANTITY, name, q) for name, q in self.test_quantities.items()
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form written as ``summary.json``; non-finite numbers become None."""
+        return _json_safe(
+            {
+                "ensemble_id": self.ensemble_id,
+                "calibrated": self.calibrated,
+                "replicates": {
+                    "requested": self.requested,
+                    "succeeded": self.succeeded,
+                    "failed": self.failed,
+                    "missing": self.missing,
+                    "machinery_errors": len(self.machinery_errors),
+                    "reused": self.reused,
+                    "judged": self.judged,
+                },
+                "uniformity_test": {
+                    "method": UNIFORMITY_METHOD,
+                    "family_level": self.family_level,
+                    "correction": CORRECTION,
+                    "exclude_divergent": self.excluded_divergent is not None,
+                    "excluded_divergent": self.excluded_divergent or 0,
+                    "quantities_checked": self.quantities_checked,
+                    "ecdf_band_level": self.band_level,
+                },
+                "variables": {name: q.to_dict() for name, q in self.variables.items()},
+                "test_quantities": {name: q.to_dict() for name, q in self.test_quantities.items()},
+                "diagnostics": self.diagnostics.to_dict(),
+                "failures": [{"replicate": f.replicate, "error": f.error} for f in self.failures],
+                "machinery_errors": [
+                    {"replicate": f.replicate, "error": f.error} for f in self.machinery_errors
+                ],
+                "fit_seconds_total": self.fit_seconds,
+                "run": self.run,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class QuantityScores:
+    """One quantity's scores across the succeeded replicates that have it, by replicate."""
+
+    kind: str
+    name: str
+    replicates: np.ndarray
+    true: np.ndarray
+    rank: np.ndarray
+    max_rank: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    median: np.ndarray
+    q5: np.ndarray
+    q95: np.ndarray
+
+    @property
+    def key(self) -> str:
+        """``kind:name``, unique across parameters and test quantities."""
+        return f"{self.kind}:{self.name}"
+
+    def prior_variance(self) -> float:
+        """Variance (ddof=1) of the finite true values; NaN with fewer than two."""
+        finite = self.true[np.isfinite(self.true)]
+        return float(np.var(finite, ddof=1)) if finite.size >= 2 else math.nan
+
+    def z_scores(self) -> np.ndarray:
+        """Posterior z-score ``(mean - true) / sd`` of each replicate."""
+        return np.asarray(z_scores(self.mean, self.sd, self.true), dtype=float)
+
+    def contraction(self) -> np.ndarray:
+        """Posterior contraction ``1 - sd**2 / prior variance`` of each replicate."""
+        return np.asarray(contraction(self.sd, self.prior_variance()), dtype=float)
+
+    def pit(self, ensemble_id: str) -> np.ndarray:
+        """Randomized PIT values, the jitter seeded by ensemble id and quantity (reproducible)."""
+        digest = hashlib.sha256(f"{ensemble_id}\x00{self.kind}\x00{self.name}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:16], "little"))
+        return np.asarray(randomized_pit(self.rank, self.max_rank, rng), dtype=float)
+
+
+def summarize(
+    results: Sequence[ReplicateResult],
+    *,
+    ensemble_id: str,
+    requested: int,
+    reused: int,
+    options: VerdictOptions = DEFAULT_VERDICT,
+    run: dict[str, Any] | None = None,
+    machinery_errors: Sequence[Failure] = (),
+) -> EnsembleSummary:
+    """Aggregate replicate results into the ensemble's calibration verdict.
+
+    Parameters
+    ----------
+    results
+        Succeeded (``status == "ok"``) and failed replicates, in any order.
+    ensemble_id
+        Identifies the ensemble; also seeds the PIT randomization, so the verdict is reproducible.
+    requested, reused
+        Replicates asked for, and how many results were reused from an earlier run.
+    options
+        The family-wise level of the Holm-corrected uniformity tests over all checked quantities, and
+        whether replicates with divergent transitions are left out of the verdict.
+    run
+        How the ensemble was produced (model, generator, engine, settings), copied into the summary.
+    machinery_errors
+        Replicates the run left without a result because errors of the machinery persisted.
+
+    Returns
+    -------
+    EnsembleSummary
+        Per-quantity statistics are None for quantities scored by fewer than two replicates.
+    """
+    ok = succeeded_results(results)
+    judged = judged_results(results, options.exclude_divergent)
+    quantities = collect_quantities(judged)
+    p_values: dict[str, float] = {}
+    stats: dict[str, dict[str, Any]] = {}
+    for quantity in quantities:
+        n = quantity.replicates.size
+        p_value = None
+        if n >= 2:
+            # rng=None: the null distribution is simulated once per sample size with a fixed seed.
+            p_value = _finite_or_none(gamma_uniformity_pvalue(quantity.pit(ensemble_id)))
+        if p_value is not None:
+            p_values[quantity.key] = p_value
+        stats[quantity.key] = {
+            "replicates": n,
+            "p_value": p_value,
+            "mean_z_score": _finite_mean(quantity.z_scores()) if n >= 2 else None,
+            "mean_contraction": _finite_mean(quantity.contraction()) if n >= 2 else None,
+            "mean_rank": _finite_mean(quantity.rank.astype(float)) if n >= 2 else None,
+            "max_rank": int(quantity.max_rank.max()) if n >= 2 else None,
+            "prior_variance": _finite_or_none(quantity.prior_variance()),
+        }
+    verdicts = holm_calibrated(p_values, options.level) if p_values else {}
+    summaries: dict[str, dict[str, QuantitySummary]] = {PARAMETER: {}, TEST_QUANTITY: {}}
+    for quantity in quantities:
+        verdict = verdicts.get(quantity.key)
+        summaries[quantity.kind][quantity.name] = QuantitySummary(
+            calibrated=None if verdict is None else bool(verdict), **stats[quantity.key]
+        )
+    all_verdicts = [q.calibrated for kind in summaries.values() for q in kind.values()]
+    overall = None
+    if all_verdicts and all(v is not None for v in all_verdicts):
+        overall = all(all_verdicts)
+    failed = sorted((r for r in results if r.status != "ok"), key=lambda r: r.replicate)
+    return EnsembleSummary(
+        ensemble_id=ensemble_id,
+        calibrated=overall,
+        requested=requested,
+        succeeded=len(ok),
+        failed=len(failed),
+        reused=reused,
+        family_level=options.level,
+        variables=summaries[PARAMETER],
+        test_quantities=summaries[TEST_QUANTITY],
+        diagnostics=_diagnostics(ok),
+        failures=[Failure(r.replicate, _first_line(r.error)) for r in failed],
+        fit_seconds=float(sum(r.total_seconds for r in results)),
+        run=dict(run or {}),
+        excluded_divergent=len(ok) - len(judged) if options.exclude_divergent else None,
+        machinery_errors=sorted(machinery_errors, key=lambda f: f.replicate),
+    )
+
+
+def verdict_table(summary: EnsembleSummary) -> str:
+    """A short fixed-width verdict for the terminal: one row per quantity, then totals and verdict."""
+    rows = summary.quantities()
+    hidden = 0
+    if len(rows) > MAX_TABLE_ROWS:
+        hidden = len(rows) - MAX_TABLE_ROWS
+        rows = sorted(rows, key=lambda row: p_value_sort_key(row[2]))[:MAX_TABLE_ROWS]
+    labels = [name if kind == PARAMETER else f"{name} (test)" for kind, name, _ in rows]
+    width = max([len("quantity"), *map(len, labels)])
+    lines = [
+        f"{'quantity':<{width}}  {'p-value':>8}  {'calibrated':<10}  {'mean z':>7}  {'mean contraction':>16}"
+    ]
+    for label, (_, _, q) in zip(labels, rows, strict=True):
+        lines.append(
+            f"{label:<{width}}  {_fmt_p(q.p_value):>8}  {_yes_no(q.calibrated):<10}  "
+            f"{_fmt(q.mean_z_score, '7.2f')}  {_fmt(q.mean_contraction, '16.2f')}"
+        )
+    if hidden:
+        lines.append(f"... {hidden} more quantities with higher p-values not shown (see summary.json)")
+    lines.append(
+        f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
+        f"({summary.requested} requested)"
+    )
+    for note in (summary.missing_note, summary.exclusion_note):
+        if note is not None:
+            lines.append(note)
+    d = summary.diagnostics
+    lines.append(
+        f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "
+        f"{d.replicates_with_max_treedepth} hit max treedepth, "
+        f"{d.replicates_with_low_ebfmi} E-BFMI < {d.ebfmi_threshold:g}, "
+        f"{d.replicates_with_high_rhat} R-hat > {d.rhat_threshold:g}, "
+        f"{d.replicates_with_low_ess} ESS < {d.ess_threshold:g}"
+    )
+    test = f"{CORRECTION.capitalize()}-corrected gamma test, family-wise level {summary.family_level:g}"
+    if summary.calibrated is None:
+        verdict = "UNDETERMINED (fewer than 2 succeeded replicates per quantity)"
+    elif summary.calibrated:
+        verdict = f"CALIBRATED ({summary.quantities_checked} quantities, {test})"
+    else:
+        verdict = (
+            f"NOT CALIBRATED ({len(summary.flagged)} of {summary.quantities_checked} quantities, {test})"
+        )
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines)
+
+
+# --- aggregation helpers ---------------------------------------------------------------------
+
+
+def succeeded_results(results: Sequence[ReplicateResult]) -> list[ReplicateResult]:
+    """The replicates with ``status == "ok"``, sorted by replicate."""
+    return sorted((r for r in results if r.status == "ok"), key=lambda r: r.replicate)
+
+
+def judged_results(results: Sequence[ReplicateResult], exclude_divergent: bool) -> list[ReplicateResult]:
+    """The succeeded replicates the verdict rests on: without those that had divergent transitions
+    when ``exclude_divergent``."""
+    ok = succeeded_results(results)
+    if not exclude_divergent:
+        return ok
+    return [r for r in ok if r.diagnostics is None or r.diagnostics.divergences == 0]
+
+
+def collect_quantities(ok: Sequence[ReplicateResult]) -> list[QuantityScores]:
+    """Gather each quantity's scores across ``ok`` (sorted by replicate), in first-seen order."""
+    gathered: dict[tuple[str, str], list[tuple[int, VariableScore]]] = {}
+    for result in ok:
+        for kind, scores in ((PARAMETER, result.variables), (TEST_QUANTITY, result.test_quantities)):
+            for name, score in scores.items():
+                gathered.setdefault((kind, name), []).append((result.replicate, score))
+    ordered = sorted(gathered.items(), key=lambda item: item[0][0] != PARAMETER)
+    return [
+        QuantityScores(
+            kind=kind,
+            name=name,
+            replicates=np.array([r for r, _ in entries], dtype=int),
+            true=np.array([s.true_value for _, s in entries], dtype=float),
+            rank=np.array([s.rank for _, s in entries], dtype=int),
+            max_rank=np.array([s.max_rank for _, s in entries], dtype=int),
+            mean=np.array([s.mean for _, s in entries], dtype=float),
+            sd=np.array([s.sd for _, s in entries], dtype=float),
+            median=np.array([s.median for _, s in entries], dtype=float),
+            q5=np.array([s.q5 for _, s in entries], dtype=float),
+            q95=np.array([s.q95 for _, s in entries], dtype=float),
+        )
+        for (kind, name), entries in ordered
+    ]
+
+
+def _all_scores(result: ReplicateResult) -> list[VariableScore]:
+    return [*result.variables.values(), *result.test_quantities.values()]
+
+
+def max_rhat(result: ReplicateResult) -> float:
+    """Largest finite R-hat over the replicate's quantities; NaN when there is none."""
+    values = [s.rhat for s in _all_scores(result) if math.isfinite(s.rhat)]
+    return max(values) if values else math.nan
+
+
+def min_ess(result: ReplicateResult) -> float:
+    """Smallest finite bulk or tail ESS over the replicate's quantities; NaN when there is none."""
+    values = [e for s in _all_scores(result) for e in (s.ess_bulk, s.ess_tail) if math.isfinite(e)]
+    return min(values) if values else math.nan
+
+
+def _diagnostics(ok: Sequence[ReplicateResult]) -> DiagnosticsSummary:
+    fits = [r.diagnostics for r in ok if r.diagnostics is not None]
+    return DiagnosticsSummary(
+        replicates_with_divergences=sum(d.divergences > 0 for d in fits),
+        replicates_with_max_treedepth=sum(d.max_treedepth_hits > 0 for d in fits),
+        replicates_with_low_ebfmi=sum(d.min_ebfmi < EBFMI_THRESHOLD for d in fits),
+        replicates_with_high_rhat=sum(max_rhat(r) > RHAT_THRESHOLD for r in ok),
+        replicates_with_low_ess=sum(min_ess(r) < ESS_THRESHOLD for r in ok),
+    )
+
+
+def _first_line(error: str | None) -> str:
+    lines = (error or "").strip().splitlines()
+    return lines[0].strip() if lines else "unknown error"
+
+
+def _finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _finite_mean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _finite_or_none(value)
+    return value
+
+
+def p_value_sort_key(q: QuantitySummary) -> float:
+    """Sort key putting the lowest p-values first and quantities without one last."""
+    return q.p_value if q.p_value is not None else math.inf
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    width = int(spec.split(".")[0])
+    return f"{'-':>{width}}" if value is None else format(value, spec)
+
+
+def _fmt_p(p_value: float | None) -> str:
+    if p_value is None:
+        return "-"
+    return f"{p_value:.3f}" if p_value >= 0.001 else f"{p_value:.0e}"
+
+
+def _yes_no(calibrated: bool | None) -> str:
+    return "-" if calibrated is None else ("yes" if calibrated else "NO")

@@ -1,0 +1,111 @@
+"""The stable key layout of an ensemble in the object store.
+
+::
+
+    datasets/<dataset id>/spec.json             the dataset spec: generator, base data, seed (immutable)
+    datasets/<dataset id>/inputs/blocks-<first:05d>-<last:05d>.jsonl
+                                                one input pack: input blocks first..last (each block: the
+                                                generator's output for INPUT_BLOCK_SIZE replicates)
+    ensembles/<id>/spec.json                    the ensemble spec (immutable once written), naming its dataset
+    ensembles/<id>/run.json                     how the submitter ran it (runtime.ensemble.run_record), for collect
+    ensembles/<id>/results/<r:06d>.json         one ReplicateResult per replicate, written when done
+    models/compiled/<hash>.json                 a compile job's "done" marker (AWS): later submissions of
+                                                the same model to the same job definition skip the compile job
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+INPUT_BLOCK_SIZE = 100
+"""Replicates per input block. Fixed, so replicate r's inputs never depend on the ensemble size."""
+
+
+def ensemble_prefix(ensemble_id: str) -> str:
+    """Prefix of every object of one ensemble."""
+    return f"ensembles/{ensemble_id}/"
+
+
+def spec_key(ensemble_id: str) -> str:
+    """Key of the ensemble spec."""
+    return f"{ensemble_prefix(ensemble_id)}spec.json"
+
+
+def block_of(replicate: int) -> int:
+    """Index of the input block holding ``replicate``."""
+    return replicate // INPUT_BLOCK_SIZE
+
+
+def block_replicates(block: int) -> range:
+    """The replicates an input block holds."""
+    return range(block * INPUT_BLOCK_SIZE, (block + 1) * INPUT_BLOCK_SIZE)
+
+
+def dataset_prefix(dataset_id: str) -> str:
+    """Prefix of every object of one dataset set."""
+    return f"datasets/{dataset_id}/"
+
+
+def dataset_spec_key(dataset_id: str) -> str:
+    """Key of the dataset spec."""
+    return f"{dataset_prefix(dataset_id)}spec.json"
+
+
+def inputs_prefix(dataset_id: str) -> str:
+    """Prefix of every input pack of one dataset set."""
+    return f"{dataset_prefix(dataset_id)}inputs/"
+
+
+def inputs_pack_key(dataset_id: str, blocks: range) -> str:
+    """Key of the input pack holding the consecutive input blocks ``blocks`` of a dataset set."""
+    return f"{inputs_prefix(dataset_id)}blocks-{blocks.start:05d}-{blocks.stop - 1:05d}.jsonl"
+
+
+def blocks_of_inputs_pack_key(key: str) -> range | None:
+    """Inverse of :func:`inputs_pack_key` for the blocks; None for a key that is not an input pack."""
+    name = key.rsplit("/", 1)[1]
+    if not (name.startswith("blocks-") and name.endswith(".jsonl")):
+        return None
+    first, _, last = name.removeprefix("blocks-").removesuffix(".jsonl").partition("-")
+    try:
+        return range(int(first), int(last) + 1)
+    except ValueError:
+        return None
+
+
+def results_prefix(ensemble_id: str) -> str:
+    """Prefix of every result of one ensemble."""
+    return f"{ensemble_prefix(ensemble_id)}results/"
+
+
+def result_key(ensemble_id: str, replicate: int) -> str:
+    """Key of one replicate's result."""
+    return f"{results_prefix(ensemble_id)}{replicate:06d}.json"
+
+
+def replicate_of_result_key(key: str) -> int:
+    """Inverse of :func:`result_key` for the replicate number."""
+    return int(key.rsplit("/", 1)[1].removesuffix(".json"))
+
+
+def retried_failure_key(ensemble_id: str, replicate: int, stamp: str) -> str:
+    """Where ``--retry-failed`` keeps a failed result it set aside to refit (``stamp``: when)."""
+    return f"{ensemble_prefix(ensemble_id)}retried-failures/{replicate:06d}-{stamp}.json"
+
+
+def run_key(ensemble_id: str) -> str:
+    """Key of the submitter's run record (:mod:`runtime.ensemble.run_record`)."""
+    return f"{ensemble_prefix(ensemble_id)}run.json"
+
+
+COMPILED_MARKER_PREFIX = "models/compiled/"
+
+
+def compiled_marker_key(fit_job_definition: str, engine: str, model_code: str) -> str:
+    """Key of the marker a compile job writes once the model's build is published for that job definition.
+
+    The fit job definition's ARN carries its revision, which changes with the worker image (and so
+    with CmdStan): a new image misses the marker and compiles again.
+    """
+    identity = "\0".join((fit_job_definition, engine, model_code))
+    return f"{COMPILED_MARKER_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
