@@ -48,8 +48,7 @@ from moto import mock_aws  # noqa: E402
 from runtime import pipeline, submit, trigger  # noqa: E402
 from runtime.engines.choice import get_engine  # noqa: E402
 from runtime.ensemble.prepare import MAX_CHUNK_BLOCKS, chunk_sizes  # noqa: E402
-from runtime.executors.batch import MANIFEST_PREFIX, manifest_key  # noqa: E402
-from runtime.store.keys import INPUT_BLOCK_SIZE, result_key  # noqa: E402
+from runtime.store.keys import INPUT_BLOCK_SIZE, MANIFESTS, manifest_key, result_key  # noqa: E402
 from tests.runtime.batch_runner import (  # noqa: E402
     CREDENTIALS,
     create_fake_batch,
@@ -185,8 +184,8 @@ def run_submitter(counter: CallCounter, row: Row, per_child: int) -> str:
     row.submitter = calls
     if code != 0:
         raise SystemExit(f"the submitter failed (exit {code}):\n{output.getvalue()}")
-    manifests = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=MANIFEST_PREFIX)["Contents"]
-    return str(manifests[0]["Key"]).removeprefix(MANIFEST_PREFIX).removesuffix(".json")
+    manifests = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=MANIFESTS)["Contents"]
+    return str(manifests[0]["Key"]).removeprefix(MANIFESTS).removesuffix(".json")
 
 
 def run_handler(counter: CallCounter, row: Row, ensemble_id: str) -> None:

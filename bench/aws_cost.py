@@ -38,9 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runtime.aws.manifest import replicates_per_child  # noqa: E402
 from runtime.engines.choice import cmdstan_available  # noqa: E402
 from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
-from runtime.packing import replicates_per_child  # noqa: E402
 from tests.runtime.poisson_example import submit_command  # noqa: E402
 
 BASELINE_2018_USD_PER_1000 = 0.97
@@ -152,7 +152,7 @@ def s3_requests(replicates: int, per_child: int, run_seconds: float) -> S3Reques
     waiting, a results listing per poll and a few claim GETs; at the end a listing plus a GET per result
     (the report and the cost estimate share one read). Trigger (runtime.aws.trigger): manifest and spec GET;
     claims, results and compile-marker listings; the lease taken and released, claim PUT and rewrite.
-    Compile job (runtime.fitting.session,
+    Compile job (runtime.worker,
     runtime.fitting.shared_builds): spec GET, build GET (a miss), HEAD, build PUT, marker PUT. Each array child: spec, plan and build GET, one results listing and one
     input-pack listing, the pack's header and its blocks' byte range (two ranged GETs); per replicate
     the result PUT.

@@ -51,7 +51,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def workers_of(pid: int) -> list[int]:
-    """The submitter's worker processes (its direct children running runtime.fitting.session)."""
+    """The submitter's worker processes (its direct children running runtime.worker)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/cmdline"):
         try:

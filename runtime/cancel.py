@@ -17,10 +17,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from runtime.aws.batch_jobs import TERMINAL, describe_jobs, submitted_claims
 from runtime.aws.stack import DEFAULT_STACK, read_stack_outputs, stack_command
-from runtime.aws.trigger import TERMINAL, describe_jobs, submitted_claims
 from runtime.errors import StanFleetError, exit_status
-from runtime.executors.batch import CLAIM_PREFIX
+from runtime.store.keys import CLAIMS
 
 REASON = "cancelled by python -m runtime.cancel"
 """The status reason DescribeJobs reports for every job this command stops."""
@@ -28,7 +28,7 @@ REASON = "cancelled by python -m runtime.cancel"
 
 def claimed_job_ids(s3: Any, bucket: str, ensemble_id: str) -> list[str]:
     """The job ids recorded in every claim of the ensemble, each once, in claim order."""
-    claims = submitted_claims(s3, bucket, f"{CLAIM_PREFIX}{ensemble_id}/")
+    claims = submitted_claims(s3, bucket, f"{CLAIMS}{ensemble_id}/")
     return list(dict.fromkeys(str(job_id) for held in claims.values() for job_id in held["job_ids"]))
 
 

@@ -11,13 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from runtime.aws.manifest import AUTO, TARGET_CHILD_SECONDS
 from runtime.engines.choice import ENGINE_NAMES
 from runtime.engines.settings import AUTO_THIN
 from runtime.errors import exit_status
+from runtime.executors.choice import BACKENDS
 from runtime.executors.lifetime import exit_quickly, forked_children_die_with_this_process
 from runtime.model.test_quantities import ALL
-from runtime.packing import AUTO, TARGET_CHILD_SECONDS
-from runtime.pipeline.request import BACKENDS, EnsembleRequest, field_default
+from runtime.pipeline.request import EnsembleRequest, field_default
 from runtime.pipeline.run import Interrupted, aws_command, run_request
 from runtime.report.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.report.verdict_flags import add_verdict_arguments

@@ -1,7 +1,97 @@
-"""``python -m runtime.worker``: see :mod:`runtime.fitting.session`."""
+"""The fit-and-score worker: fits a share of an ensemble's replicates, one result at a time.
 
-from runtime.executors.lifetime import exit_quickly
-from runtime.fitting.session import main
+Four forms, all with ``--store URI``:
+
+- ``--ensemble-id ID --replicates 0-9,12``: fit these.
+- ``--assignment-on-stdin``: start, then fit the replicates of each line ``ID 0-9,12`` read from stdin,
+  writing each replicate's number to stdout once its result is stored; exit at an empty line or the
+  end of input (the local executor starts its workers before it knows their work and hands it out a
+  little at a time).
+- ``--ensemble-id ID --plan KEY``: an AWS Batch array child; its replicates are its slice of the plan
+  object at KEY, child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default
+  to 0).
+- ``--ensemble-id ID --compile-only [--compiled-marker KEY]``: compile the model and publish the build
+  to the store (the compile job), then write KEY for the trigger to find next time.
+
+Replicates that already have a result when the worker opens the ensemble (one listing) are skipped, and each
+result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
+most the fit in flight. A fit that hits an error of the machinery rather than the model (a killed
+sampler process, an I/O or store error: :class:`~runtime.errors.MachineryError`) is retried up to
+MACHINERY_ATTEMPTS times in all; if it persists, the replicate gets no result (a rerun fits it again)
+and is reported as ``REPLICATE error-line`` on stdout, or, in the other forms, makes the worker exit 1
+once the rest are fitted. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
+worker forks (PyStan's sampler pool) die with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local
+executor sets it), the worker dies with its parent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from runtime.errors import exit_status
+from runtime.executors.lifetime import exit_quickly, follow_parent, forked_children_die_with_this_process
+from runtime.fitting.session import compile_ensemble_model, replicates_of_child, run_worker, serve_assignments
+from runtime.fitting.worker_interface import child_index, parse_replicates, worker_cores
+from runtime.store.choice import open_store
+
+
+def report_channel() -> TextIO:
+    """This process's stdout as the channel for reports; whatever else writes to stdout (a sampler's
+    chatter, in this process or its children) goes to stderr, the worker's log, instead."""
+    reports = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return reports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m runtime.worker``."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True, help="object store holding the ensemble")
+    parser.add_argument("--ensemble-id", help="id of the ensemble to work on")
+    work = parser.add_mutually_exclusive_group(required=True)
+    work.add_argument("--replicates", type=parse_replicates, help="replicates to fit, e.g. 0-99 or 0,2,4")
+    work.add_argument("--plan", help="store key of an array plan: fit this Batch array child's slice of it")
+    work.add_argument("--compile-only", action="store_true", help="compile the model and publish the build")
+    work.add_argument(
+        "--assignment-on-stdin",
+        action="store_true",
+        help="start now, then fit the replicates of each line 'ENSEMBLE_ID REPLICATES' read from stdin, "
+        "reporting each finished replicate as a line on stdout (the local executor); end of input: exit",
+    )
+    parser.add_argument(
+        "--compiled-marker",
+        metavar="KEY",
+        help="with --compile-only: write this store key once the build is published",
+    )
+    args = parser.parse_args(argv)
+    if args.compiled_marker is not None and not args.compile_only:
+        parser.error("--compiled-marker goes with --compile-only")
+    if (args.ensemble_id is None) != args.assignment_on_stdin:
+        parser.error("--ensemble-id is required, except with --assignment-on-stdin (which reads it)")
+
+    def fit_or_compile() -> int:
+        follow_parent(os.environ)
+        forked_children_die_with_this_process()
+        store = open_store(args.store)
+        ensemble_id, replicates = args.ensemble_id, args.replicates
+        if args.assignment_on_stdin:
+            serve_assignments(store, sys.stdin, report_channel(), cores=worker_cores(os.environ))
+            return 0
+        if args.compile_only:
+            compile_ensemble_model(store, ensemble_id, args.compiled_marker)
+            return 0
+        if args.plan is not None:
+            replicates = replicates_of_child(store, args.plan, child_index(os.environ))
+        run_worker(store, ensemble_id, replicates, cores=worker_cores(os.environ))
+        return 0
+
+    return exit_status(fit_or_compile)
+
 
 if __name__ == "__main__":
     exit_quickly(main())

@@ -16,6 +16,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.job_commands import COMPILE_COMMAND, FIT_COMMAND
 from stacks.nag import LOG_GROUP_WITHOUT_CMK, acknowledge, acknowledge_checkov
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,19 +50,6 @@ ARCHITECTURES: dict[str, ArchitectureProfile] = {
     ),
 }
 
-FIT_COMMAND = ["--store", "Ref::store", "--ensemble-id", "Ref::ensemble_id", "--plan", "Ref::plan"]
-"""Arguments to the image's ENTRYPOINT (``python -m runtime.worker``) for an array child: it fits its slice
-of the plan the trigger wrote. Batch fills the ``Ref::`` parameters from the trigger's SubmitJob."""
-COMPILE_COMMAND = [
-    "--store",
-    "Ref::store",
-    "--ensemble-id",
-    "Ref::ensemble_id",
-    "--compile-only",
-    "--compiled-marker",
-    "Ref::compiled_marker",
-]
-"""The compile job's arguments: build the model once and publish the build to ``models/``."""
 SPOT_RECLAIM_STATUS = "Host EC2*"
 """The statusReason Batch gives a job whose spot instance was reclaimed."""
 STUCK_JOB_MINUTES = 10

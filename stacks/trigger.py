@@ -20,6 +20,7 @@ HANDLER_FILES = (
     "runtime/__init__.py",
     "runtime/trigger.py",
     "runtime/aws/__init__.py",
+    "runtime/aws/batch_jobs.py",
     "runtime/aws/manifest.py",
     "runtime/aws/trigger.py",
     "runtime/store/__init__.py",

@@ -6,6 +6,7 @@ Stdlib only: the trigger Lambda imports it.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 
@@ -58,3 +59,15 @@ def parse_manifest(payload: bytes) -> Manifest:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
             raise ManifestError(f"{name} must be an integer in 1..{limit}, got {value!r}")
     return Manifest(**raw)
+
+
+TARGET_CHILD_SECONDS = 180.0
+"""AWS recommends Batch jobs of 3-5 minutes: shorter ones pay start-up overhead for little work."""
+
+
+AUTO = "auto"
+
+
+def replicates_per_child(fit_seconds: float, target_seconds: float = TARGET_CHILD_SECONDS) -> int:
+    """Replicates of ``fit_seconds`` each that fill about ``target_seconds`` of one child."""
+    return max(1, min(MAX_REPLICATES_PER_CHILD, math.floor(target_seconds / max(fit_seconds, 1e-3))))

@@ -3,8 +3,8 @@
 The compile job is left out when the marker an earlier compile job wrote for the same model and job
 definition (``runtime.store.keys.compiled_marker_key``) is in the bucket: the build is already there.
 
-Stdlib + boto3 only (plus the stdlib-only ``runtime.store.keys`` and ``runtime.aws.manifest``), so cold starts
-stay fast. S3 events arrive at least once and unordered, so the handler claims each manifest upload
+Stdlib + boto3 only (plus the stdlib-only ``runtime.store.keys``, ``runtime.aws.manifest`` and
+``runtime.aws.batch_jobs``), so cold starts stay fast. S3 events arrive at least once and unordered, so the handler claims each manifest upload
 with a conditional write (``If-None-Match: *``) under ``CLAIM_PREFIX`` before submitting anything:
 duplicate events lead to one submission. The claim object doubles as the array plan that the
 children read. Two uploads of one ensemble handled at once (two submitters racing, two concurrent
@@ -13,8 +13,7 @@ released with conditional writes) from reading the running submissions until its
 ids, so the second sees the first's jobs and attaches to them. A new upload while an earlier
 submission's jobs are still queued or running (the user reran the submitter) submits jobs only for
 replicates those jobs do not cover, and records the running jobs in its claim for the submitter to
-follow. A malformed manifest is logged and dropped (no
-exception, so no retry storm).
+follow. A malformed manifest is logged and dropped (no exception, so no retry storm).
 
 Environment: JOB_QUEUE_ARN, FIT_JOB_DEFINITION_ARN, COMPILE_JOB_DEFINITION_ARN, MANIFEST_PREFIX,
 CLAIM_PREFIX.
@@ -27,7 +26,7 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,18 +35,21 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from runtime.aws.batch_jobs import TERMINAL, describe_jobs, submitted_claims
 from runtime.aws.manifest import Manifest, ManifestError, parse_manifest
-from runtime.store.keys import compiled_marker_key, replicate_of_result_key, results_prefix, spec_key
+from runtime.store.keys import (
+    claim_key,
+    compiled_marker_key,
+    replicate_of_result_key,
+    results_prefix,
+    spec_key,
+)
 
 LOG = logging.getLogger(__name__)
 LOG.setLevel(logging.INFO)
 
 MAX_ARRAY_SIZE = 10_000
 """AWS Batch's largest array job; bigger ensembles are split into several array jobs."""
-DESCRIBE_JOBS_LIMIT = 100
-"""Job ids one DescribeJobs call accepts."""
-TERMINAL = ("SUCCEEDED", "FAILED")
-"""Batch job statuses that will not change again."""
 STALE_CLAIM_SECONDS = 15 * 60
 """A claim without job ids (or a lease) older than the Lambda's longest run belongs to a crashed
 invocation."""
@@ -211,20 +213,6 @@ class RunningSubmissions:
     """The replicates their plans hand to those jobs."""
 
 
-def submitted_claims(s3: Any, bucket: str, prefix: str) -> dict[str, dict[str, Any]]:
-    """Every claim under ``prefix`` (one ensemble's) that records job ids, by key, in key order.
-
-    One paginated listing, then one read per claim.
-    """
-    claims: dict[str, dict[str, Any]] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            held = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-            if held.get("job_ids"):
-                claims[item["Key"]] = held
-    return claims
-
-
 def running_submissions(bucket: str, ensemble_id: str, own_claim: str) -> RunningSubmissions:
     """The ensemble's other claims whose jobs have not all ended (a submitter rerun while they run).
 
@@ -337,22 +325,3 @@ def object_exists(bucket: str, key: str) -> bool:
     """
     listed = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
     return any(item["Key"] == key for item in listed)
-
-
-def describe_jobs(batch: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The DescribeJobs entries of ``job_ids``, 100 ids per call (its limit)."""
-    return [
-        job
-        for start in range(0, len(job_ids), DESCRIBE_JOBS_LIMIT)
-        for job in batch.describe_jobs(jobs=list(job_ids[start : start + DESCRIBE_JOBS_LIMIT]))["jobs"]
-    ]
-
-
-def claim_key(ensemble_id: str, upload: str, prefix: str) -> str:
-    """Key of the claim (and array plan) of one manifest upload, named by its version id or ETag.
-
-    The submitter computes the same key from its PutObject response to find the job ids, so both
-    sides must go through this function: version ids may hold ``/`` and ``+``, which become ``_``.
-    """
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in upload)
-    return f"{prefix}{ensemble_id}/{safe}.json"

@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.store.keys import ensemble_prefix
-from runtime.store.local import LocalDirectoryStore, ObjectStore
+from runtime.store.local import LocalDirectoryStore
+from runtime.store.protocol import ObjectStore
 
 LOCK_NAME = ".fitting.lock"
 """The lock file's name in the ensemble's folder (a dot name: the store's listings skip it)."""

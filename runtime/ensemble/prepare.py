@@ -32,7 +32,7 @@ from runtime.store.keys import (
     retried_failure_key,
     spec_key,
 )
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 RESULT_READERS = 10
 """Threads reading results; botocore keeps 10 connections per client by default."""

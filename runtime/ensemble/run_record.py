@@ -14,7 +14,7 @@ from typing import Any
 
 from runtime.errors import StanFleetError
 from runtime.store.keys import run_key
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 RUN_FIELDS = ("model", "model_name", "generator", "engine", "backend", "seed", "settings")
 """The fields of a report's ``run`` section, in order (the cost estimate joins them at report time)."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from runtime.engines.settings import SamplerSettings
 from runtime.errors import StanFleetError
 from runtime.store.keys import spec_key
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 GeneratorKind = Literal["stan", "python"]
 

@@ -16,24 +16,18 @@ from typing import Any
 
 import boto3
 
+from runtime.aws.batch_jobs import TERMINAL, describe_jobs
 from runtime.aws.manifest import Manifest
 from runtime.aws.stack import StackOutputs
-from runtime.aws.trigger import TERMINAL, claim_key, describe_jobs
 from runtime.errors import StanFleetError
-from runtime.executors.local import ProgressCallback, Unfitted, count_results
+from runtime.executors.protocol import ProgressCallback, Unfitted, count_results
+from runtime.store.keys import CLAIMS, claim_key, manifest_key
 from runtime.store.s3 import S3Store
 
-MANIFEST_PREFIX = "manifests/"
-CLAIM_PREFIX = "claims/"
 POLL_SECONDS = 15.0
 """Seconds between two progress polls while waiting (tests make it small)."""
 TRIGGER_TIMEOUT_SECONDS = 300.0
 """How long to wait for the trigger to record the job ids of an upload."""
-
-
-def manifest_key(ensemble_id: str) -> str:
-    """Where the submitter uploads an ensemble's manifest (the trigger watches this prefix)."""
-    return f"{MANIFEST_PREFIX}{ensemble_id}.json"
 
 
 class BatchExecutor:
@@ -116,7 +110,7 @@ class BatchExecutor:
     def _launch(self, ensemble_id: str, upto: int, on_progress: ProgressCallback) -> list[str]:
         """Upload a manifest for replicates ``0..upto-1`` and wait for the trigger's job ids."""
         upload_id = self._upload(ensemble_id, upto)
-        return self._await_submission(claim_key(ensemble_id, upload_id, CLAIM_PREFIX), on_progress)
+        return self._await_submission(claim_key(ensemble_id, upload_id, CLAIMS), on_progress)
 
     def _follow(
         self, ensemble_id: str, replicates: Sequence[int], job_ids: list[str], on_progress: ProgressCallback

@@ -11,9 +11,10 @@ from functools import cached_property
 from runtime.engines.base import Engine
 from runtime.engines.choice import cmdstan_available, get_engine, require_engine, resolve_engine_name
 from runtime.errors import StanFleetError
-from runtime.executors.local import Executor, LocalProcessExecutor
-from runtime.pipeline.request import BACKENDS
-from runtime.store.local import ObjectStore, open_store
+from runtime.executors.local import LocalProcessExecutor
+from runtime.executors.protocol import Executor
+from runtime.store.choice import open_store
+from runtime.store.protocol import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,6 @@ def _aws_backend(*, engine: str, stack: str, region: str | None) -> Backend:
         ),
         vcpus_per_job=worker_vcpus(outputs.fit_job_definition_arn, region),
     )
+
+
+BACKENDS = ("local", "aws")

@@ -1,10 +1,5 @@
-"""The executor seam: runs the worker over an ensemble's missing replicates.
-
-``LocalProcessExecutor`` starts plain OS processes (``python -m runtime.worker``) and hands them the
-replicates one at a time as they finish, reading progress from their reports; the AWS backend submits
-Batch array jobs instead and reads progress from the store. Both take the replicates as the submitter
-publishes their inputs, so fitting starts before the whole ensemble is simulated.
-"""
+"""The local backend: plain OS processes (``python -m runtime.worker``), handed the replicates a few at
+a time as they finish, with progress read from their reports."""
 
 from __future__ import annotations
 
@@ -19,53 +14,16 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from runtime.cores import usable_cores
 from runtime.errors import StanFleetError
 from runtime.executors.lifetime import PARENT_PID_VARIABLE
+from runtime.executors.protocol import ProgressCallback, Unfitted
 from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
-from runtime.store.keys import replicate_of_result_key, results_prefix
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-
-
-class ProgressCallback(Protocol):
-    """Called with the number of the run's replicates that have a result so far, and a status line."""
-
-    def __call__(self, done: int, detail: str = "") -> None: ...
-
-
-@dataclass(frozen=True)
-class Unfitted:
-    """A replicate the run left without a result: an error of the machinery persisted. ``error`` is its
-    last line; ``log``, where the full text of every attempt is kept, if anywhere."""
-
-    replicate: int
-    error: str
-    log: str | None = None
-
-
-class Executor(Protocol):
-    """Runs the fit-and-score worker over replicates of an ensemble already published to the store."""
-
-    def run(
-        self,
-        ensemble_id: str,
-        replicates: Sequence[int],
-        on_progress: ProgressCallback,
-        published: Iterable[Sequence[int]] | None = None,
-    ) -> list[Unfitted]:
-        """Return when every replicate has a result or was given up on (those are returned); raise
-        StanFleetError if the run cannot go on.
-
-        ``published`` yields the replicates in batches, each once its inputs are in the store (the
-        submitter simulates while fits run); None means every input is published already.
-        """
-        ...
 
 
 def has_exited(process: subprocess.Popen[bytes]) -> bool:
@@ -87,14 +45,6 @@ def reap_with_group(process: subprocess.Popen[bytes]) -> None:
     os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
     kill_process_group(process.pid)
     process.wait()
-
-
-def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
-    """How many of ``replicates`` have a result in the store."""
-    wanted = set(replicates)
-    return sum(
-        1 for key in store.list_keys(results_prefix(ensemble_id)) if replicate_of_result_key(key) in wanted
-    )
 
 
 class LocalProcessExecutor:
@@ -320,3 +270,10 @@ def _read_batches(
         events.put(("failed", None, exc))
     else:
         events.put(("published", None, None))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. under ``taskset``), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

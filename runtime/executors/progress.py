@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from runtime.executors.local import ProgressCallback
+from runtime.executors.protocol import ProgressCallback
 
 
 @contextmanager

@@ -13,8 +13,8 @@ from runtime.engines.settings import AUTO_THIN
 from runtime.errors import StanFleetError
 from runtime.fitting.diagnostics import ebfmi, rank_normalized_diagnostics
 from runtime.model.naming import flatten_variable
+from runtime.sbc.ranks import auto_thin_factor, sbc_rank, thin_chains
 from runtime.sbc.results import FitDiagnostics, VariableScore
-from runtime.sbc.uniformity import auto_thin_factor, sbc_rank, thin_chains
 
 #: Generated quantity whose per-draw sum is the "log_lik" test quantity (Modrák et al. 2023).
 LOG_LIK_NAME = "log_lik"

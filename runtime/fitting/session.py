@@ -1,34 +1,10 @@
-"""The fit-and-score worker: fits a share of an ensemble's replicates, one result at a time.
-
-Four forms, all with ``--store URI``:
-
-- ``--ensemble-id ID --replicates 0-9,12``: fit these.
-- ``--assignment-on-stdin``: start, then fit the replicates of each line ``ID 0-9,12`` read from stdin,
-  writing each replicate's number to stdout once its result is stored; exit at an empty line or the
-  end of input (the local executor starts its workers before it knows their work and hands it out a
-  little at a time).
-- ``--ensemble-id ID --plan KEY``: an AWS Batch array child; its replicates are its slice of the plan
-  object at KEY, child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default
-  to 0).
-- ``--ensemble-id ID --compile-only [--compiled-marker KEY]``: compile the model and publish the build
-  to the store (the compile job), then write KEY for the trigger to find next time.
-
-Replicates that already have a result when the worker opens the ensemble (one listing) are skipped, and each
-result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
-most the fit in flight. A fit that hits an error of the machinery rather than the model (a killed
-sampler process, an I/O or store error: :class:`~runtime.errors.MachineryError`) is retried up to
-MACHINERY_ATTEMPTS times in all; if it persists, the replicate gets no result (a rerun fits it again)
-and is reported as ``REPLICATE error-line`` on stdout, or, in the other forms, makes the worker exit 1
-once the rest are fitted. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
-worker forks (PyStan's sampler pool) die with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local
-executor sets it), the worker dies with its parent.
-"""
+"""The worker's loop: open an ensemble once, fit the replicates it is handed, store each result the
+moment it is done, and retry errors of the machinery. ``python -m runtime.worker`` (:mod:`runtime.worker`)
+runs it in its four forms."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,19 +14,18 @@ from typing import TextIO
 from runtime.engines.base import CompiledModel
 from runtime.engines.choice import get_engine
 from runtime.ensemble.spec import EnsembleSpec, fit_seed, load_spec
-from runtime.errors import StanFleetError, exit_status
-from runtime.executors.lifetime import exit_quickly, follow_parent, forked_children_die_with_this_process
+from runtime.errors import StanFleetError
 from runtime.fitting.fit_replicate import describe_failure, fit_replicate
 from runtime.fitting.scoring import LOG_LIK_NAME
 from runtime.fitting.shared_builds import compile_shared
-from runtime.fitting.worker_interface import child_index, parse_replicates, worker_cores
+from runtime.fitting.worker_interface import parse_replicates
 from runtime.model.conform import conform_replicate
 from runtime.model.files import materialize_stan_program
 from runtime.model.stan_info import ModelInfo, read_model_info
 from runtime.sbc.results import ReplicateResult
 from runtime.store.inputs import InputReader
 from runtime.store.keys import replicate_of_result_key, result_key, results_prefix
-from runtime.store.local import ObjectStore, open_store
+from runtime.store.protocol import ObjectStore
 
 MACHINERY_ATTEMPTS = 3
 """Attempts at a replicate whose fit or storing hits an error of the machinery, not of the model."""
@@ -203,15 +178,6 @@ def serve_assignments(store: ObjectStore, assignments: TextIO, reports: TextIO, 
         session.fit(ensemble_id, parse_replicates(replicates), on_result=report)
 
 
-def report_channel() -> TextIO:
-    """This process's stdout as the channel for reports; whatever else writes to stdout (a sampler's
-    chatter, in this process or its children) goes to stderr, the worker's log, instead."""
-    reports = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    return reports
-
-
 def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[int]:
     """One array child's slice of the plan that the trigger wrote (its claim object)."""
     try:
@@ -220,52 +186,3 @@ def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[i
         raise StanFleetError(f"plan {plan_key} is not in the store {store.uri}") from None
     size = int(plan["replicates_per_child"])
     return [int(r) for r in plan["missing"][child * size : (child + 1) * size]]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m runtime.worker``."""
-    parser = argparse.ArgumentParser(prog="python -m runtime.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True, help="object store holding the ensemble")
-    parser.add_argument("--ensemble-id", help="id of the ensemble to work on")
-    work = parser.add_mutually_exclusive_group(required=True)
-    work.add_argument("--replicates", type=parse_replicates, help="replicates to fit, e.g. 0-99 or 0,2,4")
-    work.add_argument("--plan", help="store key of an array plan: fit this Batch array child's slice of it")
-    work.add_argument("--compile-only", action="store_true", help="compile the model and publish the build")
-    work.add_argument(
-        "--assignment-on-stdin",
-        action="store_true",
-        help="start now, then fit the replicates of each line 'ENSEMBLE_ID REPLICATES' read from stdin, "
-        "reporting each finished replicate as a line on stdout (the local executor); end of input: exit",
-    )
-    parser.add_argument(
-        "--compiled-marker",
-        metavar="KEY",
-        help="with --compile-only: write this store key once the build is published",
-    )
-    args = parser.parse_args(argv)
-    if args.compiled_marker is not None and not args.compile_only:
-        parser.error("--compiled-marker goes with --compile-only")
-    if (args.ensemble_id is None) != args.assignment_on_stdin:
-        parser.error("--ensemble-id is required, except with --assignment-on-stdin (which reads it)")
-
-    def fit_or_compile() -> int:
-        follow_parent(os.environ)
-        forked_children_die_with_this_process()
-        store = open_store(args.store)
-        ensemble_id, replicates = args.ensemble_id, args.replicates
-        if args.assignment_on_stdin:
-            serve_assignments(store, sys.stdin, report_channel(), cores=worker_cores(os.environ))
-            return 0
-        if args.compile_only:
-            compile_ensemble_model(store, ensemble_id, args.compiled_marker)
-            return 0
-        if args.plan is not None:
-            replicates = replicates_of_child(store, args.plan, child_index(os.environ))
-        run_worker(store, ensemble_id, replicates, cores=worker_cores(os.environ))
-        return 0
-
-    return exit_status(fit_or_compile)
-
-
-if __name__ == "__main__":
-    exit_quickly(main())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runtime.engines.base import CompiledModel, Engine
 from runtime.store.atomic_file import write_atomically
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 
 def compile_shared(engine: Engine, program: Path, store: ObjectStore, *, publish: bool) -> CompiledModel:

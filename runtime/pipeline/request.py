@@ -13,16 +13,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runtime.aws.manifest import MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
+from runtime.aws.manifest import AUTO, MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.aws.stack import DEFAULT_STACK
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.errors import StanFleetError
-from runtime.packing import AUTO
+from runtime.executors.choice import BACKENDS
 from runtime.sbc.verdict import DEFAULT_LEVEL, VerdictOptions
 
 DEFAULT_STORE = "~/.cache/stanfleet/store"
-BACKENDS = ("local", "aws")
 _SAMPLER = SamplerSettings()
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import threading
 
+from runtime.aws.manifest import AUTO, replicates_per_child
 from runtime.aws.stack import stack_command
-from runtime.base_data import load_base_data
 from runtime.engines.base import CompiledModel
 from runtime.ensemble.generators import Generator, open_generator
 from runtime.ensemble.lock import fitting_lock
@@ -27,12 +27,11 @@ from runtime.ensemble.run_record import RunRecord, save_run_record
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, fit_seed
 from runtime.errors import MachineryError, StanFleetError
 from runtime.executors.choice import Backend, open_backend
-from runtime.executors.local import Unfitted
 from runtime.executors.progress import progress_reporter
-from runtime.model.conform import ReplicateInputs, conform_base_data
+from runtime.executors.protocol import Unfitted
+from runtime.model.conform import ReplicateInputs, conform_base_data, load_base_data
 from runtime.model.stan_info import ModelInfo, read_model_info
 from runtime.model.test_quantities import resolve_test_quantities
-from runtime.packing import AUTO, replicates_per_child
 from runtime.pipeline.request import EnsembleRequest
 from runtime.report.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.report.files import preload_report

@@ -1,14 +1,10 @@
-"""Compare model versions fitted to the same datasets: ``python -m runtime.compare ID_A ID_B [...]``.
-
-Prints one row per quantity with each ensemble's p-value, verdict, mean z-score and mean contraction,
-and writes ``comparison.csv``, ``comparison.json`` and ``ecdf_difference.png`` (every version's PIT
-ECDF-difference curve, one panel per quantity) to ``--out``. Ensembles fitted to different dataset
-sets are refused: a difference between them could come from the draws rather than the models.
-"""
+"""Model versions fitted to the same datasets, compared quantity by quantity: the table, the CSV and JSON
+files and the ECDF-difference figure that ``python -m runtime.compare`` writes. Ensembles fitted to
+different dataset sets are refused: a difference between them could come from the draws rather than
+the models."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -17,13 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.aws.stack import DEFAULT_STACK
 from runtime.ensemble.prepare import load_results
 from runtime.ensemble.spec import load_spec
-from runtime.errors import StanFleetError, exit_status
-from runtime.executors.lifetime import exit_quickly
-from runtime.report.stored import requested_replicates, results_store
-from runtime.report.verdict_flags import add_verdict_arguments, verdict_options
+from runtime.errors import StanFleetError
+from runtime.report.figures import (
+    MAX_PANELS,
+    ecdf_axes,
+    panel_grid,
+    placeholder_figure,
+    plot_ecdf_difference,
+    png_bytes,
+    quantity_label,
+    quantity_summary,
+)
+from runtime.report.stored import requested_replicates
+from runtime.sbc.uniformity import gamma_band
 from runtime.sbc.verdict import (
     DEFAULT_VERDICT,
     PARAMETER,
@@ -37,7 +41,7 @@ from runtime.sbc.verdict import (
     summarize,
 )
 from runtime.store.atomic_file import write_atomically
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 COLUMNS = ("p_value", "calibrated", "mean_z_score", "mean_contraction")
 
@@ -156,7 +160,6 @@ def comparison_table(compared: Sequence[ComparedEnsemble]) -> str:
 
 def write_comparison(compared: Sequence[ComparedEnsemble], out_dir: Path) -> list[Path]:
     """Write comparison.csv, comparison.json and ecdf_difference.png into ``out_dir``."""
-    from runtime.report.figures import comparison_ecdf_png
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = comparison_rows(compared)
@@ -193,36 +196,40 @@ def _verdict(calibrated: bool | None) -> str:
     return {None: "-", True: "yes", False: "NO"}[calibrated]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m runtime.compare``."""
-    parser = argparse.ArgumentParser(prog="python -m runtime.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("ensemble_ids", nargs="+", metavar="ENSEMBLE_ID", help="two or more ensemble ids")
-    parser.add_argument("--store", help="object store URI (default: the deployed stack's bucket)")
-    parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
-    parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
-    parser.add_argument("--replicates", type=int, help="compare replicates 0..R-1 (default: the smallest R)")
-    parser.add_argument(
-        "--out", type=Path, help="output directory (default: sbc-report/compare-<id prefixes>)"
-    )
-    add_verdict_arguments(parser)
-    args = parser.parse_args(argv)
-    if len(args.ensemble_ids) < 2:
-        parser.error("name at least two ensembles to compare")
+def comparison_ecdf_png(
+    versions: Sequence[tuple[str, EnsembleSummary, Sequence[QuantityScores]]],
+) -> bytes:
+    """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
 
-    def compare() -> int:
-        if args.replicates is not None and args.replicates < 1:
-            raise StanFleetError(f"--replicates must be a positive integer, got {args.replicates}")
-        options = verdict_options(args)
-        store = results_store(args.store, args.stack, args.region)
-        compared = compare_ensembles(store, args.ensemble_ids, args.replicates, options)
-        out = args.out or Path("sbc-report") / ("compare-" + "-".join(i[:8] for i in args.ensemble_ids))
-        write_comparison(compared, out)
-        print(comparison_table(compared))
-        print(f"comparison: {out}/ (comparison.csv, comparison.json, ecdf_difference.png)")
-        return 0
-
-    return exit_status(compare)
-
-
-if __name__ == "__main__":
-    exit_quickly(main())
+    ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
+    band is the first version's: its uniformity test at level ``family_level / m``.
+    """
+    by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
+    for index, (_, _, quantities) in enumerate(versions):
+        for quantity in quantities:
+            if quantity.replicates.size >= 2:
+                by_key.setdefault(quantity.key, []).append((index, quantity))
+    lowest = {
+        key: min(p_value_sort_key(quantity_summary(versions[i][1], q)) for i, q in scored)
+        for key, scored in by_key.items()
+    }
+    keys = sorted(by_key, key=lambda key: lowest[key])
+    note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
+    first = versions[0][1] if versions else None
+    level = "" if first is None else f" at level {first.family_level:g}/{max(first.quantities_checked, 1)}"
+    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's test{level}{note}"
+    if not keys:
+        return png_bytes(placeholder_figure(title, "fewer than 2 succeeded replicates"))
+    figure, axes = panel_grid(len(keys[:MAX_PANELS]), title)
+    for ax, key in zip(axes, keys, strict=False):
+        scored = by_key[key]
+        first_index, first_quantity = scored[0]
+        first_summary = versions[first_index][1]
+        for index, quantity in scored:
+            label, summary, _ = versions[index]
+            plot_ecdf_difference(ax, quantity.pit(summary.ensemble_id), color=f"C{index}", label=label)
+        band_size = first_quantity.replicates.size
+        ecdf_axes(ax, gamma_band(band_size, first_summary.band_level))
+        ax.set_title(quantity_label(first_quantity), fontsize=9, y=1.0, pad=4)
+    axes[0].legend(fontsize=7, loc="lower left")
+    return png_bytes(figure)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from runtime.report.figures import draw_figures
 from runtime.report.files import INDEX, replicates_csv
 from runtime.report.html import summary_html
+from runtime.report.table import verdict_table
 from runtime.sbc.results import ReplicateResult
-from runtime.sbc.verdict import EnsembleSummary, verdict_table
+from runtime.sbc.verdict import EnsembleSummary
 
 if TYPE_CHECKING:
     import pandas

@@ -1,8 +1,8 @@
 """The report's figures, drawn with matplotlib (Agg, outside pyplot) and ArviZ.
 
 :func:`draw_figures` draws every figure of :data:`FIGURE_NAMES` for an ensemble; each quantity panel
-plot shows the same quantities (all, or the :data:`MAX_PANELS` with the lowest p-values). Only this
-module imports matplotlib and ArviZ, lazily.
+plot shows the same quantities (all, or the :data:`MAX_PANELS` with the lowest p-values). The
+comparison figure (:mod:`runtime.report.comparison`) draws its panels with the helpers here.
 """
 
 from __future__ import annotations
@@ -100,17 +100,19 @@ def _select_panels(
     """The quantities to plot (all, or the MAX_PANELS with the lowest p-values) and a title note."""
     if len(quantities) <= MAX_PANELS:
         return list(quantities), ""
-    shown = sorted(quantities, key=lambda q: p_value_sort_key(_lookup(summary, q)))[:MAX_PANELS]
+    shown = sorted(quantities, key=lambda q: p_value_sort_key(quantity_summary(summary, q)))[:MAX_PANELS]
     return shown, f" ({MAX_PANELS} of {len(quantities)} quantities: those with the lowest p-values)"
 
 
-def _lookup(summary: EnsembleSummary, quantity: QuantityScores) -> QuantitySummary:
+def quantity_summary(summary: EnsembleSummary, quantity: QuantityScores) -> QuantitySummary:
+    """The quantity's row of the summary (an empty one where the summary has none)."""
     table = summary.variables if quantity.kind == PARAMETER else summary.test_quantities
     missing = QuantitySummary(0, None, None, None, None, None, None, None)
     return table.get(quantity.name, missing)
 
 
-def _label(quantity: QuantityScores) -> str:
+def quantity_label(quantity: QuantityScores) -> str:
+    """A panel's name for the quantity: test quantities say so."""
     return quantity.name if quantity.kind == PARAMETER else f"{quantity.name} (test quantity)"
 
 
@@ -124,7 +126,7 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
+def panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
     """A figure with ``n`` panels, at most four per row, under ``title`` (wrapped to the figure's width)."""
     ncols = min(max(n, 1), 4)
     nrows = math.ceil(max(n, 1) / ncols)
@@ -149,7 +151,8 @@ def _panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
     return figure, axes[:n]
 
 
-def _placeholder(title: str, message: str) -> Figure:
+def placeholder_figure(title: str, message: str) -> Figure:
+    """A small figure saying why there is nothing to draw."""
     figure = _new_figure(6.0, 2.5)
     figure.suptitle(title)
     ax = figure.subplots()
@@ -159,12 +162,12 @@ def _placeholder(title: str, message: str) -> Figure:
 
 
 def _panel_title(ax: Axes, summary: EnsembleSummary, quantity: QuantityScores) -> None:
-    q = _lookup(summary, quantity)
+    q = quantity_summary(summary, quantity)
     p_value = "p = -" if q.p_value is None else f"p = {q.p_value:.3g}"
     verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[q.calibrated]
     # An explicit y skips matplotlib's costly automatic title placement.
     ax.set_title(
-        f"{_label(quantity)}\n{p_value}{verdict}",
+        f"{quantity_label(quantity)}\n{p_value}{verdict}",
         fontsize=9,
         color="C3" if q.calibrated is False else "black",
         y=1.0,
@@ -212,8 +215,8 @@ def _panel_figure(
     """One panel per shown quantity, each drawn by ``draw_panel(ax, quantity, pit)`` and titled with the
     quantity's p-value and verdict; a placeholder when no quantity has two succeeded replicates."""
     if not shown:
-        return _placeholder(title, "fewer than 2 succeeded replicates")
-    figure, axes = _panel_grid(len(shown), title)
+        return placeholder_figure(title, "fewer than 2 succeeded replicates")
+    figure, axes = panel_grid(len(shown), title)
     for ax, quantity in zip(axes, shown, strict=True):
         draw_panel(ax, quantity, pits[quantity.key])
         _few_ticks(ax)
@@ -259,13 +262,13 @@ def _ecdf_difference(
     )
 
     def panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
-        _plot_ecdf_difference(ax, pit)
-        _ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
+        plot_ecdf_difference(ax, pit)
+        ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
 
     return _panel_figure(summary, shown, pits, title, panel)
 
 
-def _plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
+def plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
     """ArviZ's ECDF-difference curve of ``pit``, at the gamma test's evaluation points."""
     from scipy.stats import uniform
 
@@ -282,7 +285,8 @@ def _plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None
     )
 
 
-def _ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Shade the simultaneous band ``(z, lower, upper)`` of an ECDF-difference panel and label its axes."""
     z, lower, upper = band
     # "pre" as ArviZ's curve: the value at z_i is drawn over the step ending at z_i
     ax.fill_between(z, lower - z, upper - z, step="pre", color="0.6", alpha=0.25, lw=0)
@@ -290,45 +294,6 @@ def _ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Non
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("PIT", fontsize=8)
     _few_ticks(ax)
-
-
-def comparison_ecdf_png(
-    versions: Sequence[tuple[str, EnsembleSummary, Sequence[QuantityScores]]],
-) -> bytes:
-    """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
-
-    ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
-    band is the first version's: its uniformity test at level ``family_level / m``.
-    """
-    by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
-    for index, (_, _, quantities) in enumerate(versions):
-        for quantity in quantities:
-            if quantity.replicates.size >= 2:
-                by_key.setdefault(quantity.key, []).append((index, quantity))
-    lowest = {
-        key: min(p_value_sort_key(_lookup(versions[i][1], q)) for i, q in scored)
-        for key, scored in by_key.items()
-    }
-    keys = sorted(by_key, key=lambda key: lowest[key])
-    note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
-    first = versions[0][1] if versions else None
-    level = "" if first is None else f" at level {first.family_level:g}/{max(first.quantities_checked, 1)}"
-    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's test{level}{note}"
-    if not keys:
-        return png_bytes(_placeholder(title, "fewer than 2 succeeded replicates"))
-    figure, axes = _panel_grid(len(keys[:MAX_PANELS]), title)
-    for ax, key in zip(axes, keys, strict=False):
-        scored = by_key[key]
-        first_index, first_quantity = scored[0]
-        first_summary = versions[first_index][1]
-        for index, quantity in scored:
-            label, summary, _ = versions[index]
-            _plot_ecdf_difference(ax, quantity.pit(summary.ensemble_id), color=f"C{index}", label=label)
-        band_size = first_quantity.replicates.size
-        _ecdf_axes(ax, gamma_band(band_size, first_summary.band_level))
-        ax.set_title(_label(first_quantity), fontsize=9, y=1.0, pad=4)
-    axes[0].legend(fontsize=7, loc="lower left")
-    return png_bytes(figure)
 
 
 def _coverage(

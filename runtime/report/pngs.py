@@ -11,7 +11,7 @@ import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from runtime.cores import usable_cores
+from runtime.executors.local import usable_cores
 from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.verdict import EnsembleSummary

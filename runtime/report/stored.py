@@ -1,33 +1,28 @@
-"""Write the report of an ensemble from the results it has so far: ``python -m runtime.collect ID``.
-
-For ensembles launched with ``--backend aws --no-wait`` (or still running): reads the results from the
-deployed stack's bucket (or any ``--store``) and writes the same report as the submitter, with the
-submitter's run fields and cost estimate from the ensemble's run record (:mod:`runtime.ensemble.run_record`).
-"""
+"""Reports rebuilt from stored results: what ``python -m runtime.collect``, the API's ``load_ensemble``
+and the submitter write. Nothing is refitted; the submitter's run fields and cost estimate come from
+the ensemble's run record (:mod:`runtime.ensemble.run_record`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runtime.aws.stack import DEFAULT_STACK, read_stack_outputs
+from runtime.aws.stack import read_stack_outputs
 from runtime.ensemble.cost import CostEstimate, estimate_cost
 from runtime.ensemble.prepare import load_results
 from runtime.ensemble.run_record import load_run_record
 from runtime.ensemble.spec import load_spec
-from runtime.errors import StanFleetError, exit_status
-from runtime.executors.batch import manifest_key
-from runtime.executors.lifetime import exit_quickly
+from runtime.errors import StanFleetError
 from runtime.report.ensemble_report import EnsembleReport
 from runtime.report.files import INDEX, write_report
-from runtime.report.verdict_flags import add_verdict_arguments, verdict_options
-from runtime.sbc.verdict import DEFAULT_VERDICT, Failure, VerdictOptions, summarize, verdict_table
-from runtime.store.keys import replicate_of_result_key, results_prefix
-from runtime.store.local import ObjectStore, open_store
+from runtime.report.table import verdict_table
+from runtime.sbc.verdict import DEFAULT_VERDICT, Failure, VerdictOptions, summarize
+from runtime.store.choice import open_store
+from runtime.store.keys import manifest_key, replicate_of_result_key, results_prefix
+from runtime.store.protocol import ObjectStore
 from runtime.store.s3 import S3Store
 
 
@@ -96,32 +91,6 @@ def requested_replicates(store: ObjectStore, ensemble_id: str) -> int:
         return max(done) + 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m runtime.collect``."""
-    parser = argparse.ArgumentParser(prog="python -m runtime.collect", description=__doc__.splitlines()[0])
-    parser.add_argument("ensemble_id", help="the id the submitter printed")
-    parser.add_argument("--store", help="object store URI (default: the deployed stack's bucket)")
-    parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
-    parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
-    parser.add_argument("--replicates", type=int, help="R (default: from the ensemble's manifest)")
-    parser.add_argument("--out", type=Path, help="report directory (default: sbc-report/<model>-<id prefix>)")
-    add_verdict_arguments(parser)
-    args = parser.parse_args(argv)
-    return exit_status(lambda: collect(args))
-
-
-def collect(args: argparse.Namespace) -> int:
-    """Write the report of ``args.ensemble_id`` from the results in its store."""
-    report = stored_report(
-        args.ensemble_id,
-        store=results_store(args.store, args.stack, args.region),
-        replicates=args.replicates,
-        options=verdict_options(args),
-    )
-    write_ensemble_report(report, args.out)
-    return 0
-
-
 def stored_report(
     ensemble_id: str, *, store: ObjectStore, replicates: int | None, options: VerdictOptions
 ) -> EnsembleReport:
@@ -145,7 +114,3 @@ def stored_report(
     return build_report(
         store, ensemble_id, requested=requested, reused=0, run=run, pricing=pricing, options=options
     )
-
-
-if __name__ == "__main__":
-    exit_quickly(main())

@@ -1,4 +1,4 @@
-"""The verdict's command-line flags, shared by ``runtime.submit``, ``runtime.report.stored`` and ``runtime.report.comparison``."""
+"""The verdict's command-line flags, shared by ``runtime.submit``, ``runtime.collect`` and ``runtime.compare``."""
 
 from __future__ import annotations
 

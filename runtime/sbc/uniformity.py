@@ -1,4 +1,6 @@
-"""The statistics of simulation-based calibration: pure NumPy/SciPy, arrays in, arrays out.
+"""Whether ranks are uniform, across an ensemble: randomized PIT values, the gamma statistic of the
+ECDF and its p-value, the simultaneous ECDF band, and the coverage of central posterior intervals.
+Pure NumPy/SciPy, arrays in, arrays out.
 
 References
 ----------
@@ -10,14 +12,10 @@ References
 .. [3] Modrák, M., Moon, A. H., Kim, S., Bürkner, P., Huurre, N., Faltejsková, K., Gelman, A.
    and Vehtari, A. (2023). Simulation-based calibration checking for Bayesian computation:
    the choice of test quantities shapes sensitivity. Bayesian Analysis.
-.. [4] Holm, S. (1979). A simple sequentially rejective multiple test procedure.
-   Scandinavian Journal of Statistics 6(2), 65-70.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,77 +34,6 @@ _NULL_BATCH = 10_000
 
 
 # --- ranks, thinning and PIT ----------------------------------------------------------------
-
-
-def sbc_rank(draws: np.ndarray, true_value: float, rng: np.random.Generator) -> int:
-    """SBC rank of a true value among posterior draws, ties broken at random [1]_.
-
-    Parameters
-    ----------
-    draws : numpy.ndarray
-        Kept (thinned) posterior draws of one scalar, any shape.
-    true_value : float
-        The value the prior draw took.
-    rng : numpy.random.Generator
-        Breaks ties: with ``e`` draws equal to the true value the rank is
-        ``#{draws < true_value} + U{0, ..., e}``.
-
-    Returns
-    -------
-    int
-        In ``0..draws.size``.
-    """
-    if math.isnan(true_value):
-        raise ValueError("cannot rank a NaN true value")
-    values = np.asarray(draws).reshape(-1)
-    below = int(np.count_nonzero(values < true_value))
-    ties = int(np.count_nonzero(values == true_value))
-    return below + (int(rng.integers(0, ties + 1)) if ties else 0)
-
-
-def thin_chains(chain_draws: np.ndarray, factor: int) -> np.ndarray:
-    """Keep every ``factor``-th draw of each chain, starting with the first.
-
-    Parameters
-    ----------
-    chain_draws : numpy.ndarray
-        Shaped ``(chains, draws)``.
-    factor : int
-        Positive thinning factor.
-
-    Returns
-    -------
-    numpy.ndarray
-        The kept draws of all chains, flattened, ``chains * ceil(draws / factor)`` long.
-    """
-    chain_draws = np.asarray(chain_draws)
-    if chain_draws.ndim != 2:
-        raise ValueError(f"expected (chains, draws), got shape {chain_draws.shape}")
-    if isinstance(factor, bool) or int(factor) != factor or factor < 1:
-        raise ValueError(f"thinning factor must be a positive integer, got {factor!r}")
-    return chain_draws[:, :: int(factor)].reshape(-1)
-
-
-def auto_thin_factor(total_draws: int, ess_bulk: float, ess_tail: float) -> int:
-    """Thinning factor that leaves about one draw per effective sample [2]_.
-
-    Parameters
-    ----------
-    total_draws : int
-        Posterior draws over all chains, ``S``.
-    ess_bulk, ess_tail : float
-        Bulk and tail effective sample sizes of the variable.
-
-    Returns
-    -------
-    int
-        ``ceil(S / min(ess_bulk, ess_tail))`` clipped to ``1..S``; 1 when the ESS is not a
-        positive finite number (nothing to go by).
-    """
-    ess = min(ess_bulk, ess_tail)
-    if total_draws < 1 or not math.isfinite(ess) or ess <= 0:
-        return 1
-    return max(1, min(total_draws, math.ceil(total_draws / ess)))
 
 
 def randomized_pit(ranks: npt.ArrayLike, max_ranks: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
@@ -355,53 +282,4 @@ def interval_coverage(
     return covered / n, low, high
 
 
-def holm_calibrated(p_values: Mapping[str, float], family_level: float) -> dict[str, bool]:
-    """Holm's step-down procedure at family-wise error rate ``family_level`` [4]_.
-
-    Sorting the ``m`` p-values ascending, the ``j``-th (0-based) is rejected while
-    ``p_(j) <= family_level / (m - j)``; the first that is not stops the procedure.
-
-    Parameters
-    ----------
-    p_values : Mapping of str to float
-        One p-value per tested quantity; NaN counts as untestable and is never rejected.
-    family_level : float
-        In ``(0, 1)``.
-
-    Returns
-    -------
-    dict of str to bool
-        ``True`` when the quantity's uniformity hypothesis is *not* rejected (looks calibrated).
-    """
-    if not 0 < family_level < 1:
-        raise ValueError(f"family_level must lie in (0, 1), got {family_level}")
-    order = sorted(p_values, key=lambda name: (math.isnan(p_values[name]), p_values[name]))
-    m = len(order)
-    calibrated = dict.fromkeys(p_values, True)
-    for j, name in enumerate(order):
-        p = p_values[name]
-        if math.isnan(p) or p > family_level / (m - j):
-            break
-        calibrated[name] = False
-    return calibrated
-
-
 # --- summaries ---------------------------------------------------------------------------------
-
-
-def z_scores(mean: npt.ArrayLike, sd: npt.ArrayLike, true: npt.ArrayLike) -> np.ndarray:
-    """Posterior z-scores ``(mean - true) / sd`` (infinite or NaN where ``sd`` is 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (np.asarray(mean, dtype=float) - np.asarray(true, dtype=float)) / np.asarray(sd, dtype=float)
-
-
-def contraction(posterior_sd: npt.ArrayLike, prior_variance: float) -> np.ndarray:
-    """Posterior contraction ``1 - posterior_var / prior_var``.
-
-    ``prior_variance`` is estimated from the ensemble's true values; the result is NaN where it
-    is zero, negative or not finite.
-    """
-    sd = np.asarray(posterior_sd, dtype=float)
-    if not math.isfinite(prior_variance) or prior_variance <= 0:
-        return np.full(sd.shape, np.nan)
-    return 1.0 - sd**2 / prior_variance

@@ -1,7 +1,7 @@
-"""The calibration verdict of an ensemble, and its terminal rendering.
+"""The calibration verdict of an ensemble.
 
-``summarize`` turns the ensemble's replicate results into an :class:`EnsembleSummary` (the verdict);
-``verdict_table`` renders it for the terminal. ``collect_quantities`` gathers each quantity's scores
+``summarize`` turns the ensemble's replicate results into an :class:`EnsembleSummary` (the verdict;
+:mod:`runtime.report.table` renders it for the terminal). ``collect_quantities`` gathers each quantity's scores
 across replicates, for the verdict here and for the files and plots of :mod:`runtime.report.files`.
 Pure NumPy (SciPy through :mod:`runtime.sbc.uniformity`): no matplotlib or ArviZ.
 
@@ -9,27 +9,27 @@ The uniformity test of each quantity is the gamma statistic of Säilynoja et al.
 randomized PIT values ``u = (rank + U(0,1)) / (max_rank + 1)``; the verdicts of all quantities are
 Holm-corrected together at a family-wise level (``--level``, 0.01 by default). With
 ``--exclude-divergent`` the verdict leaves out the replicates whose fit had divergent transitions.
+
+References
+----------
+.. [1] Holm, S. (1979). A simple sequentially rejective multiple test procedure.
+   Scandinavian Journal of Statistics 6(2), 65-70.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from runtime.errors import StanFleetError
 from runtime.sbc.results import ReplicateResult, VariableScore
-from runtime.sbc.uniformity import (
-    contraction,
-    gamma_uniformity_pvalue,
-    holm_calibrated,
-    randomized_pit,
-    z_scores,
-)
+from runtime.sbc.uniformity import gamma_uniformity_pvalue, randomized_pit
 
 UNIFORMITY_METHOD = (
     "gamma statistic (Säilynoja et al. 2022) on randomized PIT u = (rank + U(0,1)) / (max_rank + 1), "
@@ -44,8 +44,6 @@ ESS_THRESHOLD = 400.0
 """A replicate with any bulk or tail ESS below this is flagged (100 per chain for 4 chains)."""
 DEFAULT_LEVEL = 0.01
 """The family-wise level of the verdict unless ``--level`` says otherwise."""
-MAX_TABLE_ROWS = 30
-"""At most this many quantities (those with the lowest p-values) get a row in the verdict table."""
 PARAMETER = "parameter"
 TEST_QUANTITY = "test_quantity"
 
@@ -369,53 +367,6 @@ def summarize(
     )
 
 
-def verdict_table(summary: EnsembleSummary) -> str:
-    """A short fixed-width verdict for the terminal: one row per quantity, then totals and verdict."""
-    rows = summary.quantities()
-    hidden = 0
-    if len(rows) > MAX_TABLE_ROWS:
-        hidden = len(rows) - MAX_TABLE_ROWS
-        rows = sorted(rows, key=lambda row: p_value_sort_key(row[2]))[:MAX_TABLE_ROWS]
-    labels = [name if kind == PARAMETER else f"{name} (test)" for kind, name, _ in rows]
-    width = max([len("quantity"), *map(len, labels)])
-    lines = [
-        f"{'quantity':<{width}}  {'p-value':>8}  {'calibrated':<10}  {'mean z':>7}  {'mean contraction':>16}"
-    ]
-    for label, (_, _, q) in zip(labels, rows, strict=True):
-        lines.append(
-            f"{label:<{width}}  {_fmt_p(q.p_value):>8}  {_yes_no(q.calibrated):<10}  "
-            f"{_fmt(q.mean_z_score, '7.2f')}  {_fmt(q.mean_contraction, '16.2f')}"
-        )
-    if hidden:
-        lines.append(f"... {hidden} more quantities with higher p-values not shown (see summary.json)")
-    lines.append(
-        f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
-        f"({summary.requested} requested)"
-    )
-    for note in (summary.missing_note, summary.exclusion_note):
-        if note is not None:
-            lines.append(note)
-    d = summary.diagnostics
-    lines.append(
-        f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "
-        f"{d.replicates_with_max_treedepth} hit max treedepth, "
-        f"{d.replicates_with_low_ebfmi} E-BFMI < {d.ebfmi_threshold:g}, "
-        f"{d.replicates_with_high_rhat} R-hat > {d.rhat_threshold:g}, "
-        f"{d.replicates_with_low_ess} ESS < {d.ess_threshold:g}"
-    )
-    test = f"{CORRECTION.capitalize()}-corrected gamma test, family-wise level {summary.family_level:g}"
-    if summary.calibrated is None:
-        verdict = "UNDETERMINED (fewer than 2 succeeded replicates per quantity)"
-    elif summary.calibrated:
-        verdict = f"CALIBRATED ({summary.quantities_checked} quantities, {test})"
-    else:
-        verdict = (
-            f"NOT CALIBRATED ({len(summary.flagged)} of {summary.quantities_checked} quantities, {test})"
-        )
-    lines.append(f"verdict: {verdict}")
-    return "\n".join(lines)
-
-
 # --- aggregation helpers ---------------------------------------------------------------------
 
 
@@ -520,16 +471,50 @@ def p_value_sort_key(q: QuantitySummary) -> float:
     return q.p_value if q.p_value is not None else math.inf
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    width = int(spec.split(".")[0])
-    return f"{'-':>{width}}" if value is None else format(value, spec)
+def holm_calibrated(p_values: Mapping[str, float], family_level: float) -> dict[str, bool]:
+    """Holm's step-down procedure at family-wise error rate ``family_level`` [4]_.
+
+    Sorting the ``m`` p-values ascending, the ``j``-th (0-based) is rejected while
+    ``p_(j) <= family_level / (m - j)``; the first that is not stops the procedure.
+
+    Parameters
+    ----------
+    p_values : Mapping of str to float
+        One p-value per tested quantity; NaN counts as untestable and is never rejected.
+    family_level : float
+        In ``(0, 1)``.
+
+    Returns
+    -------
+    dict of str to bool
+        ``True`` when the quantity's uniformity hypothesis is *not* rejected (looks calibrated).
+    """
+    if not 0 < family_level < 1:
+        raise ValueError(f"family_level must lie in (0, 1), got {family_level}")
+    order = sorted(p_values, key=lambda name: (math.isnan(p_values[name]), p_values[name]))
+    m = len(order)
+    calibrated = dict.fromkeys(p_values, True)
+    for j, name in enumerate(order):
+        p = p_values[name]
+        if math.isnan(p) or p > family_level / (m - j):
+            break
+        calibrated[name] = False
+    return calibrated
 
 
-def _fmt_p(p_value: float | None) -> str:
-    if p_value is None:
-        return "-"
-    return f"{p_value:.3f}" if p_value >= 0.001 else f"{p_value:.0e}"
+def z_scores(mean: npt.ArrayLike, sd: npt.ArrayLike, true: npt.ArrayLike) -> np.ndarray:
+    """Posterior z-scores ``(mean - true) / sd`` (infinite or NaN where ``sd`` is 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.asarray(mean, dtype=float) - np.asarray(true, dtype=float)) / np.asarray(sd, dtype=float)
 
 
-def _yes_no(calibrated: bool | None) -> str:
-    return "-" if calibrated is None else ("yes" if calibrated else "NO")
+def contraction(posterior_sd: npt.ArrayLike, prior_variance: float) -> np.ndarray:
+    """Posterior contraction ``1 - posterior_var / prior_var``.
+
+    ``prior_variance`` is estimated from the ensemble's true values; the result is NaN where it
+    is zero, negative or not finite.
+    """
+    sd = np.asarray(posterior_sd, dtype=float)
+    if not math.isfinite(prior_variance) or prior_variance <= 0:
+        return np.full(sd.shape, np.nan)
+    return 1.0 - sd**2 / prior_variance

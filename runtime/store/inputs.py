@@ -21,7 +21,7 @@ from runtime.store.keys import (
     inputs_pack_key,
     inputs_prefix,
 )
-from runtime.store.local import ObjectStore
+from runtime.store.protocol import ObjectStore
 
 HEADER_PROBE_BYTES = 64 * 1024
 """First read of a pack's header; a longer header (over ~5000 blocks) is read in doublings."""

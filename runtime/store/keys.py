@@ -17,13 +17,29 @@ from __future__ import annotations
 
 import hashlib
 
+DATASETS = "datasets/"
+"""``datasets/<dataset id>/spec.json`` and ``inputs/...``: simulated datasets, shared by every ensemble
+fitted to them; jobs read only the inputs."""
+ENSEMBLES = "ensembles/"
+"""``ensembles/<id>/spec.json``, ``run.json`` and ``results/<r>.json``; jobs never read ``run.json``."""
+MODELS = "models/"
+"""The compiled-model cache: jobs read and write it."""
+COMPILED_MARKER_PREFIX = f"{MODELS}compiled/"
+"""Compile jobs' markers (:func:`compiled_marker_key`): the trigger checks for one per model."""
+MANIFESTS = "manifests/"
+"""The submitter uploads ``manifests/<id>.json`` here (:func:`manifest_key`); an upload fires the trigger."""
+MANIFEST_SUFFIX = ".json"
+CLAIMS = "claims/"
+"""The trigger's claim markers (:func:`claim_key`), which double as the array plans jobs read, and its
+per-ensemble leases."""
+
 INPUT_BLOCK_SIZE = 100
 """Replicates per input block. Fixed, so replicate r's inputs never depend on the ensemble size."""
 
 
 def ensemble_prefix(ensemble_id: str) -> str:
     """Prefix of every object of one ensemble."""
-    return f"ensembles/{ensemble_id}/"
+    return f"{ENSEMBLES}{ensemble_id}/"
 
 
 def spec_key(ensemble_id: str) -> str:
@@ -43,7 +59,7 @@ def block_replicates(block: int) -> range:
 
 def dataset_prefix(dataset_id: str) -> str:
     """Prefix of every object of one dataset set."""
-    return f"datasets/{dataset_id}/"
+    return f"{DATASETS}{dataset_id}/"
 
 
 def dataset_spec_key(dataset_id: str) -> str:
@@ -98,9 +114,6 @@ def run_key(ensemble_id: str) -> str:
     return f"{ensemble_prefix(ensemble_id)}run.json"
 
 
-COMPILED_MARKER_PREFIX = "models/compiled/"
-
-
 def compiled_marker_key(fit_job_definition: str, engine: str, model_code: str) -> str:
     """Key of the marker a compile job writes once the model's build is published for that job definition.
 
@@ -109,3 +122,18 @@ def compiled_marker_key(fit_job_definition: str, engine: str, model_code: str) -
     """
     identity = "\0".join((fit_job_definition, engine, model_code))
     return f"{COMPILED_MARKER_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
+
+
+def claim_key(ensemble_id: str, upload: str, prefix: str) -> str:
+    """Key of the claim (and array plan) of one manifest upload, named by its version id or ETag.
+
+    The submitter computes the same key from its PutObject response to find the job ids, so both
+    sides must go through this function: version ids may hold ``/`` and ``+``, which become ``_``.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in upload)
+    return f"{prefix}{ensemble_id}/{safe}.json"
+
+
+def manifest_key(ensemble_id: str) -> str:
+    """Where the submitter uploads an ensemble's manifest (the trigger watches this prefix)."""
+    return f"{MANIFESTS}{ensemble_id}{MANIFEST_SUFFIX}"

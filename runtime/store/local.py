@@ -1,47 +1,11 @@
-"""The object-store seam: where specs, inputs and results live.
-
-A store holds byte objects under ``/``-separated keys. ``LocalDirectoryStore`` maps keys to files
-under a directory; ``runtime.store.s3.S3Store`` keeps them in a bucket, with the same methods.
-"""
+"""The local store: keys are files under a directory, written atomically."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
-from runtime.errors import StanFleetError
 from runtime.store.atomic_file import write_atomically
-
-
-class ObjectStore(Protocol):
-    """Minimal object store: every write is atomic, readers never see half an object."""
-
-    uri: str
-
-    def get(self, key: str) -> bytes:
-        """Return the object's bytes; KeyError if it does not exist."""
-        ...
-
-    def get_range(self, key: str, start: int, stop: int) -> bytes:
-        """Return bytes ``start..stop-1`` of the object (fewer at its end); KeyError if it does not exist."""
-        ...
-
-    def put(self, key: str, payload: bytes) -> None:
-        """Write the object atomically, replacing any previous version."""
-        ...
-
-    def exists(self, key: str) -> bool:
-        """Whether the object exists."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove the object; nothing happens if it does not exist."""
-        ...
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        """Yield every key that starts with ``prefix``, in no particular order."""
-        ...
 
 
 class LocalDirectoryStore:
@@ -95,22 +59,3 @@ class LocalDirectoryStore:
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
-
-
-def open_store(uri: str) -> ObjectStore:
-    """Open the store named by ``uri``: a directory path, ``file://`` URI or ``s3://bucket[/prefix]``."""
-    if "://" not in uri:
-        return LocalDirectoryStore(Path(uri))
-    scheme, _, rest = uri.partition("://")
-    if scheme == "file":
-        return LocalDirectoryStore(Path(rest))
-    if scheme == "s3":
-        from runtime.store.s3 import S3Store  # boto3 only when an S3 store is asked for
-
-        bucket, _, prefix = rest.partition("/")
-        if not bucket:
-            raise StanFleetError(f"--store must name a bucket, got {uri!r}")
-        return S3Store(bucket, prefix)
-    raise StanFleetError(
-        f"--store must be a directory, file:// or s3:// URI, got unsupported scheme {scheme!r}"
-    )

@@ -2,8 +2,8 @@
 
 - :data:`CREDENTIALS` are the fake credentials and region moto is reached with (never real ones).
 - :func:`create_fake_batch` creates a Batch job queue (on an UNMANAGED compute environment) and the fit
-  and compile job definitions, with the container's commands (:data:`FIT_COMMAND`,
-  :data:`COMPILE_COMMAND`, the same as stacks/compute.py's).
+  and compile job definitions, with the container's commands (``stacks.job_commands``, as the stack's job
+  definitions).
 - :func:`deploy_fake_stack` creates, in whatever moto the boto3 clients reach, what the submitter and
   the trigger need: a versioned bucket whose ``manifests/*.json`` uploads notify an SQS queue, the
   fake Batch, and a CloudFormation stack whose outputs name them (a template with one trivial
@@ -13,7 +13,7 @@
 - :class:`BatchRunner` plays AWS Batch: moto's Batch without Docker records each submitted job and
   reports it SUCCEEDED at once, running nothing. The runner reads the jobs back and runs, for each job
   (and each array child) in dependency order, the command the container runs: ``python -m
-  runtime.fitting.session`` with the job definition's command, ``Ref::`` parameters filled from the job's
+  runtime.worker`` with the job definition's command, ``Ref::`` parameters filled from the job's
   parameters, in the child's environment (the job's container environment, ``AWS_BATCH_JOB_ID``,
   ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials. Like a
   container, each child starts with an empty StanFleet cache (so a CmdStan child must fetch the compile
@@ -36,22 +36,13 @@ from urllib.parse import unquote_plus
 
 import boto3
 
+from runtime.store.keys import CLAIMS, MANIFESTS
+from stacks.job_commands import COMPILE_COMMAND, FIT_COMMAND
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ("-m", "runtime.worker")
 """The worker image's ENTRYPOINT after ``python`` (container/Dockerfile)."""
-FIT_COMMAND = ["--store", "Ref::store", "--ensemble-id", "Ref::ensemble_id", "--plan", "Ref::plan"]
-COMPILE_COMMAND = [
-    "--store",
-    "Ref::store",
-    "--ensemble-id",
-    "Ref::ensemble_id",
-    "--compile-only",
-    "--compiled-marker",
-    "Ref::compiled_marker",
-]
 FIT_VCPUS = 2
-MANIFEST_PREFIX = "manifests/"
-CLAIM_PREFIX = "claims/"
 _REF = re.compile(r"Ref::(\w+)")
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -76,8 +67,8 @@ class FakeBatch:
             "JOB_QUEUE_ARN": self.job_queue_arn,
             "FIT_JOB_DEFINITION_ARN": self.fit_job_definition_arn,
             "COMPILE_JOB_DEFINITION_ARN": self.compile_job_definition_arn,
-            "MANIFEST_PREFIX": MANIFEST_PREFIX,
-            "CLAIM_PREFIX": CLAIM_PREFIX,
+            "MANIFEST_PREFIX": MANIFESTS,
+            "CLAIM_PREFIX": CLAIMS,
         }
 
 
@@ -164,7 +155,7 @@ def deploy_fake_stack(
                     "Filter": {
                         "Key": {
                             "FilterRules": [
-                                {"Name": "prefix", "Value": MANIFEST_PREFIX},
+                                {"Name": "prefix", "Value": MANIFESTS},
                                 {"Name": "suffix", "Value": ".json"},
                             ]
                         }

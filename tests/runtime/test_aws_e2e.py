@@ -34,8 +34,8 @@ from moto.server import ThreadedMotoServer
 
 from runtime.aws import trigger
 from runtime.aws.manifest import Manifest
+from runtime.collect import main as collect_main
 from runtime.executors import batch as batch_executor
-from runtime.report.stored import main as collect_main
 from runtime.store.keys import replicate_of_result_key, result_key, results_prefix
 from runtime.submit import main as submit_main
 from tests.runtime.batch_runner import (

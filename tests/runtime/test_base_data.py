@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.base_data import load_base_data
 from runtime.errors import StanFleetError
+from runtime.model.conform import load_base_data
 
 
 def test_no_file_means_no_base_data() -> None:

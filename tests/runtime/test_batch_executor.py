@@ -18,11 +18,10 @@ from moto import mock_aws
 
 from runtime.aws.manifest import parse_manifest
 from runtime.aws.stack import StackOutputs
-from runtime.aws.trigger import claim_key
 from runtime.errors import StanFleetError
 from runtime.executors import batch as batch_executor
-from runtime.executors.batch import BatchExecutor, describe_statuses, manifest_key
-from runtime.store.keys import result_key
+from runtime.executors.batch import BatchExecutor, describe_statuses
+from runtime.store.keys import claim_key, manifest_key, result_key
 from runtime.store.s3 import S3Store
 from tests.runtime.batch_runner import create_versioned_bucket
 

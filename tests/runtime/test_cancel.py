@@ -20,9 +20,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from runtime.aws.trigger import claim_key
 from runtime.cancel import REASON, main
-from runtime.report.stored import main as collect_main
+from runtime.collect import main as collect_main
+from runtime.store.keys import claim_key
 from tests.runtime.batch_runner import (
     FakeBatch,
     create_fake_batch,

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from runtime.aws.manifest import Manifest
+from runtime.collect import main
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.run_record import RunRecord, save_run_record
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.errors import StanFleetError
-from runtime.executors.batch import manifest_key
-from runtime.report.stored import main, requested_replicates
-from runtime.store.keys import result_key, run_key, spec_key
+from runtime.report.stored import requested_replicates
+from runtime.store.keys import manifest_key, result_key, run_key, spec_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.sbc_results import ensemble, uniform_rank
 

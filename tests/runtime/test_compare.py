@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.compare import main
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
-from runtime.report.comparison import compare_ensembles, comparison_table, main
+from runtime.report.comparison import compare_ensembles, comparison_table
 from runtime.store.keys import result_key, spec_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.sbc_results import ensemble, high_rank, uniform_rank

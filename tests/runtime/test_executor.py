@@ -12,7 +12,8 @@ import pytest
 from runtime.errors import StanFleetError
 from runtime.executors import local as executor
 from runtime.executors.lifetime import PARENT_PID_VARIABLE
-from runtime.executors.local import LocalProcessExecutor, count_results, has_exited, reap_with_group
+from runtime.executors.local import LocalProcessExecutor, has_exited, reap_with_group
+from runtime.executors.protocol import count_results
 from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
 from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import INPUT_BLOCK_SIZE, result_key

@@ -1,5 +1,4 @@
-from runtime.aws.manifest import MAX_REPLICATES_PER_CHILD
-from runtime.packing import TARGET_CHILD_SECONDS, replicates_per_child
+from runtime.aws.manifest import MAX_REPLICATES_PER_CHILD, TARGET_CHILD_SECONDS, replicates_per_child
 
 
 def test_children_get_about_three_minutes_of_fits() -> None:

@@ -20,14 +20,14 @@ def test_plots_cap_the_panels_at_the_lowest_p_values(monkeypatch: pytest.MonkeyP
     summary = summarize(results, ensemble_id="ens-many", requested=60, reused=0)
     assert summary.calibrated is False
     grids: list[tuple[int, str]] = []
-    panel_grid = plots._panel_grid
+    panel_grid = plots.panel_grid
 
     def spy(n: int, title: str) -> Any:
         grids.append((n, title))
         return panel_grid(n, title)
 
     monkeypatch.setattr(plots, "MAX_PANELS", 4)
-    monkeypatch.setattr(plots, "_panel_grid", spy)
+    monkeypatch.setattr(plots, "panel_grid", spy)
     assert list(draw_figures(summary, results)) == list(FIGURE_NAMES)
     assert len(grids) == 5  # every quantity plot; the diagnostics figure has no quantity panels
     for n, title in grids:

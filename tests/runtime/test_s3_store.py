@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from runtime.errors import StanFleetError
-from runtime.store.local import open_store
+from runtime.store.choice import open_store
 from runtime.store.s3 import S3Store
 
 BUCKET = "stanfleet-store-test"

@@ -15,7 +15,8 @@ from runtime.fitting.scoring import (
     score_fit,
     sum_test_quantity,
 )
-from runtime.sbc.uniformity import auto_thin_factor, gamma_uniformity_pvalue, randomized_pit
+from runtime.sbc.ranks import auto_thin_factor
+from runtime.sbc.uniformity import gamma_uniformity_pvalue, randomized_pit
 
 CHAINS, DRAWS = 4, 1000
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from runtime.sbc import uniformity as stats
+from runtime.sbc import ranks, uniformity, verdict
 
 L = 99  # kept draws per replicate: ranks lie in 0..99
 R = 100  # replicates per ensemble
@@ -22,11 +22,11 @@ def _conjugate_ensemble(
     y = theta[:, None] + rng.normal(size=(replicates, 5))
     post_mean, post_sd = y.sum(axis=1) / 6, 1 / math.sqrt(6)
     draws = post_mean[:, None] + post_sd * (shift + scale * rng.normal(size=(replicates, L)))
-    return np.array([stats.sbc_rank(d, t, rng) for d, t in zip(draws, theta, strict=True)])
+    return np.array([ranks.sbc_rank(d, t, rng) for d, t in zip(draws, theta, strict=True)])
 
 
 def _pvalue(ranks: np.ndarray, rng: np.random.Generator) -> float:
-    return stats.gamma_uniformity_pvalue(stats.randomized_pit(ranks, L, rng))
+    return uniformity.gamma_uniformity_pvalue(uniformity.randomized_pit(ranks, L, rng))
 
 
 # --- ranks -------------------------------------------------------------------------------------
@@ -35,17 +35,17 @@ def _pvalue(ranks: np.ndarray, rng: np.random.Generator) -> float:
 def test_rank_counts_draws_below_the_true_value() -> None:
     rng = np.random.default_rng(0)
     draws = np.array([0.3, 0.1, 0.2, 0.5])
-    assert stats.sbc_rank(draws, 0.25, rng) == 2
-    assert stats.sbc_rank(draws, -1.0, rng) == 0
-    assert stats.sbc_rank(draws, 9.0, rng) == 4
-    assert stats.sbc_rank(draws.reshape(2, 2), 0.25, rng) == 2
+    assert ranks.sbc_rank(draws, 0.25, rng) == 2
+    assert ranks.sbc_rank(draws, -1.0, rng) == 0
+    assert ranks.sbc_rank(draws, 9.0, rng) == 4
+    assert ranks.sbc_rank(draws.reshape(2, 2), 0.25, rng) == 2
 
 
 def test_ties_are_broken_uniformly_at_random() -> None:
     rng = np.random.default_rng(1)
     draws = np.full(9, 0.5)  # every draw equals the true value: rank uniform on 0..9
-    ranks = np.array([stats.sbc_rank(draws, 0.5, rng) for _ in range(5000)])
-    counts = np.bincount(ranks, minlength=10)
+    drawn = np.array([ranks.sbc_rank(draws, 0.5, rng) for _ in range(5000)])
+    counts = np.bincount(drawn, minlength=10)
     assert counts.size == 10
     assert np.all(counts > 0)
     assert sps.chisquare(counts).pvalue > 0.001
@@ -53,13 +53,13 @@ def test_ties_are_broken_uniformly_at_random() -> None:
 
 def test_partial_ties_stay_within_the_tied_block() -> None:
     rng = np.random.default_rng(2)
-    ranks = {stats.sbc_rank(np.array([1.0, 2.0, 2.0, 3.0]), 2.0, rng) for _ in range(200)}
-    assert ranks == {1, 2, 3}
+    drawn = {ranks.sbc_rank(np.array([1.0, 2.0, 2.0, 3.0]), 2.0, rng) for _ in range(200)}
+    assert drawn == {1, 2, 3}
 
 
 def test_nan_true_value_cannot_be_ranked() -> None:
     with pytest.raises(ValueError, match="NaN"):
-        stats.sbc_rank(np.zeros(3), math.nan, np.random.default_rng(0))
+        ranks.sbc_rank(np.zeros(3), math.nan, np.random.default_rng(0))
 
 
 # --- thinning ----------------------------------------------------------------------------------
@@ -67,34 +67,34 @@ def test_nan_true_value_cannot_be_ranked() -> None:
 
 def test_thin_keeps_every_factor_th_draw_of_each_chain() -> None:
     chain_draws = np.arange(20).reshape(2, 10)
-    np.testing.assert_array_equal(stats.thin_chains(chain_draws, 3), [0, 3, 6, 9, 10, 13, 16, 19])
-    np.testing.assert_array_equal(stats.thin_chains(chain_draws, 1), np.arange(20))
-    assert stats.thin_chains(np.zeros((4, 1000)), 10).size == 400
+    np.testing.assert_array_equal(ranks.thin_chains(chain_draws, 3), [0, 3, 6, 9, 10, 13, 16, 19])
+    np.testing.assert_array_equal(ranks.thin_chains(chain_draws, 1), np.arange(20))
+    assert ranks.thin_chains(np.zeros((4, 1000)), 10).size == 400
 
 
 @pytest.mark.parametrize("factor", [0, -2, 1.5])
 def test_thin_rejects_bad_factors(factor: int) -> None:
     with pytest.raises(ValueError, match="positive integer"):
-        stats.thin_chains(np.zeros((2, 10)), factor)
+        ranks.thin_chains(np.zeros((2, 10)), factor)
 
 
 def test_thin_requires_chains_by_draws() -> None:
     with pytest.raises(ValueError, match="chains, draws"):
-        stats.thin_chains(np.zeros(10), 2)
+        ranks.thin_chains(np.zeros(10), 2)
 
 
 def test_auto_thin_factor_is_draws_over_the_smaller_ess() -> None:
-    assert stats.auto_thin_factor(4000, 400.0, 1000.0) == 10
-    assert stats.auto_thin_factor(4000, 1000.0, 400.0) == 10
-    assert stats.auto_thin_factor(4000, 401.0, 500.0) == 10  # 9.98 rounds up
-    assert stats.auto_thin_factor(4000, 399.0, 500.0) == 11
-    assert stats.auto_thin_factor(4000, 5000.0, 9000.0) == 1  # antithetic chains: keep all
+    assert ranks.auto_thin_factor(4000, 400.0, 1000.0) == 10
+    assert ranks.auto_thin_factor(4000, 1000.0, 400.0) == 10
+    assert ranks.auto_thin_factor(4000, 401.0, 500.0) == 10  # 9.98 rounds up
+    assert ranks.auto_thin_factor(4000, 399.0, 500.0) == 11
+    assert ranks.auto_thin_factor(4000, 5000.0, 9000.0) == 1  # antithetic chains: keep all
 
 
 def test_auto_thin_factor_edge_cases() -> None:
-    assert stats.auto_thin_factor(4000, math.nan, 300.0) == 1
-    assert stats.auto_thin_factor(4000, 0.0, 300.0) == 1
-    assert stats.auto_thin_factor(4000, 0.5, 300.0) == 4000  # never thins below one draw
+    assert ranks.auto_thin_factor(4000, math.nan, 300.0) == 1
+    assert ranks.auto_thin_factor(4000, 0.0, 300.0) == 1
+    assert ranks.auto_thin_factor(4000, 0.5, 300.0) == 4000  # never thins below one draw
 
 
 # --- randomized PIT ----------------------------------------------------------------------------
@@ -104,11 +104,11 @@ def test_randomized_pit_of_mixed_max_ranks_is_uniform() -> None:
     rng = np.random.default_rng(3)
     max_ranks = rng.choice([0, 1, 4, 99, 399], size=20_000)
     ranks = rng.integers(0, max_ranks + 1)
-    pit = stats.randomized_pit(ranks, max_ranks, rng)
+    pit = uniformity.randomized_pit(ranks, max_ranks, rng)
     assert pit.shape == ranks.shape
     assert np.all((pit >= 0) & (pit <= 1))
     assert sps.kstest(pit, "uniform").pvalue > 0.01
-    assert stats.gamma_uniformity_pvalue(pit) > 0.01
+    assert uniformity.gamma_uniformity_pvalue(pit) > 0.01
     # Without the jitter, ranks / max_rank from coarse fits are far from uniform.
     naive = ranks / np.maximum(max_ranks, 1)
     assert sps.kstest(naive, "uniform").pvalue < 1e-6
@@ -116,14 +116,14 @@ def test_randomized_pit_of_mixed_max_ranks_is_uniform() -> None:
 
 def test_randomized_pit_stays_inside_its_rank_cell() -> None:
     rng = np.random.default_rng(4)
-    pit = stats.randomized_pit(np.array([0, 3, 9]), 9, rng)
+    pit = uniformity.randomized_pit(np.array([0, 3, 9]), 9, rng)
     np.testing.assert_array_less([0.0, 0.3, 0.9], pit)
     np.testing.assert_array_less(pit, [0.1, 0.4, 1.0])
 
 
 def test_randomized_pit_rejects_ranks_above_max_rank() -> None:
     with pytest.raises(ValueError, match=r"0\.\.max_rank"):
-        stats.randomized_pit(np.array([5]), np.array([4]), np.random.default_rng(0))
+        uniformity.randomized_pit(np.array([5]), np.array([4]), np.random.default_rng(0))
 
 
 # --- gamma statistic and test ----------------------------------------------------------------
@@ -137,34 +137,34 @@ def test_gamma_statistic_matches_its_definition() -> None:
         for i in range(1, k)
         for c in [np.sum(pit <= i / k)]
     )
-    assert stats.gamma_statistic(pit) == pytest.approx(expected, rel=1e-12)
+    assert uniformity.gamma_statistic(pit) == pytest.approx(expected, rel=1e-12)
 
 
 def test_gamma_statistic_is_small_for_clustered_values() -> None:
     even = (np.arange(100) + 0.5) / 100
     clustered = np.full(100, 0.5)
-    assert stats.gamma_statistic(even) > 0.5
-    assert stats.gamma_statistic(clustered) < 1e-10
+    assert uniformity.gamma_statistic(even) > 0.5
+    assert uniformity.gamma_statistic(clustered) < 1e-10
 
 
 def test_gamma_pvalue_smallest_value_and_reproducibility() -> None:
     clustered = np.full(50, 0.01)
-    assert stats.gamma_uniformity_pvalue(clustered) == 1 / (1 + stats.GAMMA_NULL_SIMULATIONS)
+    assert uniformity.gamma_uniformity_pvalue(clustered) == 1 / (1 + uniformity.GAMMA_NULL_SIMULATIONS)
     pit = np.random.default_rng(5).random(40)
-    first = stats.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
-    assert first == stats.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
+    first = uniformity.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
+    assert first == uniformity.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
     assert 0 < first <= 1
-    assert stats.gamma_uniformity_pvalue(pit) == stats.gamma_uniformity_pvalue(pit)
+    assert uniformity.gamma_uniformity_pvalue(pit) == uniformity.gamma_uniformity_pvalue(pit)
 
 
 def test_gamma_on_empty_sample_is_nan() -> None:
-    assert math.isnan(stats.gamma_statistic(np.array([])))
-    assert math.isnan(stats.gamma_uniformity_pvalue(np.array([])))
+    assert math.isnan(uniformity.gamma_statistic(np.array([])))
+    assert math.isnan(uniformity.gamma_uniformity_pvalue(np.array([])))
 
 
 def test_gamma_rejects_values_outside_the_unit_interval() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        stats.gamma_statistic(np.array([0.2, 1.5]))
+        uniformity.gamma_statistic(np.array([0.2, 1.5]))
 
 
 def test_gamma_false_alarm_rate_of_a_correct_sampler_is_nominal() -> None:
@@ -206,49 +206,49 @@ def test_holm_steps_down_until_the_first_acceptance() -> None:
     p = {"a": 0.001, "b": 0.01, "c": 0.03, "d": 0.04}
     # Thresholds 0.05/4, 0.05/3, 0.05/2, 0.05/1: a, b rejected; c fails 0.025 and stops, so d
     # stays accepted although 0.04 < 0.05.
-    assert stats.holm_calibrated(p, 0.05) == {"a": False, "b": False, "c": True, "d": True}
+    assert verdict.holm_calibrated(p, 0.05) == {"a": False, "b": False, "c": True, "d": True}
 
 
 def test_holm_rejects_everything_below_its_thresholds() -> None:
     p = {"x": 0.04, "y": 0.001, "z": 0.02}
-    assert stats.holm_calibrated(p, 0.05) == {"x": False, "y": False, "z": False}
-    assert stats.holm_calibrated(p, 0.01) == {"x": True, "y": False, "z": True}
+    assert verdict.holm_calibrated(p, 0.05) == {"x": False, "y": False, "z": False}
+    assert verdict.holm_calibrated(p, 0.01) == {"x": True, "y": False, "z": True}
 
 
 def test_holm_is_stricter_than_unadjusted_testing() -> None:
     p = {f"v{i}": 0.02 for i in range(12)}
-    assert all(stats.holm_calibrated(p, 0.05).values())
-    assert stats.holm_calibrated({"only": 0.02}, 0.05) == {"only": False}
+    assert all(verdict.holm_calibrated(p, 0.05).values())
+    assert verdict.holm_calibrated({"only": 0.02}, 0.05) == {"only": False}
 
 
 def test_holm_edge_cases() -> None:
-    assert stats.holm_calibrated({}, 0.05) == {}
-    assert stats.holm_calibrated({"a": math.nan, "b": 0.001}, 0.05) == {"a": True, "b": False}
+    assert verdict.holm_calibrated({}, 0.05) == {}
+    assert verdict.holm_calibrated({"a": math.nan, "b": 0.001}, 0.05) == {"a": True, "b": False}
     with pytest.raises(ValueError, match="family_level"):
-        stats.holm_calibrated({"a": 0.5}, 1.0)
+        verdict.holm_calibrated({"a": 0.5}, 1.0)
 
 
 # --- summaries ---------------------------------------------------------------------------------
 
 
 def test_z_scores() -> None:
-    z = stats.z_scores([1.0, 0.0, 2.0], [0.5, 2.0, 0.0], [0.0, 1.0, 1.0])
+    z = verdict.z_scores([1.0, 0.0, 2.0], [0.5, 2.0, 0.0], [0.0, 1.0, 1.0])
     np.testing.assert_allclose(z[:2], [2.0, -0.5])
     assert math.isinf(z[2])
 
 
 def test_contraction() -> None:
-    np.testing.assert_allclose(stats.contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
+    np.testing.assert_allclose(verdict.contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
     for bad in (0.0, -1.0, math.inf, math.nan):
-        assert np.all(np.isnan(stats.contraction([0.5, 1.0], bad)))
+        assert np.all(np.isnan(verdict.contraction([0.5, 1.0], bad)))
 
 
 def test_a_prepared_null_is_the_one_the_test_then_uses() -> None:
     n = 37  # a size no other test uses
-    stats.prepare_gamma_null(n)
-    before = stats._default_gamma_null.cache_info()
-    p_value = stats.gamma_uniformity_pvalue(np.linspace(0.01, 0.99, n))
-    after = stats._default_gamma_null.cache_info()
+    uniformity.prepare_gamma_null(n)
+    before = uniformity._default_gamma_null.cache_info()
+    p_value = uniformity.gamma_uniformity_pvalue(np.linspace(0.01, 0.99, n))
+    after = uniformity._default_gamma_null.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
     assert 0 < p_value <= 1
 
@@ -257,7 +257,7 @@ def test_a_prepared_null_is_the_one_the_test_then_uses() -> None:
 @pytest.mark.parametrize("level", [0.01, 0.0025])
 def test_an_ecdf_leaves_the_gamma_band_exactly_when_the_test_rejects(n: int, level: float) -> None:
     rng = np.random.default_rng(n)
-    z, lower, upper = stats.gamma_band(n, level)
+    z, lower, upper = uniformity.gamma_band(n, level)
     assert np.all(lower <= z) and np.all(z <= upper)
     outcomes = set()
     for trial in range(400):
@@ -265,28 +265,28 @@ def test_an_ecdf_leaves_the_gamma_band_exactly_when_the_test_rejects(n: int, lev
         pit = rng.uniform(size=n) ** skew
         ecdf = np.searchsorted(np.sort(pit), z, side="right") / n
         outside = bool(np.any((ecdf < lower) | (ecdf > upper)))
-        rejected = stats.gamma_uniformity_pvalue(pit) <= level
+        rejected = uniformity.gamma_uniformity_pvalue(pit) <= level
         assert outside == rejected, (trial, skew)
         outcomes.add(outside)
     assert outcomes == {True, False}  # both sides of the boundary were seen
 
 
 def test_a_level_no_sample_can_reach_gives_a_band_holding_every_ecdf() -> None:
-    z, lower, upper = stats.gamma_band(50, 1e-9)
+    z, lower, upper = uniformity.gamma_band(50, 1e-9)
     np.testing.assert_array_equal(lower, 0.0)
     np.testing.assert_array_equal(upper, 1.0)
     assert z[0] == pytest.approx(1 / 50)
     with pytest.raises(ValueError, match="level"):
-        stats.gamma_band(50, 1.5)
+        uniformity.gamma_band(50, 1.5)
 
 
 def test_interval_coverage_counts_pits_within_half_the_width_of_one_half() -> None:
     pit = np.array([0.5, 0.45, 0.3, 0.05, 0.99])
-    coverage, low, high = stats.interval_coverage(pit, np.array([0.0, 0.1, 0.5, 1.0]), 0.95)
+    coverage, low, high = uniformity.interval_coverage(pit, np.array([0.0, 0.1, 0.5, 1.0]), 0.95)
     np.testing.assert_allclose(coverage, [0.2, 0.4, 0.6, 1.0])  # |pit - 0.5| <= w / 2
     assert np.all(low <= coverage) and np.all(coverage <= high)
     assert high[-1] == 1.0 and low[-1] == pytest.approx(sps.beta.ppf(0.025, 5, 1))
     uniform = np.random.default_rng(5).uniform(size=4000)
-    coverage, low, high = stats.interval_coverage(uniform, np.linspace(0, 1, 11), 0.95)
+    coverage, low, high = uniformity.interval_coverage(uniform, np.linspace(0, 1, 11), 0.95)
     assert np.all(np.abs(coverage - np.linspace(0, 1, 11)) < 0.03)
     assert np.all(high - low < 0.04)

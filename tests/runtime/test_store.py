@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.store.local import LocalDirectoryStore, open_store
+from runtime.store.choice import open_store
+from runtime.store.local import LocalDirectoryStore
 
 
 def test_put_get_exists_and_list(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
+from runtime.compare import main as compare_main
 from runtime.engines.choice import get_engine
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.run_record import RunRecord
@@ -28,7 +29,6 @@ from runtime.executors import batch as batch_executor
 from runtime.model.conform import ReplicateInputs
 from runtime.pipeline.request import EnsembleRequest
 from runtime.pipeline.run import choose_replicates_per_child
-from runtime.report.comparison import main as compare_main
 from runtime.report.figures import FIGURE_NAMES
 from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import result_key, run_key

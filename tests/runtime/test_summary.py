@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from runtime.errors import StanFleetError
+from runtime.report.table import MAX_TABLE_ROWS, verdict_table
 from runtime.sbc.results import FitDiagnostics, ReplicateResult
-from runtime.sbc.verdict import MAX_TABLE_ROWS, Failure, VerdictOptions, summarize, verdict_table
+from runtime.sbc.verdict import Failure, VerdictOptions, summarize
 from tests.runtime.sbc_results import (
     MAX_RANK,
     ensemble,

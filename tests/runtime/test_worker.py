@@ -17,10 +17,11 @@ import pytest
 from runtime.engines.settings import SamplerSettings
 from runtime.errors import StanFleetError
 from runtime.fitting import session as worker
-from runtime.fitting.session import main, replicates_of_child, run_worker, serve_assignments
+from runtime.fitting.session import replicates_of_child, run_worker, serve_assignments
 from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import result_key, spec_key
 from runtime.store.local import LocalDirectoryStore
+from runtime.worker import main
 from tests.runtime.engines.present import ENGINES
 from tests.runtime.engines.stan_cases import kill_samplers_once_running
 from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
