@@ -49,13 +49,13 @@ from runtime import pipeline, submit, trigger  # noqa: E402
 from runtime.engines.choice import get_engine  # noqa: E402
 from runtime.ensemble.prepare import MAX_CHUNK_BLOCKS, chunk_sizes  # noqa: E402
 from runtime.store.keys import INPUT_BLOCK_SIZE, MANIFESTS, manifest_key, result_key  # noqa: E402
-from tests.runtime.batch_runner import (  # noqa: E402
+from tests.runtime.helpers.batch_runner import (  # noqa: E402
     CREDENTIALS,
     create_fake_batch,
     create_versioned_bucket,
     stack_outputs,
 )
-from tests.runtime.poisson_example import example_arguments  # noqa: E402
+from tests.runtime.helpers.poisson_example import example_arguments  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"

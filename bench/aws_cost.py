@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from runtime.aws.manifest import replicates_per_child  # noqa: E402
 from runtime.engines.choice import cmdstan_available  # noqa: E402
 from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR, estimate_cost  # noqa: E402
-from tests.runtime.poisson_example import submit_command  # noqa: E402
+from tests.runtime.helpers.poisson_example import submit_command  # noqa: E402
 
 BASELINE_2018_USD_PER_1000 = 0.97
 GOAL_USD_PER_1000 = 0.01

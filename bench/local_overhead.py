@@ -33,7 +33,7 @@ from runtime.engines.choice import cmdstan_available  # noqa: E402
 from runtime.fitting.session import run_worker  # noqa: E402
 from runtime.store.choice import open_store  # noqa: E402
 from runtime.store.keys import result_key  # noqa: E402
-from tests.runtime.poisson_example import submit_command  # noqa: E402
+from tests.runtime.helpers.poisson_example import submit_command  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = EXAMPLE / "fit_data.stan"

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.runtime.poisson_example import submit_command  # noqa: E402
+from tests.runtime.helpers.poisson_example import submit_command  # noqa: E402
 
 POLL_SECONDS = 0.05
 

@@ -1,5 +1,5 @@
 """The Batch job definitions' commands, apart from the CDK constructs so that tests can import them
-without starting the CDK's Node runtime (the fake Batch in ``tests/runtime/batch_runner.py`` runs them)."""
+without starting the CDK's Node runtime (the fake Batch in ``tests/runtime/helpers/batch_runner.py`` runs them)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.runtime.batch_runner import CREDENTIALS
+from tests.runtime.helpers.batch_runner import CREDENTIALS
 
 
 @pytest.fixture

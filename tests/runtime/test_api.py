@@ -15,7 +15,7 @@ from runtime.errors import StanFleetError
 from runtime.report.ensemble_report import EnsembleReport
 from runtime.report.figures import FIGURE_NAMES
 from runtime.submit import build_parser
-from tests.runtime.poisson_example import DATA, GENERATOR, MODEL, ROOT
+from tests.runtime.helpers.poisson_example import DATA, GENERATOR, MODEL, ROOT
 
 QUICK = {"chains": 2, "warmup": 300, "samples": 300, "thin": 3, "workers": 2, "no_progress": True}
 

@@ -3,7 +3,7 @@
 ``python -m runtime.submit --backend aws`` runs in this process against moto's server (a thread here),
 reading the stack outputs from CloudFormation and publishing through the S3 API. Its manifest upload
 makes moto send an S3 event to an SQS queue; the test hands that event to the real trigger handler,
-which claims it and submits the jobs to moto's Batch. The Batch runner (tests/runtime/batch_runner.py)
+which claims it and submits the jobs to moto's Batch. The Batch runner (tests/runtime/helpers/batch_runner.py)
 then runs each job and array child as the container would: ``python -m runtime.worker`` with the job
 definition's command and the child's environment, in a subprocess talking to the same moto server.
 ``python -m runtime.collect`` writes the report. Fits are real (every engine present, small sampler settings).
@@ -38,7 +38,7 @@ from runtime.collect import main as collect_main
 from runtime.executors import batch as batch_executor
 from runtime.store.keys import replicate_of_result_key, result_key, results_prefix
 from runtime.submit import main as submit_main
-from tests.runtime.batch_runner import (
+from tests.runtime.helpers.batch_runner import (
     COMPILE_COMMAND,
     CREDENTIALS,
     FIT_COMMAND,
@@ -49,8 +49,8 @@ from tests.runtime.batch_runner import (
     deploy_fake_stack,
     manifest_events,
 )
-from tests.runtime.engines.present import ENGINES
-from tests.runtime.poisson_example import MODEL, QUICK_SAMPLER, ROOT, example_arguments
+from tests.runtime.helpers.engines_present import ENGINES
+from tests.runtime.helpers.poisson_example import MODEL, QUICK_SAMPLER, ROOT, example_arguments
 
 pytestmark = pytest.mark.aws_e2e
 

@@ -23,7 +23,7 @@ from moto import mock_aws
 from runtime.cancel import REASON, main
 from runtime.collect import main as collect_main
 from runtime.store.keys import claim_key
-from tests.runtime.batch_runner import (
+from tests.runtime.helpers.batch_runner import (
     FakeBatch,
     create_fake_batch,
     create_stack,

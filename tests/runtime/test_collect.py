@@ -18,7 +18,7 @@ from runtime.errors import StanFleetError
 from runtime.report.stored import requested_replicates
 from runtime.store.keys import manifest_key, result_key, run_key, spec_key
 from runtime.store.local import LocalDirectoryStore
-from tests.runtime.sbc_results import ensemble, uniform_rank
+from tests.runtime.helpers.sbc_results import ensemble, uniform_rank
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = EnsembleSpec(

@@ -15,7 +15,7 @@ from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.report.comparison import compare_ensembles, comparison_table
 from runtime.store.keys import result_key, spec_key
 from runtime.store.local import LocalDirectoryStore
-from tests.runtime.sbc_results import ensemble, high_rank, uniform_rank
+from tests.runtime.helpers.sbc_results import ensemble, high_rank, uniform_rank
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = DatasetSpec(GeneratorSource(kind="python", code="# gen", target="gen:simulate"), {"N": 3}, 7)

@@ -33,10 +33,15 @@ from runtime.report.figures import FIGURE_NAMES
 from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import result_key, run_key
 from runtime.submit import EXIT_MISCALIBRATED, interrupted_message, main
-from tests.runtime.batch_runner import create_fake_batch, create_stack, create_versioned_bucket, stack_outputs
-from tests.runtime.engines.present import ENGINES
-from tests.runtime.hand_built_ensemble import MODEL_CODE
-from tests.runtime.poisson_example import (
+from tests.runtime.helpers.batch_runner import (
+    create_fake_batch,
+    create_stack,
+    create_versioned_bucket,
+    stack_outputs,
+)
+from tests.runtime.helpers.engines_present import ENGINES
+from tests.runtime.helpers.hand_built_ensemble import MODEL_CODE
+from tests.runtime.helpers.poisson_example import (
     DATA,
     GENERATOR,
     MODEL,
@@ -293,19 +298,31 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         ),
         ({"generator_code": BAD_STAN_GENERATOR}, r"gen\.stan does not compile"),
         ({"generator_code": GENERATOR_WITHOUT_Y}, r"generator gen\.stan does not generate 'y'"),
-        ({"generator": "tests.runtime.sbc_generators:missing_data"}, r"no value for data variable 'y'"),
-        ({"generator": "tests.runtime.sbc_generators:real_counts"}, r"'y' is declared int .* non-integer"),
-        ({"generator": "tests.runtime.sbc_generators:vector_rate"}, r"'lambda' is declared with 0 dimension"),
         (
-            {"generator": "tests.runtime.sbc_generators:wrong_size"},
+            {"generator": "tests.runtime.helpers.sbc_generators:missing_data"},
+            r"no value for data variable 'y'",
+        ),
+        (
+            {"generator": "tests.runtime.helpers.sbc_generators:real_counts"},
+            r"'y' is declared int .* non-integer",
+        ),
+        (
+            {"generator": "tests.runtime.helpers.sbc_generators:vector_rate"},
+            r"'lambda' is declared with 0 dimension",
+        ),
+        (
+            {"generator": "tests.runtime.helpers.sbc_generators:wrong_size"},
             r"model rejects replicate 0's simulated data",
         ),
         (
-            {"generator": "tests.runtime.sbc_generators:negative_rate"},
+            {"generator": "tests.runtime.helpers.sbc_generators:negative_rate"},
             r"model rejects replicate 0's .*lower=0> lambda",
         ),
-        ({"generator": "tests.runtime.sbc_generators:not_a_pair"}, r"must return a pair of dicts"),
-        ({"generator": "tests.runtime.sbc_generators:nothing_here"}, r"has no function 'nothing_here'"),
+        ({"generator": "tests.runtime.helpers.sbc_generators:not_a_pair"}, r"must return a pair of dicts"),
+        (
+            {"generator": "tests.runtime.helpers.sbc_generators:nothing_here"},
+            r"has no function 'nothing_here'",
+        ),
         ({"generator": "no_such_module:f"}, r"cannot import generator module 'no_such_module'"),
         ({"data_text": "{not json"}, r"is not valid JSON"),
         ({"data_text": '{"N": 2.5}'}, r"'N' is declared int"),

@@ -22,9 +22,9 @@ from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import result_key, spec_key
 from runtime.store.local import LocalDirectoryStore
 from runtime.worker import main
-from tests.runtime.engines.present import ENGINES
-from tests.runtime.engines.stan_cases import kill_samplers_once_running
-from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
+from tests.runtime.helpers.engines_present import ENGINES
+from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
+from tests.runtime.helpers.stan_cases import kill_samplers_once_running
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import pytest
 
 from runtime.engines.cmdstanpy_engine import CmdStanPyEngine, CmdStanPyModel
 from runtime.errors import StanFleetError
-from tests.runtime.engines.present import requires_cmdstan
-from tests.runtime.engines.stan_cases import DATA, DATA_ERRORS, REPO, SMALL
+from tests.runtime.helpers.engines_present import requires_cmdstan
+from tests.runtime.helpers.stan_cases import DATA, DATA_ERRORS, REPO, SMALL
 
 pytestmark = requires_cmdstan
 

@@ -12,8 +12,8 @@ import pytest
 from runtime.engines.base import CompiledModel, Draws, Engine
 from runtime.engines.settings import SamplerSettings
 from runtime.errors import StanFleetError
-from tests.runtime.engines.present import ENGINES
-from tests.runtime.engines.stan_cases import (
+from tests.runtime.helpers.engines_present import ENGINES
+from tests.runtime.helpers.stan_cases import (
     DATA,
     DATA_ERRORS,
     LONG,

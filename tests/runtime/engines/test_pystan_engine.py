@@ -14,7 +14,7 @@ from runtime.engines import pystan_engine
 from runtime.engines.base import Draws
 from runtime.engines.pystan_engine import PyStanEngine, PyStanModel
 from runtime.errors import StanFleetError
-from tests.runtime.engines.stan_cases import DATA, POISSON_DATA, SMALL
+from tests.runtime.helpers.stan_cases import DATA, POISSON_DATA, SMALL
 
 DATA_LINE = r" \(line 4: array\[N\] int<lower=0> y;\)$"
 
@@ -102,7 +102,7 @@ SAME_FITS_IN_TWO_PROCESSES = """
 import sys, time
 from runtime.engines.pystan_engine import PyStanEngine
 from runtime.engines.settings import SamplerSettings
-from tests.runtime.engines.stan_cases import DATA, POISSON_DATA
+from tests.runtime.helpers.stan_cases import DATA, POISSON_DATA
 model = PyStanEngine().compile(DATA / "poisson.stan")
 settings = SamplerSettings(chains=4, warmup=1000, samples=1000, thin=10)
 start = float(sys.argv[1])

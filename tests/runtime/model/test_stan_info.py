@@ -9,8 +9,8 @@ from runtime.errors import StanFleetError
 from runtime.model import stan_info
 from runtime.model.stan_info import Declaration, find_stanc, read_model_info
 
-DATA = Path(__file__).parent.parent / "data"
-ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parents[2] / "data"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_reads_every_block() -> None:

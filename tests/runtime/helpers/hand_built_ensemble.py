@@ -11,7 +11,7 @@ from runtime.store.inputs import publish_inputs
 from runtime.store.keys import block_replicates, spec_key
 from runtime.store.local import LocalDirectoryStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODEL_CODE = (ROOT / "examples" / "poisson" / "fit_data.stan").read_text()
 
 

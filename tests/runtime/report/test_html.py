@@ -14,9 +14,9 @@ from runtime.report.files import INDEX, write_report
 from runtime.report.html import verdict_text
 from runtime.sbc.verdict import EnsembleSummary, p_value_sort_key, summarize
 from runtime.submit import main as submit_main
-from tests.runtime.browser import dump_dom, requires_chromium
-from tests.runtime.poisson_example import QUICK_SAMPLER, example_arguments
-from tests.runtime.sbc_results import failed_result, many_quantities
+from tests.runtime.helpers.browser import dump_dom, requires_chromium
+from tests.runtime.helpers.poisson_example import QUICK_SAMPLER, example_arguments
+from tests.runtime.helpers.sbc_results import failed_result, many_quantities
 
 RUN = {
     "model": "models/means.stan",

@@ -18,7 +18,7 @@ from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
 from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import INPUT_BLOCK_SIZE, result_key
 from runtime.store.local import LocalDirectoryStore
-from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
+from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
 
 
 def test_count_results_counts_only_the_listed_replicates(tmp_path: Path) -> None:

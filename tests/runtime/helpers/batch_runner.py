@@ -39,7 +39,7 @@ import boto3
 from runtime.store.keys import CLAIMS, MANIFESTS
 from stacks.job_commands import COMPILE_COMMAND, FIT_COMMAND
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ENTRYPOINT = ("-m", "runtime.worker")
 """The worker image's ENTRYPOINT after ``python`` (container/Dockerfile)."""
 FIT_VCPUS = 2

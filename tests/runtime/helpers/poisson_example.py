@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = str(EXAMPLE / "fit_data.stan")
 GENERATOR = str(EXAMPLE / "generative_ensemble.stan")

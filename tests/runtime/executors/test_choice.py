@@ -20,7 +20,7 @@ from runtime.executors.choice import open_backend
 from runtime.executors.local import LocalProcessExecutor
 from runtime.store.local import LocalDirectoryStore
 from runtime.store.s3 import S3Store
-from tests.runtime.batch_runner import create_stack
+from tests.runtime.helpers.batch_runner import create_stack
 
 
 def arguments(**overrides: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from runtime.store.keys import (
 )
 from runtime.store.local import LocalDirectoryStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MODEL_FILE = ROOT / "examples" / "poisson" / "fit_data.stan"
 BASE = {"N": 4}
 

@@ -12,7 +12,7 @@ from runtime.report import figures as plots
 from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
 from runtime.sbc import uniformity as stats
 from runtime.sbc.verdict import VerdictOptions, collect_quantities, summarize
-from tests.runtime.sbc_results import many_quantities
+from tests.runtime.helpers.sbc_results import many_quantities
 
 
 def test_plots_cap_the_panels_at_the_lowest_p_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from runtime.errors import StanFleetError
 from runtime.report.table import MAX_TABLE_ROWS, verdict_table
 from runtime.sbc.results import FitDiagnostics, ReplicateResult
 from runtime.sbc.verdict import Failure, VerdictOptions, summarize
-from tests.runtime.sbc_results import (
+from tests.runtime.helpers.sbc_results import (
     MAX_RANK,
     ensemble,
     failed_result,
@@ -28,7 +28,7 @@ from tests.runtime.sbc_results import (
     uniform_rank,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

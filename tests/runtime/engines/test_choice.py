@@ -8,7 +8,7 @@ from runtime.engines.choice import ENGINE_NAMES, get_engine, resolve_engine_name
 from runtime.engines.messages import trim_stan_message
 from runtime.errors import StanFleetError
 from runtime.model.stan_info import cmdstan_home
-from tests.runtime.engines.present import REQUIRE_CMDSTAN
+from tests.runtime.helpers.engines_present import REQUIRE_CMDSTAN
 
 
 def test_engine_names() -> None:

@@ -11,9 +11,9 @@ from runtime.errors import MachineryError
 from runtime.fitting.fit_replicate import fit_replicate
 from runtime.model.conform import ReplicateInputs
 from runtime.sbc.results import ReplicateResult
-from tests.runtime.engines.present import ENGINES
+from tests.runtime.helpers.engines_present import ENGINES
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 QUICK = SamplerSettings(chains=2, warmup=100, samples=100, thin=2)
 
 

@@ -12,7 +12,7 @@ from runtime.report.figures import FIGURE_NAMES
 from runtime.report.files import CSV_COLUMNS, write_report
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.verdict import summarize
-from tests.runtime.sbc_results import ensemble, failed_result, tiny_ensemble, uniform_rank
+from tests.runtime.helpers.sbc_results import ensemble, failed_result, tiny_ensemble, uniform_rank
 
 PNGS = tuple(f"{name}.png" for name in FIGURE_NAMES)
 

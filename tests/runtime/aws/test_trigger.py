@@ -29,15 +29,15 @@ from runtime.store.keys import (
     spec_key,
 )
 from runtime.store.s3 import S3Store
-from tests.runtime.batch_runner import (
+from tests.runtime.helpers.batch_runner import (
     CREDENTIALS,
     BatchRunner,
     assert_succeeded,
     create_fake_batch,
     create_versioned_bucket,
 )
-from tests.runtime.engines.present import requires_cmdstan
-from tests.runtime.hand_built_ensemble import hand_built_spec, publish_block
+from tests.runtime.helpers.engines_present import requires_cmdstan
+from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block
 
 BUCKET = "stanfleet-test-bucket"
 ENSEMBLE = "0123456789abcdef0123"

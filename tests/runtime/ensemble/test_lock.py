@@ -16,7 +16,7 @@ from runtime.ensemble import lock as ensemble_lock
 from runtime.ensemble.lock import fitting_lock, lock_path
 from runtime.store.local import LocalDirectoryStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 HOLD = """
 import os, sys, time

@@ -10,7 +10,7 @@ from runtime.errors import StanFleetError
 from runtime.report.figures import FIGURE_NAMES
 from runtime.report.pngs import render_pngs
 from runtime.sbc.verdict import summarize
-from tests.runtime.sbc_results import many_quantities
+from tests.runtime.helpers.sbc_results import many_quantities
 
 
 def test_forked_processes_render_the_same_pngs_as_one_process() -> None:

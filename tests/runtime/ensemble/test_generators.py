@@ -11,7 +11,7 @@ from runtime.errors import StanFleetError
 from runtime.model.stan_info import read_model_info
 from runtime.store.keys import INPUT_BLOCK_SIZE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "poisson"
 MODEL = read_model_info(EXAMPLE / "fit_data.stan")
 BASE = {"N": 20}

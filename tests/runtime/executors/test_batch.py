@@ -23,7 +23,7 @@ from runtime.executors import batch as batch_executor
 from runtime.executors.batch import BatchExecutor, describe_statuses
 from runtime.store.keys import claim_key, manifest_key, result_key
 from runtime.store.s3 import S3Store
-from tests.runtime.batch_runner import create_versioned_bucket
+from tests.runtime.helpers.batch_runner import create_versioned_bucket
 
 BUCKET = "stanfleet-executor-test"
 ENSEMBLE = "0123456789abcdef0123"

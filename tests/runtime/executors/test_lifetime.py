@@ -13,7 +13,7 @@ import pytest
 
 from runtime.executors.lifetime import PARENT_PID_VARIABLE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 

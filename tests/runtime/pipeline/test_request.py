@@ -12,7 +12,7 @@ from runtime.errors import StanFleetError
 from runtime.pipeline.request import EnsembleRequest, field_default
 from runtime.submit import build_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def request(**overrides: object) -> EnsembleRequest:

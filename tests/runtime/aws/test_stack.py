@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from runtime.aws.stack import StackOutputs, read_stack_outputs, worker_vcpus
 from runtime.errors import StanFleetError
-from tests.runtime.batch_runner import create_stack
+from tests.runtime.helpers.batch_runner import create_stack
 
 OUTPUTS = {
     "BucketName": "stanfleet-bucket",
