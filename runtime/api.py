@@ -142,9 +142,36 @@ def load_ensemble(
     stack: str = DEFAULT_STACK,
     region: str | None = None,
 ) -> EnsembleReport:
-    """The report of an ensemble from its stored results (``store``, else the deployed stack's bucket):
-    results ``0..R-1`` for R ``replicates`` (default: the ensemble's own). Nothing is refitted; the report
-    files are written only when ``out`` is given."""
+    """The report of an ensemble from its stored results; nothing is refitted.
+
+    Parameters
+    ----------
+    ensemble_id
+        The id :func:`run_ensemble` (or the submitter) printed and returned.
+    store
+        Where the results are: a directory or an ``s3://`` URI. ``None``: the deployed stack's bucket.
+    replicates
+        R: results ``0..R-1`` are read. ``None``: the ensemble's own R (from its manifest, else one past
+        the highest replicate with a result).
+    level
+        Family-wise level of the uniformity tests, in (0, 1).
+    exclude_divergent
+        Judge calibration only on the fits without divergent transitions.
+    out
+        Directory to write the report files to. ``None``: no files are written.
+    stack, region
+        The deployed stack whose bucket is read when ``store`` is ``None``.
+
+    Returns
+    -------
+    EnsembleReport
+        The verdict, the per-replicate results and figures, as :func:`run_ensemble` returns them.
+
+    Raises
+    ------
+    StanFleetError
+        The ensemble is not in the store, or an argument is invalid (the message names it).
+    """
     check_types(dict(replicates=replicates, level=level, exclude_divergent=exclude_divergent))
     report = stored_report(
         ensemble_id,

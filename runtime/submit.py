@@ -26,24 +26,15 @@ from runtime.report.verdict_flags import add_verdict_arguments
 EXIT_MISCALIBRATED = 3
 
 
-def thin_value(text: str) -> int | str:
-    """``auto`` or an int (validated later with the other settings)."""
-    if text == AUTO_THIN:
-        return AUTO_THIN
+def int_or_auto(text: str) -> int | str:
+    """``auto`` (``--thin`` and ``--replicates-per-child`` share the keyword) or an int, validated later
+    with the other flags."""
+    if text in (AUTO, AUTO_THIN):
+        return text
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
-
-
-def per_child_value(text: str) -> int | str:
-    """``auto`` or an int (validated later with the other flags)."""
-    if text == AUTO:
-        return AUTO
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     aws.add_argument("--region", help="the stack's AWS region (default: the AWS configuration's)")
     aws.add_argument(
         "--replicates-per-child",
-        type=per_child_value,
+        type=int_or_auto,
         default=field_default("replicates_per_child"),
         help="replicates each Batch array child fits in turn, so children run minutes, not seconds; "
         f"auto times one fit here and packs about {TARGET_CHILD_SECONDS:.0f} s of fits per child "
@@ -150,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sampler.add_argument(
         "--thin",
-        type=thin_value,
+        type=int_or_auto,
         default=field_default("thin"),
         help="keep every k-th draw per chain for SBC ranks, or 'auto' to thin each fit by "
         "S / min(ESS bulk, ESS tail) (default: %(default)s, as the R package SBC)",

@@ -1,6 +1,6 @@
 """The executor seam: the protocol, the local process pool, AWS Batch, the backend choice, the
 progress bar, and the lifetime of the processes they start.
 
-May import ``runtime.engines``, ``runtime.store``, ``runtime.aws``, ``runtime.ensemble`` and
-``runtime.fitting``.
+May import ``runtime.engines``, ``runtime.store``, ``runtime.aws`` and ``runtime.fitting`` (the worker
+protocol).
 """

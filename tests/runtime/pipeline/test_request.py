@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import fields
 from pathlib import Path
 
@@ -11,8 +10,6 @@ import pytest
 from runtime.errors import StanFleetError
 from runtime.pipeline.request import EnsembleRequest, field_default
 from runtime.submit import build_parser
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def request(**overrides: object) -> EnsembleRequest:
@@ -66,15 +63,3 @@ def test_python_values_are_taken_as_the_command_line_would() -> None:
     made.validate()
     with pytest.raises(StanFleetError, match=r"^unknown argument 'chain'; the arguments are: adapt_delta, "):
         request(chain=2)
-
-
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-
-
-def test_the_pipeline_imports_neither_entry_point() -> None:
-    # run_ensemble and the command line both call the pipeline; neither is imported by it (no cycle).
-    for module in ("pipeline/run", "pipeline/request", "executors/choice"):
-        assert not {"runtime.api", "runtime.submit"} & imported_modules(ROOT / "runtime" / f"{module}.py")
-    assert "runtime.submit" not in imported_modules(ROOT / "runtime" / "api.py")
