@@ -2,7 +2,9 @@
 
 import pytest
 
+from runtime.sbc.results import ReplicateResult
 from tests.runtime.helpers.batch_runner import CREDENTIALS
+from tests.runtime.helpers.sbc_results import ensemble, uniform_rank
 
 
 @pytest.fixture
@@ -15,3 +17,9 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def uniform_results() -> list[ReplicateResult]:
+    """100 replicates whose ranks are uniform: a calibrated ensemble."""
+    return ensemble(100, uniform_rank)

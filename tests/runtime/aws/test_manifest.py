@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from runtime.aws.manifest import Manifest, ManifestError, parse_manifest
+from runtime.aws.manifest import (
+    MAX_REPLICATES_PER_CHILD,
+    TARGET_CHILD_SECONDS,
+    Manifest,
+    ManifestError,
+    parse_manifest,
+    replicates_per_child,
+)
 
 GOOD = {"ensemble_id": "0123456789abcdef0123", "replicates": 1000, "replicates_per_child": 25, "version": 1}
 
@@ -38,3 +45,14 @@ def test_round_trip() -> None:
 def test_malformed_manifests_name_the_problem(payload: bytes, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         parse_manifest(payload)
+
+
+def test_children_get_about_three_minutes_of_fits() -> None:
+    assert TARGET_CHILD_SECONDS == 180.0
+    assert replicates_per_child(0.9) == 200
+    assert replicates_per_child(60.0) == 3
+
+
+def test_slow_fits_get_one_per_child_and_instant_ones_the_limit() -> None:
+    assert replicates_per_child(600.0) == 1
+    assert replicates_per_child(0.0) == MAX_REPLICATES_PER_CHILD

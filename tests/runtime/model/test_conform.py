@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ from runtime.model.conform import (
     SimulatedReplicate,
     conform_base_data,
     conform_replicate,
+    load_base_data,
     simulated_data_names,
 )
 from runtime.model.stan_info import Declaration, ModelInfo
@@ -99,3 +101,39 @@ def test_a_model_picks_its_own_variables_from_a_shared_simulation() -> None:
     back = SimulatedReplicate.from_jsonable(output.to_jsonable())
     assert back.replicate == 2
     np.testing.assert_array_equal(back.values["y"], [1.0, 0.0, 4.0])
+
+
+def test_no_file_means_no_base_data() -> None:
+    assert load_base_data(None) == {}
+
+
+def test_reads_a_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('{"N": 3, "x": [1.5, 2]}')
+    assert load_base_data(path) == {"N": 3, "x": [1.5, 2]}
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(StanFleetError, match="--data file not found"):
+        load_base_data(tmp_path / "nope.json")
+
+
+def test_invalid_json_names_the_position(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('{"N": 3,\n "y": }')
+    with pytest.raises(StanFleetError, match="is not valid JSON: Expecting value at line 2 column 7"):
+        load_base_data(path)
+
+
+def test_json_that_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(StanFleetError, match=r"must hold a JSON object .* got list"):
+        load_base_data(path)
+
+
+def test_unreadable_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(StanFleetError, match="--data file"):
+        load_base_data(path)

@@ -12,14 +12,9 @@ from runtime.report.figures import FIGURE_NAMES
 from runtime.report.files import CSV_COLUMNS, write_report
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.verdict import summarize
-from tests.runtime.helpers.sbc_results import ensemble, failed_result, tiny_ensemble, uniform_rank
+from tests.runtime.helpers.sbc_results import failed_result, tiny_ensemble
 
 PNGS = tuple(f"{name}.png" for name in FIGURE_NAMES)
-
-
-@pytest.fixture(scope="module")
-def uniform_results() -> list[ReplicateResult]:
-    return ensemble(100, uniform_rank)
 
 
 @pytest.mark.parametrize("n_ok", [0, 1])

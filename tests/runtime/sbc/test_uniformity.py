@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from runtime.sbc import ranks, uniformity, verdict
+from runtime.sbc import uniformity
+from runtime.sbc.ranks import sbc_rank
 
 L = 99  # kept draws per replicate: ranks lie in 0..99
 R = 100  # replicates per ensemble
@@ -22,79 +23,11 @@ def _conjugate_ensemble(
     y = theta[:, None] + rng.normal(size=(replicates, 5))
     post_mean, post_sd = y.sum(axis=1) / 6, 1 / math.sqrt(6)
     draws = post_mean[:, None] + post_sd * (shift + scale * rng.normal(size=(replicates, L)))
-    return np.array([ranks.sbc_rank(d, t, rng) for d, t in zip(draws, theta, strict=True)])
+    return np.array([sbc_rank(d, t, rng) for d, t in zip(draws, theta, strict=True)])
 
 
 def _pvalue(ranks: np.ndarray, rng: np.random.Generator) -> float:
     return uniformity.gamma_uniformity_pvalue(uniformity.randomized_pit(ranks, L, rng))
-
-
-# --- ranks -------------------------------------------------------------------------------------
-
-
-def test_rank_counts_draws_below_the_true_value() -> None:
-    rng = np.random.default_rng(0)
-    draws = np.array([0.3, 0.1, 0.2, 0.5])
-    assert ranks.sbc_rank(draws, 0.25, rng) == 2
-    assert ranks.sbc_rank(draws, -1.0, rng) == 0
-    assert ranks.sbc_rank(draws, 9.0, rng) == 4
-    assert ranks.sbc_rank(draws.reshape(2, 2), 0.25, rng) == 2
-
-
-def test_ties_are_broken_uniformly_at_random() -> None:
-    rng = np.random.default_rng(1)
-    draws = np.full(9, 0.5)  # every draw equals the true value: rank uniform on 0..9
-    drawn = np.array([ranks.sbc_rank(draws, 0.5, rng) for _ in range(5000)])
-    counts = np.bincount(drawn, minlength=10)
-    assert counts.size == 10
-    assert np.all(counts > 0)
-    assert sps.chisquare(counts).pvalue > 0.001
-
-
-def test_partial_ties_stay_within_the_tied_block() -> None:
-    rng = np.random.default_rng(2)
-    drawn = {ranks.sbc_rank(np.array([1.0, 2.0, 2.0, 3.0]), 2.0, rng) for _ in range(200)}
-    assert drawn == {1, 2, 3}
-
-
-def test_nan_true_value_cannot_be_ranked() -> None:
-    with pytest.raises(ValueError, match="NaN"):
-        ranks.sbc_rank(np.zeros(3), math.nan, np.random.default_rng(0))
-
-
-# --- thinning ----------------------------------------------------------------------------------
-
-
-def test_thin_keeps_every_factor_th_draw_of_each_chain() -> None:
-    chain_draws = np.arange(20).reshape(2, 10)
-    np.testing.assert_array_equal(ranks.thin_chains(chain_draws, 3), [0, 3, 6, 9, 10, 13, 16, 19])
-    np.testing.assert_array_equal(ranks.thin_chains(chain_draws, 1), np.arange(20))
-    assert ranks.thin_chains(np.zeros((4, 1000)), 10).size == 400
-
-
-@pytest.mark.parametrize("factor", [0, -2, 1.5])
-def test_thin_rejects_bad_factors(factor: int) -> None:
-    with pytest.raises(ValueError, match="positive integer"):
-        ranks.thin_chains(np.zeros((2, 10)), factor)
-
-
-def test_thin_requires_chains_by_draws() -> None:
-    with pytest.raises(ValueError, match="chains, draws"):
-        ranks.thin_chains(np.zeros(10), 2)
-
-
-def test_auto_thin_factor_is_draws_over_the_smaller_ess() -> None:
-    assert ranks.auto_thin_factor(4000, 400.0, 1000.0) == 10
-    assert ranks.auto_thin_factor(4000, 1000.0, 400.0) == 10
-    assert ranks.auto_thin_factor(4000, 401.0, 500.0) == 10  # 9.98 rounds up
-    assert ranks.auto_thin_factor(4000, 399.0, 500.0) == 11
-    assert ranks.auto_thin_factor(4000, 5000.0, 9000.0) == 1  # antithetic chains: keep all
-
-
-def test_auto_thin_factor_edge_cases() -> None:
-    assert ranks.auto_thin_factor(4000, math.nan, 300.0) == 1
-    assert ranks.auto_thin_factor(4000, 0.0, 300.0) == 1
-    assert ranks.auto_thin_factor(4000, 0.5, 300.0) == 4000  # never thins below one draw
 
 
 # --- randomized PIT ----------------------------------------------------------------------------
@@ -197,50 +130,6 @@ def test_ranks_from_a_miscalibrated_sampler_are_flagged(shift: float, scale: flo
     rng = np.random.default_rng(9)
     flagged = [_pvalue(_conjugate_ensemble(rng, shift, scale), rng) < 0.05 for _ in range(5)]
     assert all(flagged)
-
-
-# --- multiplicity ------------------------------------------------------------------------------
-
-
-def test_holm_steps_down_until_the_first_acceptance() -> None:
-    p = {"a": 0.001, "b": 0.01, "c": 0.03, "d": 0.04}
-    # Thresholds 0.05/4, 0.05/3, 0.05/2, 0.05/1: a, b rejected; c fails 0.025 and stops, so d
-    # stays accepted although 0.04 < 0.05.
-    assert verdict.holm_calibrated(p, 0.05) == {"a": False, "b": False, "c": True, "d": True}
-
-
-def test_holm_rejects_everything_below_its_thresholds() -> None:
-    p = {"x": 0.04, "y": 0.001, "z": 0.02}
-    assert verdict.holm_calibrated(p, 0.05) == {"x": False, "y": False, "z": False}
-    assert verdict.holm_calibrated(p, 0.01) == {"x": True, "y": False, "z": True}
-
-
-def test_holm_is_stricter_than_unadjusted_testing() -> None:
-    p = {f"v{i}": 0.02 for i in range(12)}
-    assert all(verdict.holm_calibrated(p, 0.05).values())
-    assert verdict.holm_calibrated({"only": 0.02}, 0.05) == {"only": False}
-
-
-def test_holm_edge_cases() -> None:
-    assert verdict.holm_calibrated({}, 0.05) == {}
-    assert verdict.holm_calibrated({"a": math.nan, "b": 0.001}, 0.05) == {"a": True, "b": False}
-    with pytest.raises(ValueError, match="family_level"):
-        verdict.holm_calibrated({"a": 0.5}, 1.0)
-
-
-# --- summaries ---------------------------------------------------------------------------------
-
-
-def test_z_scores() -> None:
-    z = verdict.z_scores([1.0, 0.0, 2.0], [0.5, 2.0, 0.0], [0.0, 1.0, 1.0])
-    np.testing.assert_allclose(z[:2], [2.0, -0.5])
-    assert math.isinf(z[2])
-
-
-def test_contraction() -> None:
-    np.testing.assert_allclose(verdict.contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
-    for bad in (0.0, -1.0, math.inf, math.nan):
-        assert np.all(np.isnan(verdict.contraction([0.5, 1.0], bad)))
 
 
 def test_a_prepared_null_is_the_one_the_test_then_uses() -> None:

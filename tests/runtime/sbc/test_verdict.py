@@ -1,4 +1,5 @@
-"""Tests of the calibration verdict: summarize, EnsembleSummary and the terminal verdict table."""
+"""Tests of the calibration verdict: summarize, EnsembleSummary, the Holm step-down, z-scores and
+contraction (a few check how the terminal verdict table, report/test_table.py, words a summary)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ import numpy as np
 import pytest
 
 from runtime.errors import StanFleetError
-from runtime.report.table import MAX_TABLE_ROWS, verdict_table
+from runtime.report.table import verdict_table
 from runtime.sbc.results import FitDiagnostics, ReplicateResult
-from runtime.sbc.verdict import Failure, VerdictOptions, summarize
+from runtime.sbc.verdict import (
+    Failure,
+    VerdictOptions,
+    contraction,
+    holm_calibrated,
+    summarize,
+    z_scores,
+)
 from tests.runtime.helpers.sbc_results import (
     MAX_RANK,
     ensemble,
@@ -29,11 +37,6 @@ from tests.runtime.helpers.sbc_results import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def uniform_results() -> list[ReplicateResult]:
-    return ensemble(100, uniform_rank)
 
 
 def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) -> None:
@@ -203,32 +206,6 @@ def test_diagnostics_are_counted() -> None:
     assert diagnostics["ess_threshold"] > 0
 
 
-def test_verdict_table_is_capped_with_many_quantities() -> None:
-    summary = summarize(many_quantities(35, 40), ensemble_id="ens-many", requested=40, reused=0)
-    assert summary.quantities_checked == 35
-    table = verdict_table(summary)
-    assert "5 more quantities" in table
-    assert "theta[5] " in table and "theta[35] " in table  # the biased ones are listed first
-    assert len(table.splitlines()) == 1 + MAX_TABLE_ROWS + 4
-
-
-def test_verdict_table_mentions_every_quantity_and_the_verdict(
-    uniform_results: list[ReplicateResult],
-) -> None:
-    calibrated = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
-    table = verdict_table(calibrated)
-    for name in ("lambda", "beta[1]", "log_lik"):
-        assert name in table
-    assert "verdict: CALIBRATED" in table
-    assert "100 succeeded, 0 failed, 0 reused" in table
-    assert "divergences" in table
-
-    biased = summarize(ensemble(100, high_rank), ensemble_id="ens-biased", requested=100, reused=0)
-    table = verdict_table(biased)
-    assert "verdict: NOT CALIBRATED" in table
-    assert "NO" in table
-
-
 def test_run_description_and_fit_time_are_carried_into_the_summary(
     uniform_results: list[ReplicateResult],
 ) -> None:
@@ -295,3 +272,47 @@ def test_exclude_divergent_judges_only_the_fits_without_divergences() -> None:
         "--exclude-divergent: 30 replicates with divergent transitions left out; the verdict rests on 60"
         in verdict_table(judged)
     )
+
+
+# --- multiplicity ------------------------------------------------------------------------------
+
+
+def test_holm_steps_down_until_the_first_acceptance() -> None:
+    p = {"a": 0.001, "b": 0.01, "c": 0.03, "d": 0.04}
+    # Thresholds 0.05/4, 0.05/3, 0.05/2, 0.05/1: a, b rejected; c fails 0.025 and stops, so d
+    # stays accepted although 0.04 < 0.05.
+    assert holm_calibrated(p, 0.05) == {"a": False, "b": False, "c": True, "d": True}
+
+
+def test_holm_rejects_everything_below_its_thresholds() -> None:
+    p = {"x": 0.04, "y": 0.001, "z": 0.02}
+    assert holm_calibrated(p, 0.05) == {"x": False, "y": False, "z": False}
+    assert holm_calibrated(p, 0.01) == {"x": True, "y": False, "z": True}
+
+
+def test_holm_is_stricter_than_unadjusted_testing() -> None:
+    p = {f"v{i}": 0.02 for i in range(12)}
+    assert all(holm_calibrated(p, 0.05).values())
+    assert holm_calibrated({"only": 0.02}, 0.05) == {"only": False}
+
+
+def test_holm_edge_cases() -> None:
+    assert holm_calibrated({}, 0.05) == {}
+    assert holm_calibrated({"a": math.nan, "b": 0.001}, 0.05) == {"a": True, "b": False}
+    with pytest.raises(ValueError, match="family_level"):
+        holm_calibrated({"a": 0.5}, 1.0)
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+
+def test_z_scores() -> None:
+    z = z_scores([1.0, 0.0, 2.0], [0.5, 2.0, 0.0], [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(z[:2], [2.0, -0.5])
+    assert math.isinf(z[2])
+
+
+def test_contraction() -> None:
+    np.testing.assert_allclose(contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        assert np.all(np.isnan(contraction([0.5, 1.0], bad)))
