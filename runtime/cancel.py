@@ -1,10 +1,8 @@
 """Stop an ensemble's AWS Batch jobs: ``python -m runtime.cancel ENSEMBLE_ID``.
 
-For ensembles launched with ``--backend aws`` (often with ``--no-wait``): reads the job ids the trigger
-recorded in the ensemble's claims (``claims/<id>/``, one per manifest upload) in the deployed stack's
-bucket, skips the jobs that have ended and terminates the rest. TerminateJob cancels queued jobs and
-stops running ones alike (CancelJob leaves STARTING and RUNNING jobs alone); terminating an array parent
-terminates its children. Results already written stay in the bucket.
+For ensembles launched with ``--backend aws`` (often with ``--no-wait``): terminates the jobs the
+trigger submitted for the ensemble that have not ended (:mod:`runtime.aws.cancellation`). Results already
+written stay in the bucket; resubmitting the same command fits the rest.
 """
 
 from __future__ import annotations
@@ -12,59 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
-from runtime.aws.batch_jobs import TERMINAL, describe_jobs, submitted_claims
-from runtime.aws.stack import DEFAULT_STACK, read_stack_outputs, stack_command
-from runtime.errors import StanFleetError, exit_status
-from runtime.store.keys import CLAIMS
-
-REASON = "cancelled by python -m runtime.cancel"
-"""The status reason DescribeJobs reports for every job this command stops."""
-
-
-def claimed_job_ids(s3: Any, bucket: str, ensemble_id: str) -> list[str]:
-    """The job ids recorded in every claim of the ensemble, each once, in claim order."""
-    claims = submitted_claims(s3, bucket, f"{CLAIMS}{ensemble_id}/")
-    return list(dict.fromkeys(str(job_id) for held in claims.values() for job_id in held["job_ids"]))
-
-
-def unfinished_children(job: dict[str, Any]) -> int:
-    """Children of an array job that have not ended (0 for a plain job)."""
-    array = job.get("arrayProperties", {})
-    summary = array.get("statusSummary") or {}
-    return int(array.get("size", 0)) - sum(summary.get(status, 0) for status in TERMINAL)
-
-
-def plural(count: int, one: str, many: str) -> str:
-    """``1 job``, ``2 jobs``."""
-    return f"{count} {one if count == 1 else many}"
-
-
-def cancel_summary(ensemble_id: str, stopped: list[dict[str, Any]], finished: int, collect: str) -> str:
-    """What was stopped, what had ended, and how to go on."""
-    if not stopped:
-        return (
-            f"nothing to cancel: the {plural(finished, 'job', 'jobs')} of ensemble {ensemble_id} "
-            f"have finished; {collect} writes the report"
-        )
-    arrays = [job for job in stopped if "size" in job.get("arrayProperties", {})]
-    text = f"cancelled {plural(len(stopped), 'job', 'jobs')} of ensemble {ensemble_id}"
-    if arrays:
-        children = sum(unfinished_children(job) for job in arrays)
-        text += (
-            f" ({plural(len(arrays), 'array job', 'array jobs')} with "
-            f"{plural(children, 'unfinished child', 'unfinished children')})"
-        )
-    if finished:
-        text += f"; {finished} had already finished"
-    return (
-        f"{text}; finished results are kept — resubmit the same command to fit the rest, "
-        f"or {collect} for a report of what finished"
-    )
+from runtime.aws.cancellation import cancel_ensemble
+from runtime.aws.stack import DEFAULT_STACK
+from runtime.errors import exit_status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,25 +23,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", default=DEFAULT_STACK, help="deployed stack name (default: %(default)s)")
     parser.add_argument("--region", help="AWS region of the stack (default: the AWS configuration's)")
     args = parser.parse_args(argv)
-    return exit_status(lambda: cancel(args))
 
+    def cancel() -> int:
+        print(cancel_ensemble(args.ensemble_id, stack=args.stack, region=args.region))
+        return 0
 
-def cancel(args: argparse.Namespace) -> int:
-    """Terminate the unfinished Batch jobs of ``args.ensemble_id`` and print what was stopped."""
-    bucket = read_stack_outputs(args.stack, args.region).bucket
-    try:
-        job_ids = claimed_job_ids(boto3.client("s3", region_name=args.region), bucket, args.ensemble_id)
-        if not job_ids:
-            raise StanFleetError(f"ensemble {args.ensemble_id} has no submitted jobs in s3://{bucket}")
-        batch = boto3.client("batch", region_name=args.region)
-        stopped = [job for job in describe_jobs(batch, job_ids) if job["status"] not in TERMINAL]
-        for job in stopped:
-            batch.terminate_job(jobId=job["jobId"], reason=REASON)
-    except (BotoCoreError, ClientError) as exc:
-        raise StanFleetError(f"cannot cancel the jobs of ensemble {args.ensemble_id}: {exc}") from None
-    collect = stack_command("collect", args.ensemble_id, stack=args.stack, region=args.region)
-    print(cancel_summary(args.ensemble_id, stopped, len(job_ids) - len(stopped), collect))
-    return 0
+    return exit_status(cancel)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from runtime.cancel import REASON, main
+from runtime.aws.cancellation import REASON
+from runtime.cancel import main
 from runtime.collect import main as collect_main
 from runtime.store.keys import claim_key
 from tests.runtime.helpers.batch_runner import (
