@@ -40,7 +40,14 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[EnsembleReport, Path]
 
 def test_run_ensemble_returns_the_report_it_wrote(ran: tuple[EnsembleReport, Path]) -> None:
     report, tmp = ran
-    assert report.calibrated in (True, False)
+    # The example is calibrated, and its 10 seeded replicates say so: both p-values clear the level.
+    assert report.calibrated is True
+    p_values = {
+        name: q["p_value"]
+        for name, q in [*report.summary["variables"].items(), *report.summary["test_quantities"].items()]
+    }
+    assert min(p_values.values()) > report.summary["uniformity_test"]["family_level"]
+    assert p_values == pytest.approx({"lambda": 0.1442, "log_lik": 0.0497}, abs=1e-3)
     assert report.summary == json.loads((tmp / "out" / "summary.json").read_text())
     assert report.index_html == tmp / "out" / "index.html" and report.index_html.is_file()
     table = report.replicates
@@ -49,9 +56,12 @@ def test_run_ensemble_returns_the_report_it_wrote(ran: tuple[EnsembleReport, Pat
     assert list(table.columns) == (tmp / "out" / "replicates.csv").read_text().splitlines()[0].split(",")
     assert sorted(set(table["quantity"])) == ["lambda", "log_lik"]
     html = report._repr_html_()
-    assert "CALIBRATED" in html and "<table>" in html and "lambda" in html
-    assert "verdict:" in str(report)
-    assert repr(report).startswith(f"EnsembleReport(ensemble_id={report.ensemble_id!r}, calibrated=")
+    assert "CALIBRATED: all 2 quantities pass" in html and "<table>" in html and "lambda" in html
+    assert "NOT CALIBRATED" not in html
+    assert "verdict: CALIBRATED (2 quantities, " in str(report)
+    assert repr(report) == (
+        f"EnsembleReport(ensemble_id={report.ensemble_id!r}, calibrated=True, quantities=2, succeeded=10, failed=0)"
+    )
 
 
 @pytest.mark.parametrize("name", FIGURE_NAMES)

@@ -82,6 +82,12 @@ def result_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "store").glob("ensembles/*/results/*.json"))
 
 
+PYSTAN_SMALL_ENSEMBLE_P_VALUES = {"lambda": 0.0461, "log_lik": 0.2048}
+"""The p-values the seeded 20-replicate ensemble of test_small_ensemble_end_to_end gives with PyStan (its
+wheel is pinned). CmdStan's depend on the installed version (0.0800 and 0.0800 with 2.35.0), so there
+the test asserts the verdict only."""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str) -> None:
@@ -99,8 +105,16 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert set(summary["variables"]) == {"lambda"}
     assert set(summary["test_quantities"]) == {"log_lik"}
     assert summary["variables"]["lambda"]["max_rank"] == 200
-    assert 0.0 <= summary["variables"]["lambda"]["p_value"] <= 1.0
-    assert summary["variables"]["lambda"]["mean_contraction"] > 0.9
+    # The example is calibrated: every p-value clears the family-wise level.
+    level = summary["uniformity_test"]["family_level"]
+    p_values = {
+        name: q["p_value"] for name, q in [*summary["variables"].items(), *summary["test_quantities"].items()]
+    }
+    assert min(p_values.values()) > level
+    if engine == "pystan":
+        assert p_values == pytest.approx(PYSTAN_SMALL_ENSEMBLE_P_VALUES, abs=1e-3)
+    # 100 Poisson counts leave a posterior far narrower than the prior (0.99967 with either engine).
+    assert summary["variables"]["lambda"]["mean_contraction"] == pytest.approx(0.9997, abs=1e-4)
     assert summary["calibrated"] is True
     assert summary["run"]["engine"] == engine
     assert summary["run"]["settings"]["thin"] == 3
@@ -125,11 +139,13 @@ def test_ten_replicates_give_a_verdict_and_every_plot(tmp_path: Path) -> None:
     assert run(tmp_path, "--replicates", "10") == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["replicates"]["succeeded"] == 10
-    assert summary["calibrated"] in (True, False)
-    assert all(
-        0.0 < q["p_value"] <= 1.0
-        for q in [*summary["variables"].values(), *summary["test_quantities"].values()]
-    )
+    # The example is calibrated, and 10 replicates already say so: both p-values clear the level.
+    assert summary["calibrated"] is True
+    p_values = {
+        name: q["p_value"] for name, q in [*summary["variables"].items(), *summary["test_quantities"].items()]
+    }
+    assert min(p_values.values()) > summary["uniformity_test"]["family_level"]
+    assert p_values == pytest.approx({"lambda": 0.0271, "log_lik": 0.1851}, abs=1e-3)
     for plot in PLOTS:
         assert (tmp_path / "out" / plot).stat().st_size > 5000
 
@@ -265,7 +281,7 @@ def test_level_and_exclude_divergent_change_the_verdict_and_never_the_fits(
     diverged = sum(
         json.loads(p.read_text())["diagnostics"]["divergences"] > 0 for p in result_files(tmp_path)
     )
-    assert 0 < diverged < 10
+    assert diverged == 8  # some fits diverge, some do not (the seed gives 8 of 10)
     test = summary["uniformity_test"]
     assert (test["family_level"], test["exclude_divergent"], test["excluded_divergent"]) == (
         0.05,
@@ -527,7 +543,11 @@ def test_a_second_model_version_is_fitted_to_the_same_datasets(
     assert compare_main([first_id, second_id, "--store", store, "--out", out]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].split() == ["fit_data", first_id[:8], "fit_data_v2", second_id[:8]]
-    assert re.search(r"^lambda\s+\S+ (yes|NO) ", table, re.MULTILINE), table
+    (lambda_row,) = re.findall(r"^lambda\s.*$", table, re.MULTILINE)
+    cells = lambda_row.split()
+    # Both versions are calibrated (a wider prior is no bug), at the p-values the seeded fits give.
+    assert (cells[2], cells[6]) == ("yes", "yes"), table
+    assert [float(cells[1]), float(cells[5])] == pytest.approx([0.158, 0.320], abs=1e-3), table
     assert re.search(r"^log_lik \(test\)\s", table, re.MULTILINE), table
     assert (tmp_path / "compared" / "ecdf_difference.png").stat().st_size > 5000
 

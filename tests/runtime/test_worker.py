@@ -98,7 +98,7 @@ def test_compile_only_writes_the_compiled_marker_last(tmp_path: Path) -> None:
     assert json.loads(store.get(marker)) == {"ensemble_id": ensemble_id, "engine": "pystan"}
 
 
-def test_a_compiled_marker_goes_with_compile_only(tmp_path: Path) -> None:
+def test_a_compiled_marker_goes_with_compile_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as usage:
         main(
             [
@@ -113,6 +113,7 @@ def test_a_compiled_marker_goes_with_compile_only(tmp_path: Path) -> None:
             ]
         )
     assert usage.value.code == 2
+    assert "error: --compiled-marker goes with --compile-only" in capsys.readouterr().err
 
 
 def test_a_missing_plan_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
