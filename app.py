@@ -130,6 +130,7 @@ def build(app: cdk.App, settings: Settings) -> StanFleetStack:
 
 
 def main() -> None:
+    """Build the stack from the CDK context's settings and synthesize it."""
     app = cdk.App()
     try:
         settings = Settings.from_context(app.node.try_get_context)

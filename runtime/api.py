@@ -53,8 +53,10 @@ def run_ensemble(
     wait: bool = True,
     spot_price: float = _DEFAULT.spot_price,
 ) -> EnsembleReport | SubmittedEnsemble:
-    """Simulate ``replicates`` datasets with ``generator``, fit ``model`` to each (what is not stored yet),
-    and return the report; the report files are written to ``out`` as the command line writes them.
+    """Simulate ``replicates`` datasets with ``generator``, fit ``model`` to each, and return the report.
+
+    Only what is not stored yet is fitted; the report files are written to ``out`` as the command line
+    writes them.
 
     Every parameter is the flag of ``python -m runtime.submit`` of the same name, with its default.
 

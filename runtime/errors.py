@@ -18,9 +18,12 @@ class StanFleetError(Exception):
 
 
 class MachineryError(StanFleetError):
-    """An error of the machinery that runs a fit, not of the model and data: an engine's I/O or protocol,
-    a killed sampler process, memory, the store, or a bug. A fit that raises it is retried and, if it
-    persists, reported as an error of the run; it is never stored as the replicate's result."""
+    """An error of the machinery that runs a fit, not of the model and data.
+
+    Its sources: an engine's I/O or protocol, a killed sampler process, memory, the store, or a bug. A fit
+    that raises it is retried and, if it persists, reported as an error of the run; it is never stored as
+    the replicate's result.
+    """
 
 
 def exit_status(command: Callable[[], int]) -> int:

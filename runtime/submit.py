@@ -27,8 +27,10 @@ EXIT_MISCALIBRATED = 3
 
 
 def int_or_auto(text: str) -> int | str:
-    """``auto`` (``--thin`` and ``--replicates-per-child`` share the keyword) or an int, validated later
-    with the other flags."""
+    """``auto`` or an int, validated later with the other flags.
+
+    ``--thin`` and ``--replicates-per-child`` share the keyword ``auto``.
+    """
     if text in (AUTO, AUTO_THIN):
         return text
     try:

@@ -40,8 +40,11 @@ from runtime.store.choice import open_store
 
 
 def report_channel() -> TextIO:
-    """This process's stdout as the channel for reports; whatever else writes to stdout (a sampler's
-    chatter, in this process or its children) goes to stderr, the worker's log, instead."""
+    """The current process's stdout as the channel for reports.
+
+    Whatever else writes to stdout (a sampler's chatter, in this process or its children) goes to stderr,
+    the worker's log, instead.
+    """
     reports = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -1,5 +1,8 @@
-"""The Batch job definitions' commands, apart from the CDK constructs so that tests can import them
-without starting the CDK's Node runtime (the fake Batch in ``tests/runtime/helpers/batch_runner.py`` runs them)."""
+"""The Batch job definitions' commands, apart from the CDK constructs.
+
+They are kept apart so that tests can import them without starting the CDK's Node runtime (the fake
+Batch in ``tests/runtime/helpers/batch_runner.py`` runs them).
+"""
 
 from __future__ import annotations
 

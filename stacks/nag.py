@@ -1,5 +1,6 @@
-"""Acknowledging findings of the stack's two rule sets: every suppression names its rule and carries
-its reason, next to the resource it is about.
+"""Acknowledging findings of the stack's two rule sets.
+
+Every suppression names its rule and carries its reason, next to the resource it is about.
 
 cdk-nag's AwsSolutions checks run at synthesis and take acknowledgments on the construct. checkov runs
 on the synthesized template (``.checkov.yaml``); its acknowledgments are written into the resource's

@@ -130,8 +130,10 @@ class StanFleetStack(Stack):
         self._acknowledge_object_wildcards(role, bucket, reasons)
 
     def _grant_trigger(self, bucket: s3.IBucket, role: iam.IRole) -> None:
-        """The trigger reads manifests, claims and specs, writes claims only, lists results, claims and
-        compile markers, reads job statuses and submits jobs.
+        """Grant the trigger's role what the trigger needs.
+
+        The trigger reads manifests, claims and specs, writes claims only, lists results, claims and compile
+        markers, reads job statuses and submits jobs.
 
         Its resource wildcards are object-key patterns (keys named at run time) and DescribeJobs' ``*``
         (it has no resource-level permissions); SubmitJob's resources are exact ARNs.

@@ -1,7 +1,9 @@
-"""Batch job helpers the trigger Lambda, the Batch executor and ``runtime.cancel`` share: which statuses
-are final, DescribeJobs in batches, and the submissions recorded in an ensemble's claims.
+"""Batch job helpers shared by the trigger Lambda, the Batch executor and ``runtime.cancel``.
 
-Standard library and boto3 clients only: the Lambda's asset carries this module."""
+Which statuses are final, DescribeJobs in batches, and the submissions recorded in an ensemble's claims.
+
+Standard library and boto3 clients only: the Lambda's asset carries this module.
+"""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def stack_command(module: str, ensemble_id: str, *, stack: str, region: str | No
 
 
 def worker_vcpus(job_definition_arn: str, region: str | None = None) -> float:
-    """vCPUs each fit job reserves, from its job definition."""
+    """The vCPUs each fit job reserves, from its job definition."""
     try:
         definitions = _client("batch", region).describe_job_definitions(jobDefinitions=[job_definition_arn])[
             "jobDefinitions"

@@ -109,8 +109,10 @@ def handle_manifest(bucket: str, key: str, upload: str) -> dict[str, Any]:
 def submit_manifest(
     bucket: str, key: str, upload: str, manifest: Manifest, claimed: str, marker: str
 ) -> dict[str, Any]:
-    """Claim the upload and submit jobs for what neither the results nor running jobs cover (under the
-    ensemble's lease)."""
+    """Claim the upload and submit jobs for what neither the results nor running jobs cover.
+
+    This runs under the ensemble's lease.
+    """
     running = running_submissions(bucket, manifest.ensemble_id, claimed)
     missing = [r for r in missing_replicates(bucket, manifest) if r not in running.replicates]
     plan = {
@@ -254,8 +256,10 @@ def claim(bucket: str, key: str, plan: dict[str, Any]) -> str | None:
 def write_unless_held(
     bucket: str, key: str, body: dict[str, Any], held: Callable[[dict[str, Any]], bool]
 ) -> str | None:
-    """Write ``body`` as a new object, or over the object there unless ``held`` says it still holds;
-    return the written ETag, or None. Both writes are conditional, so of two writers one wins."""
+    """Write ``body`` as a new object, or over the object there unless ``held`` says it still holds.
+
+    Return the written ETag, or None. Both writes are conditional, so of two writers one wins.
+    """
     payload = json.dumps(body).encode()
     try:
         return str(s3_client().put_object(Bucket=bucket, Key=key, Body=payload, IfNoneMatch="*")["ETag"])
@@ -278,8 +282,10 @@ def write_unless_held(
 def submit_jobs(
     bucket: str, manifest: Manifest, plan_key: str, missing: int, compiled_marker: str
 ) -> list[str]:
-    """A compile job unless its marker shows the model's build is published, then array jobs over the
-    plan's children, each depending on the compile job when there is one."""
+    """Submit a compile job unless its marker shows the model's build is published, then array jobs.
+
+    The array jobs run over the plan's children, each depending on the compile job when there is one.
+    """
     queue = os.environ["JOB_QUEUE_ARN"]
     name = f"stanfleet-{manifest.ensemble_id}"
     parameters = {

@@ -48,8 +48,10 @@ class CompiledModel(Protocol):
         ...
 
     def quantities_at(self, data: StanData, values: StanData, seed: int) -> dict[str, np.ndarray]:
-        """Every parameter, transformed parameter and generated quantity, evaluated once with the
-        parameters held at ``values``; each shaped ``dims``. ``seed`` drives any RNG the program calls.
+        """Every parameter, transformed parameter and generated quantity, evaluated once at ``values``.
+
+        The parameters are held at ``values``; each quantity is shaped ``dims``. ``seed`` drives any RNG the
+        program calls.
         """
         ...
 

@@ -1,5 +1,7 @@
-"""Which engine fits: ``auto`` resolves to CmdStanPy where CmdStan is installed, else PyStan. Engine
-modules are imported lazily: importing this module loads neither PyStan nor cmdstanpy."""
+"""Which engine fits: ``auto`` resolves to CmdStanPy where CmdStan is installed, else PyStan.
+
+Engine modules are imported lazily: importing this module loads neither PyStan nor cmdstanpy.
+"""
 
 from __future__ import annotations
 

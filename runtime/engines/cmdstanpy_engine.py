@@ -151,8 +151,10 @@ class CmdStanPyModel:
 
 
 def _killing_signal(message: str) -> str | None:
-    """The signal that ended a CmdStan process of a failed run (a negative return code), if one did:
-    the machine's doing (the OOM killer, a stopped job), not Stan's report on the model."""
+    """The signal that ended a CmdStan process of a failed run (a negative return code), if one did.
+
+    Such a signal is the machine's doing (the OOM killer, a stopped job), not Stan's report on the model.
+    """
     codes = _RETURN_CODES.search(message)
     if codes is None:
         return None
@@ -165,8 +167,10 @@ def _killing_signal(message: str) -> str | None:
 
 
 def _console_output(output_dir: Path) -> list[str]:
-    """What the CmdStan processes of a failed run printed: cmdstanpy's error names these files only,
-    and they go with the run's directory."""
+    """What the CmdStan processes of a failed run printed.
+
+    cmdstanpy's error names these files only, and they go with the run's directory.
+    """
     return [path.read_text(errors="replace") for path in sorted(output_dir.glob("*-stdout.txt"))]
 
 

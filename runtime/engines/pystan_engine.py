@@ -125,8 +125,10 @@ class PyStanModel:
         }
 
     def quantities_at(self, data: StanData, values: StanData, seed: int) -> dict[str, np.ndarray]:
-        """For a program without RNG calls, httpstan's ``write_array`` in its own process (a
-        fraction of a fixed_param run, which forks a sampler); else one fixed_param draw."""
+        """For a program without RNG calls, httpstan's ``write_array``; else one fixed_param draw.
+
+        ``write_array`` runs in its own process (a fraction of a fixed_param run, which forks a sampler).
+        """
         if self.uses_rng:  # write_array seeds every RNG with 0: the same stream for every call
             return {name: draws[0] for name, draws in self.fixed_param(data, 1, seed, inits=values).items()}
         params, flat = _run_quietly(self._write_array(_jsonable(data), _jsonable(values)))
@@ -233,8 +235,10 @@ class PyStanModel:
 
 
 def _replace_sampler_pool() -> None:
-    """Give httpstan a new sampler pool: once one of its processes has died (killed, out of memory),
-    the pool refuses every later fit."""
+    """Give httpstan a new sampler pool.
+
+    Once one of its processes has died (killed, out of memory), the pool refuses every later fit.
+    """
     broken = httpstan.services_stub.executor
     httpstan.services_stub.executor = concurrent.futures.ProcessPoolExecutor(
         mp_context=multiprocessing.get_context("fork"), initializer=httpstan.services_stub.init_worker

@@ -48,9 +48,11 @@ def lock_path(store: LocalDirectoryStore, ensemble_id: str) -> Path:
 def fitting_lock(
     store: ObjectStore, ensemble_id: str, *, on_wait: Callable[[str], None] = print
 ) -> Iterator[None]:
-    """Hold the ensemble's lock for the block; while another process holds it, call ``on_wait`` once
-    with a line saying who, then wait (Ctrl-C stops the wait). The lock file is removed on release, so
-    a submission that stops on bad input leaves the store as it found it.
+    """Hold the ensemble's lock for the block.
+
+    While another process holds it, call ``on_wait`` once with a line saying who, then wait (Ctrl-C stops
+    the wait). The lock file is removed on release, so a submission that stops on bad input leaves the
+    store as it found it.
 
     A store on a filesystem without working locks gets a one-line warning on stderr, and no lock.
     """

@@ -53,8 +53,11 @@ class EnsemblePlan:
 
 
 def set_aside_failed_results(store: ObjectStore, ensemble_id: str, requested: int) -> int:
-    """Move the failed results of replicates ``0..requested-1`` out of the results (kept, with the time,
-    under ``retried-failures/``), so that they count as missing and are fitted again; return how many."""
+    """Move the failed results of replicates ``0..requested-1`` out of the results; return how many.
+
+    The failed results are kept, with the time, under ``retried-failures/``; their replicates count as
+    missing and are fitted again.
+    """
     failed = [result for result in load_results(store, ensemble_id, requested) if result.status != "ok"]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     for result in failed:  # the copy first: a crash in between leaves both, never neither
@@ -78,8 +81,11 @@ about 35 MB in memory for the bundled example (1000 counts each); at R = 10^6, 5
 
 @dataclass(frozen=True)
 class InputChunk:
-    """Consecutive input blocks of the missing replicates: the replicates, and the blocks simulated for
-    them now (checked against the model, not yet published; the others are in the dataset set)."""
+    """Consecutive input blocks of the missing replicates.
+
+    It holds the replicates, and the blocks simulated for them now (checked against the model, not yet
+    published; the others are in the dataset set).
+    """
 
     replicates: list[int]
     new_blocks: dict[int, list[SimulatedReplicate]]
@@ -95,8 +101,11 @@ def chunk_sizes(blocks: int) -> Iterator[int]:
 
 
 class EnsembleInputs:
-    """The inputs of a plan's missing replicates: reused from the dataset set where published, else
-    simulated chunk by chunk, so memory stays bounded and fits start after the first chunk."""
+    """The inputs of a plan's missing replicates.
+
+    They are reused from the dataset set where published, else simulated chunk by chunk, so memory stays
+    bounded and fits start after the first chunk.
+    """
 
     def __init__(
         self, plan: EnsemblePlan, generator: Generator, model: ModelInfo, store: ObjectStore
@@ -113,8 +122,11 @@ class EnsembleInputs:
         return sum(1 for replicate in self._plan.missing if block_of(replicate) not in self._published)
 
     def chunks(self) -> Iterator[InputChunk]:
-        """The missing replicates in chunks of growing size, simulating and checking each chunk's new
-        blocks (names, shapes, types against the model) when it is reached."""
+        """The missing replicates in chunks of growing size.
+
+        Each chunk's new blocks are simulated and checked (names, shapes, types against the model) when the
+        chunk is reached.
+        """
         missing = self._plan.missing
         blocks = sorted({block_of(r) for r in missing})
         start = position = 0

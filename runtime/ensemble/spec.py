@@ -1,5 +1,7 @@
-"""The dataset and ensemble specs: what determines simulated datasets and an ensemble's results, and
-their identities."""
+"""The dataset and ensemble specs.
+
+What determines simulated datasets and an ensemble's results, and their identities.
+"""
 
 from __future__ import annotations
 
@@ -103,8 +105,10 @@ class EnsembleSpec:
 
     @property
     def ensemble_id(self) -> str:
-        """Hash of the dataset id, model, settings, engine and test quantities (when any are named:
-        ensembles from before they existed keep their ids)."""
+        """Hash of the dataset id, model, settings, engine and test quantities.
+
+        Test quantities count only when any are named: ensembles from before they existed keep their ids.
+        """
         identity: dict[str, Any] = {
             "dataset_id": self.dataset_id,
             "model_code": self.model_code,

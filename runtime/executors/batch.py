@@ -71,9 +71,10 @@ class BatchExecutor:
         on_progress: ProgressCallback,
         published: Iterable[Sequence[int]] | None = None,
     ) -> list[Unfitted]:
-        """Upload the manifest; with waiting, return once every replicate has a result (so nothing is
-        returned as unfitted: an array child whose replicates hit persistent errors of the machinery fails,
-        and a run whose jobs end with replicates missing raises).
+        """Upload the manifest; with waiting, return once every replicate has a result.
+
+        Nothing is returned as unfitted then: an array child whose replicates hit persistent errors of the
+        machinery fails, and a run whose jobs end with replicates missing raises.
 
         While the inputs are being published, a manifest covering what is published goes up whenever that
         has doubled since the last upload (each upload submits jobs only for replicates no earlier

@@ -54,8 +54,11 @@ class Backend:
 def open_backend(
     *, backend: str, engine: str, store: str, workers: int, wait: bool, stack: str, region: str | None
 ) -> Backend:
-    """Build the backend named ``backend`` (``local``: ``workers`` processes on ``store``; ``aws``: the
-    deployed ``stack`` in ``region``, its bucket the store) fitting with ``engine``."""
+    """Build the backend named ``backend``, fitting with ``engine``.
+
+    ``local``: ``workers`` processes on ``store``; ``aws``: the deployed ``stack`` in ``region``, its bucket
+    the store.
+    """
     if backend not in BACKENDS:
         raise StanFleetError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "aws":

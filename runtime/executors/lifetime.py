@@ -1,5 +1,7 @@
-"""Tie processes' lifetimes together, so that a killed process leaves no orphans behind; and end a
-command without waiting for the interpreter's final garbage collections.
+"""Tie processes' lifetimes together, and end a command quickly.
+
+With lifetimes tied, a killed process leaves no orphans behind; a command ends without waiting for the
+interpreter's final garbage collections.
 
 Linux's ``PR_SET_PDEATHSIG`` asks the kernel to signal a process when its parent dies; elsewhere these
 functions do nothing (the local executor's process groups still clean up after a worker).

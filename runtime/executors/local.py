@@ -1,5 +1,8 @@
-"""The local backend: plain OS processes (``python -m runtime.worker``), handed the replicates a few at
-a time as they finish, with progress read from their reports."""
+"""The local backend: plain OS processes (``python -m runtime.worker``).
+
+The processes are handed the replicates a few at a time as they finish, with progress read from their
+reports.
+"""
 
 from __future__ import annotations
 
@@ -120,8 +123,9 @@ class LocalProcessExecutor:
         on_progress: ProgressCallback,
         published: Iterable[Sequence[int]] | None = None,
     ) -> list[Unfitted]:
-        """Hand out the replicates a few at a time as workers finish, report progress, check none failed;
-        return the replicates the workers gave up on (errors of the machinery that persisted).
+        """Hand out the replicates a few at a time as workers finish, report progress, check none failed.
+
+        Return the replicates the workers gave up on (errors of the machinery that persisted).
 
         ``published`` yields ``replicates`` in batches as their inputs reach the store (default: all at
         once); it is consumed on a thread, so fits start with the first batch.
@@ -169,9 +173,11 @@ def _dispatch(
     on_progress: ProgressCallback,
     unfitted: list[Unfitted],
 ) -> int:
-    """Hand out replicates as they are published and workers free up, until every worker has exited;
-    return how many replicates were reported done, and add those given up on to ``unfitted``. A failed
-    publication is raised."""
+    """Hand out replicates as they are published and workers free up, until every worker has exited.
+
+    Return how many replicates were reported done, and add those given up on to ``unfitted``. A failed
+    publication is raised.
+    """
     pending: deque[int] = deque()
     all_published, done = False, 0
     on_progress(done)
@@ -245,8 +251,10 @@ class _Worker:
 
 
 def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
-    """Forward a worker's reports until it exits: ``REPLICATE`` for a stored result, ``REPLICATE ERROR``
-    for a replicate given up on."""
+    """Forward a worker's reports until it exits.
+
+    A report is ``REPLICATE`` for a stored result, ``REPLICATE ERROR`` for a replicate given up on.
+    """
     assert worker.process.stdout is not None
     for line in worker.process.stdout:
         replicate, _, error = line.decode(errors="replace").rstrip("\n").partition(" ")
@@ -259,8 +267,10 @@ def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
 def _read_batches(
     published: Iterable[Sequence[int]], events: queue.Queue[_Event], stop: threading.Event
 ) -> None:
-    """Forward each published batch of replicates, then the end of them or the error that ended them;
-    stop early once the dispatch loop has ended."""
+    """Forward each published batch of replicates, then the end of them or the error that ended them.
+
+    Stop early once the dispatch loop has ended.
+    """
     try:
         for batch in published:
             if stop.is_set():

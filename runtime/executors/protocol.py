@@ -18,13 +18,17 @@ from runtime.store.protocol import ObjectStore
 class ProgressCallback(Protocol):
     """Called with the number of the run's replicates that have a result so far, and a status line."""
 
-    def __call__(self, done: int, detail: str = "") -> None: ...
+    def __call__(self, done: int, detail: str = "") -> None:
+        """Report ``done`` replicates with a result so far, and the status line ``detail``."""
+        ...
 
 
 @dataclass(frozen=True)
 class Unfitted:
-    """A replicate the run left without a result: an error of the machinery persisted. ``error`` is its
-    last line; ``log``, where the full text of every attempt is kept, if anywhere."""
+    """A replicate the run left without a result: an error of the machinery persisted.
+
+    ``error`` is its last line; ``log``, where the full text of every attempt is kept, if anywhere.
+    """
 
     replicate: int
     error: str
@@ -41,8 +45,9 @@ class Executor(Protocol):
         on_progress: ProgressCallback,
         published: Iterable[Sequence[int]] | None = None,
     ) -> list[Unfitted]:
-        """Return when every replicate has a result or was given up on (those are returned); raise
-        StanFleetError if the run cannot go on.
+        """Return when every replicate has a result or was given up on (those are returned).
+
+        Raise StanFleetError if the run cannot go on.
 
         ``published`` yields the replicates in batches, each once its inputs are in the store (the
         submitter simulates while fits run); None means every input is published already.

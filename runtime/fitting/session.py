@@ -1,6 +1,8 @@
-"""The worker's loop: open an ensemble once, fit the replicates it is handed, store each result the
-moment it is done, and retry errors of the machinery. ``python -m runtime.worker`` (:mod:`runtime.worker`)
-runs it in its four forms."""
+"""The worker's loop: open an ensemble once and fit the replicates it is handed.
+
+Each result is stored the moment it is done, and errors of the machinery are retried.
+``python -m runtime.worker`` (:mod:`runtime.worker`) runs the loop in its four forms.
+"""
 
 from __future__ import annotations
 
@@ -58,8 +60,11 @@ class _EnsembleWork:
 
 
 class WorkerSession:
-    """Fits replicates of the store's ensembles, keeping the current ensemble's spec, compiled model
-    and input reader between assignments (the local executor hands out a few replicates at a time)."""
+    """Fits replicates of the store's ensembles.
+
+    It keeps the current ensemble's spec, compiled model and input reader between assignments (the local
+    executor hands out a few replicates at a time).
+    """
 
     def __init__(self, store: ObjectStore, *, cores: int = 1) -> None:
         self._store = store
@@ -162,9 +167,11 @@ def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], 
 
 
 def serve_assignments(store: ObjectStore, assignments: TextIO, reports: TextIO, *, cores: int = 1) -> None:
-    """Fit each ``ENSEMBLE_ID REPLICATES`` line read from ``assignments`` until an empty line or the end,
-    writing each replicate's number as a line to ``reports`` once its result is stored, followed by the
-    error's line when errors of the machinery left it without one."""
+    """Fit each ``ENSEMBLE_ID REPLICATES`` line read from ``assignments`` until an empty line or the end.
+
+    Write each replicate's number as a line to ``reports`` once its result is stored, followed by the
+    error's line when errors of the machinery left it without one.
+    """
 
     def report(replicate: int, error: str | None) -> None:
         reports.write(f"{replicate}\n" if error is None else f"{replicate} {error}\n")

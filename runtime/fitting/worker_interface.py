@@ -15,8 +15,10 @@ and the Batch job definition sets the job's vCPUs."""
 
 
 def worker_cores(environment: Mapping[str, str]) -> int:
-    """Cores one fit may use: ``STANFLEET_WORKER_CORES`` (set by the local executor and the Batch job
-    definition), else 1."""
+    """Cores one fit may use: ``STANFLEET_WORKER_CORES``, else 1.
+
+    The local executor and the Batch job definition set ``STANFLEET_WORKER_CORES``.
+    """
     text = environment.get(WORKER_CORES_VARIABLE, "1")
     if not text.isdigit() or int(text) < 1:
         raise StanFleetError(f"{WORKER_CORES_VARIABLE} must be a positive integer, got {text!r}")
@@ -24,7 +26,7 @@ def worker_cores(environment: Mapping[str, str]) -> int:
 
 
 def child_index(environment: Mapping[str, str]) -> int:
-    """This array child's index across all array jobs of a submission."""
+    """The array child's index across all array jobs of a submission."""
     return int(environment.get("STANFLEET_CHILD_OFFSET", "0")) + int(
         environment.get("AWS_BATCH_JOB_ARRAY_INDEX", "0")
     )

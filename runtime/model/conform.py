@@ -74,8 +74,10 @@ def simulated_data_names(model: ModelInfo, base_data: Mapping[str, Any]) -> list
 
 
 def conform_base_data(model: ModelInfo, base_data: Mapping[str, Any]) -> dict[str, Any]:
-    """Cast base data (DATA.json) to the model's declared types; names the model does not declare
-    pass through unchanged (a generator may use them)."""
+    """Cast base data (DATA.json) to the model's declared types.
+
+    Names the model does not declare pass through unchanged (a generator may use them).
+    """
     conformed = dict(base_data)
     for name, value in base_data.items():
         if name in model.inputs:
@@ -86,8 +88,10 @@ def conform_base_data(model: ModelInfo, base_data: Mapping[str, Any]) -> dict[st
 def conform_replicate(
     model: ModelInfo, base_data: Mapping[str, Any], simulation: SimulatedReplicate
 ) -> ReplicateInputs:
-    """Pick and cast one replicate's true values and data from the generator's output; raise
-    StanFleetError naming any mismatch."""
+    """Pick and cast one replicate's true values and data from the generator's output.
+
+    Raise StanFleetError naming any mismatch.
+    """
     replicate, values = simulation.replicate, simulation.values
     where = f"replicate {replicate}"
     truths: dict[str, np.ndarray] = {}

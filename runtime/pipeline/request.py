@@ -73,8 +73,11 @@ class EnsembleRequest:
 
     @classmethod
     def from_keywords(cls, **keywords: Any) -> EnsembleRequest:
-        """A request from Python values: paths as ``str`` or ``Path``; None for ``workers`` or ``store``
-        keeps their defaults; an unknown keyword is a StanFleetError naming it."""
+        """A request from Python values.
+
+        Paths may be ``str`` or ``Path``; None for ``workers`` or ``store`` keeps their defaults; an unknown
+        keyword is a StanFleetError naming it.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(keywords) - known)
         if unknown:
@@ -164,8 +167,10 @@ _KIND_NAMES = {int: "an integer", float: "a number", bool: "True or False"}
 
 
 def check_types(values: Mapping[str, object]) -> None:
-    """Raise StanFleetError naming the first argument whose type is wrong (None passes): a Python
-    caller's ``chains="4"`` is refused as a bad flag is on the command line."""
+    """Raise StanFleetError naming the first argument whose type is wrong (None passes).
+
+    A Python caller's ``chains="4"`` is refused as a bad flag is on the command line.
+    """
     for name, value in values.items():
         kind = _TYPES.get(name)
         if kind is not None and value is not None and not _is(value, kind):

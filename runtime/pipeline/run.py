@@ -188,8 +188,11 @@ def fit_missing(
     record: RunRecord,
     backend: Backend,
 ) -> list[Unfitted] | SubmittedEnsemble:
-    """Simulate, check and publish the missing replicates' inputs, then fit them; return the replicates
-    errors of the machinery left without a result, or with ``--no-wait`` (AWS) the submitted ensemble."""
+    """Simulate, check and publish the missing replicates' inputs, then fit them.
+
+    Return the replicates errors of the machinery left without a result, or with ``--no-wait`` (AWS) the
+    submitted ensemble.
+    """
     spec, ensemble_id = plan.spec, plan.spec.ensemble_id
     inputs = EnsembleInputs(plan, generator, model_info, backend.store)
     print(

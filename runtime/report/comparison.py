@@ -1,7 +1,9 @@
-"""Model versions fitted to the same datasets, compared quantity by quantity: the table, the CSV and JSON
-files and the ECDF-difference figure that ``python -m runtime.compare`` writes. Ensembles fitted to
-different dataset sets are refused: a difference between them could come from the draws rather than
-the models."""
+"""Model versions fitted to the same datasets, compared quantity by quantity.
+
+The table, the CSV and JSON files and the ECDF-difference figure that ``python -m runtime.compare``
+writes. Ensembles fitted to different dataset sets are refused: a difference between them could come
+from the draws rather than the models.
+"""
 
 from __future__ import annotations
 
@@ -160,7 +162,6 @@ def comparison_table(compared: Sequence[ComparedEnsemble]) -> str:
 
 def write_comparison(compared: Sequence[ComparedEnsemble], out_dir: Path) -> list[Path]:
     """Write comparison.csv, comparison.json and ecdf_difference.png into ``out_dir``."""
-
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = comparison_rows(compared)
     buffer = io.StringIO()

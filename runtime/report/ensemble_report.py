@@ -60,7 +60,9 @@ class EnsembleReport:
         return None if self.out_dir is None else self.out_dir / INDEX
 
     def figure(self, name: str) -> Figure:
-        """One figure of the report: ``rank_histograms``, ``ecdf_difference``, ``coverage``, ``recovery``,
+        """One figure of the report.
+
+        ``name`` is ``rank_histograms``, ``ecdf_difference``, ``coverage``, ``recovery``,
         ``z_score_vs_contraction`` or ``diagnostics``.
 
         The figure belongs to no pyplot state: in Jupyter it shows itself once ``%matplotlib inline`` has
@@ -84,7 +86,9 @@ class EnsembleReport:
 
 @dataclass(frozen=True)
 class SubmittedEnsemble:
-    """An ensemble handed to AWS Batch without waiting (``wait=False``): collect its report later with
-    ``load_ensemble(ensemble_id)`` or ``python -m runtime.collect``."""
+    """An ensemble handed to AWS Batch without waiting (``wait=False``).
+
+    Collect its report later with ``load_ensemble(ensemble_id)`` or ``python -m runtime.collect``.
+    """
 
     ensemble_id: str

@@ -189,9 +189,10 @@ MIN_BINS, MAX_BINS = 5, 40
 
 
 def rank_histogram_bins(n: int, max_rank: int | None) -> int:
-    """Bins for ``n`` ranks in ``0..max_rank``: about ``n / 10`` within MIN_BINS..MAX_BINS, never more
-    than the ``max_rank + 1`` distinct ranks, and where possible a divisor of that number, so that every
-    bin holds as many ranks.
+    """Bins for ``n`` ranks in ``0..max_rank``: about ``n / 10`` within MIN_BINS..MAX_BINS.
+
+    Never more bins than the ``max_rank + 1`` distinct ranks, and where possible a divisor of that number,
+    so that every bin holds as many ranks.
 
     ``max_rank`` None (replicates kept different numbers of draws) bins the PITs on [0, 1] instead.
     """
@@ -212,8 +213,11 @@ def _panel_figure(
     title: str,
     draw_panel: Callable[[Axes, QuantityScores, np.ndarray], None],
 ) -> Figure:
-    """One panel per shown quantity, each drawn by ``draw_panel(ax, quantity, pit)`` and titled with the
-    quantity's p-value and verdict; a placeholder when no quantity has two succeeded replicates."""
+    """One panel per shown quantity, each drawn by ``draw_panel(ax, quantity, pit)``.
+
+    Each panel is titled with the quantity's p-value and verdict; the figure is a placeholder when no
+    quantity has two succeeded replicates.
+    """
     if not shown:
         return placeholder_figure(title, "fewer than 2 succeeded replicates")
     figure, axes = panel_grid(len(shown), title)
@@ -254,8 +258,11 @@ def _rank_histogram_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -
 def _ecdf_difference(
     summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
 ) -> Figure:
-    """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test at
-    level ``family_level / m`` (:attr:`EnsembleSummary.band_level`): a curve outside it is flagged."""
+    """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test.
+
+    The band is at level ``family_level / m`` (:attr:`EnsembleSummary.band_level`): a curve outside it is
+    flagged.
+    """
     title = (
         f"PIT ECDF minus uniform CDF; band: the uniformity test at level {summary.family_level:g}/"
         f"{max(summary.quantities_checked, 1)} (a curve outside it is flagged){note}"
@@ -299,8 +306,10 @@ def ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None
 def _coverage(
     summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
 ) -> Figure:
-    """Empirical coverage of central posterior intervals against their nominal width (from the ranks),
-    with a Clopper-Pearson uncertainty band, as the R package SBC's ``plot_coverage``."""
+    """Empirical coverage of central posterior intervals against their nominal width (from the ranks).
+
+    It has a Clopper-Pearson uncertainty band, as the R package SBC's ``plot_coverage`` does.
+    """
     title = f"Coverage of central posterior intervals, {COVERAGE_UNCERTAINTY:.0%} uncertainty band{note}"
     return _panel_figure(summary, shown, pits, title, _coverage_panel)
 
@@ -319,8 +328,10 @@ def _coverage_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None
 def _recovery(
     summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
 ) -> Figure:
-    """True value against the posterior median with the 5-95% posterior interval, one dot per replicate
-    (the R package SBC's ``plot_sim_estimated``)."""
+    """True value against the posterior median with the 5-95% posterior interval, one dot per replicate.
+
+    This is the R package SBC's ``plot_sim_estimated``.
+    """
     title = f"True value vs posterior median, 5-95% posterior intervals{note}"
     return _panel_figure(summary, shown, pits, title, _recovery_panel)
 

@@ -56,8 +56,10 @@ CSV_COLUMNS = (
 
 
 def preload_report(replicates: int) -> None:
-    """Import what the plots need (ArviZ, matplotlib, scipy.stats: seconds of imports) and simulate the
-    uniformity test's null distribution for ``replicates`` PIT values, ahead of time.
+    """Import what the plots need and simulate the uniformity test's null distribution, ahead of time.
+
+    The imports (ArviZ, matplotlib, scipy.stats) take seconds; the null distribution is for ``replicates``
+    PIT values.
 
     The submitter runs this in a thread while the fits run, so the report starts at once.
     """
@@ -72,8 +74,10 @@ def preload_report(replicates: int) -> None:
 
 
 def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], out_dir: Path) -> list[Path]:
-    """Write ``summary.json``, ``replicates.csv``, ``<figure>.png`` for every figure of
-    :data:`runtime.report.figures.FIGURE_NAMES`, then ``index.html``, into ``out_dir``.
+    """Write the report's files into ``out_dir``.
+
+    The files are ``summary.json``, ``replicates.csv``, ``<figure>.png`` for every figure of
+    :data:`runtime.report.figures.FIGURE_NAMES`, then ``index.html``.
 
     Every file is written to a temporary file in ``out_dir`` and renamed into place, so a crash
     never leaves a half-written file. Returns the paths written, in that order.

@@ -1,6 +1,9 @@
-"""Reports rebuilt from stored results: what ``python -m runtime.collect``, the API's ``load_ensemble``
-and the submitter write. Nothing is refitted; the submitter's run fields and cost estimate come from
-the ensemble's run record (:mod:`runtime.ensemble.run_record`)."""
+"""Reports rebuilt from stored results, with nothing refitted.
+
+They are what ``python -m runtime.collect``, the API's ``load_ensemble`` and the submitter write. The
+submitter's run fields and cost estimate come from the ensemble's run record
+(:mod:`runtime.ensemble.run_record`).
+"""
 
 from __future__ import annotations
 
@@ -59,8 +62,11 @@ def build_report(
 
 
 def write_ensemble_report(report: EnsembleReport, out_dir: Path | None) -> EnsembleReport:
-    """Write the report files (``out_dir``, by default ``sbc-report/<model>-<id prefix>``) and print the
-    cost estimate, the verdict table and, last, the path of ``index.html``."""
+    """Write the report files and print the cost estimate, the verdict table and the report's path.
+
+    The files go to ``out_dir``, by default ``sbc-report/<model>-<id prefix>``; the path of ``index.html``
+    is printed last.
+    """
     summary = report.verdict
     out = (
         out_dir or Path("sbc-report") / f"{summary.run.get('model_name', 'model')}-{summary.ensemble_id[:8]}"
@@ -94,8 +100,11 @@ def requested_replicates(store: ObjectStore, ensemble_id: str) -> int:
 def stored_report(
     ensemble_id: str, *, store: ObjectStore, replicates: int | None, options: VerdictOptions
 ) -> EnsembleReport:
-    """The report of results ``0..R-1`` in the store (R: ``replicates``, else the manifest's), with the
-    submitter's run record (or, for ensembles without one, what the spec says); nothing is refitted."""
+    """The report of results ``0..R-1`` in the store; nothing is refitted.
+
+    R is ``replicates``, else the manifest's. The report carries the submitter's run record (or, for
+    ensembles without one, what the spec says).
+    """
     if replicates is not None and replicates < 1:
         raise StanFleetError(f"--replicates must be a positive integer, got {replicates}")
     spec = load_spec(store, ensemble_id)

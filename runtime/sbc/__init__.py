@@ -1,5 +1,7 @@
-"""The statistics of simulation-based calibration, in numpy and scipy only: a replicate's scored result,
-ranks and thinning (worker side), the uniformity test and ECDF band, and the ensemble's verdict.
+"""The statistics of simulation-based calibration, in numpy and scipy only.
+
+A replicate's scored result, ranks and thinning (worker side), the uniformity test and ECDF band, and
+the ensemble's verdict.
 
 Imports nothing from ``runtime`` but ``runtime.errors``; no ArviZ or Matplotlib at import time.
 """

@@ -1,5 +1,7 @@
-"""A replicate's side of SBC, computed by the worker: the rank of the true value among the posterior
-draws, and the thinning that makes the kept draws close to independent first. NumPy only.
+"""A replicate's side of SBC, computed by the worker.
+
+The rank of the true value among the posterior draws, and the thinning that makes the kept draws close
+to independent first. NumPy only.
 
 References
 ----------

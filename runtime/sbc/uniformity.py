@@ -1,6 +1,7 @@
-"""Whether ranks are uniform, across an ensemble: randomized PIT values, the gamma statistic of the
-ECDF and its p-value, the simultaneous ECDF band, and the coverage of central posterior intervals.
-Pure NumPy/SciPy, arrays in, arrays out.
+"""Whether ranks are uniform, across an ensemble.
+
+Randomized PIT values, the gamma statistic of the ECDF and its p-value, the simultaneous ECDF band, and
+the coverage of central posterior intervals. Pure NumPy/SciPy, arrays in, arrays out.
 
 References
 ----------
@@ -84,8 +85,11 @@ holds ~25 sqrt(N) columns, not N + 1 (at R = 10^6, 10 MB instead of 800 MB)."""
 
 @dataclass(frozen=True)
 class _GammaTable:
-    """``2 * min(P(X <= c), P(X >= c))`` for ``X ~ Bin(n, i/k)``, row ``i - 1`` holding the counts
-    ``c = low[i - 1] + j``; counts outside a row's window (and above n) count as 0."""
+    """``2 * min(P(X <= c), P(X >= c))`` for ``X ~ Bin(n, i/k)``, one row per ``i``.
+
+    Row ``i - 1`` holds the counts ``c = low[i - 1] + j``; counts outside a row's window (and above n)
+    count as 0.
+    """
 
     low: np.ndarray
     values: np.ndarray
@@ -179,8 +183,10 @@ def _default_gamma_null(n: int, k: int) -> np.ndarray:
 
 
 def prepare_gamma_null(n: int) -> None:
-    """Simulate (and cache in this process) the null distribution the gamma test of ``n`` PIT values
-    uses: seconds of work that the submitter does while fits run, not after them."""
+    """Simulate (and cache in this process) the null distribution the gamma test of ``n`` PIT values uses.
+
+    It is seconds of work, which the submitter does while fits run, not after them.
+    """
     _default_gamma_null(n, _num_points(n, None))
 
 

@@ -50,8 +50,15 @@ TEST_QUANTITY = "test_quantity"
 
 @dataclass(frozen=True)
 class VerdictOptions:
-    """How the verdict is reached: the family-wise ``level`` of the Holm-corrected uniformity tests,
-    and whether replicates whose fit had divergent transitions are left out (``exclude_divergent``)."""
+    """How the verdict is reached.
+
+    Attributes
+    ----------
+    level
+        The family-wise level of the Holm-corrected uniformity tests.
+    exclude_divergent
+        Whether replicates whose fit had divergent transitions are left out.
+    """
 
     level: float = DEFAULT_LEVEL
     exclude_divergent: bool = False
@@ -376,8 +383,10 @@ def succeeded_results(results: Sequence[ReplicateResult]) -> list[ReplicateResul
 
 
 def judged_results(results: Sequence[ReplicateResult], exclude_divergent: bool) -> list[ReplicateResult]:
-    """The succeeded replicates the verdict rests on: without those that had divergent transitions
-    when ``exclude_divergent``."""
+    """The succeeded replicates the verdict rests on.
+
+    Those that had divergent transitions are left out when ``exclude_divergent``.
+    """
     ok = succeeded_results(results)
     if not exclude_divergent:
         return ok

@@ -83,8 +83,11 @@ def published_packs(store: ObjectStore, dataset_id: str) -> dict[int, str]:
 
 
 class InputReader:
-    """Reads replicates' inputs from input packs: one listing (again when a block is not in it: the
-    submitter publishes packs while fits run), then ranged reads of only the blocks needed."""
+    """Reads replicates' inputs from input packs.
+
+    One listing (again when a block is not in it: the submitter publishes packs while fits run), then
+    ranged reads of only the blocks needed.
+    """
 
     def __init__(self, store: ObjectStore, dataset_id: str) -> None:
         self._store = store
@@ -99,8 +102,11 @@ class InputReader:
         return self._blocks[block_of(replicate)][replicate % INPUT_BLOCK_SIZE]
 
     def prefetch(self, replicates: Iterable[int]) -> None:
-        """Hold exactly the blocks of ``replicates``: forget the others (a long-lived worker's memory stays
-        bounded), read those not read yet, one ranged read per run of consecutive blocks."""
+        """Hold exactly the blocks of ``replicates``.
+
+        Forget the others (a long-lived worker's memory stays bounded), read those not read yet, one ranged
+        read per run of consecutive blocks.
+        """
         needed = {block_of(r) for r in replicates}
         self._blocks = {block: held for block, held in self._blocks.items() if block in needed}
         self._read_missing(needed)
