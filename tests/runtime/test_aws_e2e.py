@@ -11,7 +11,6 @@ definition's command and the child's environment, in a subprocess talking to the
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import os
@@ -39,9 +38,7 @@ from runtime.executors import batch as batch_executor
 from runtime.store.keys import replicate_of_result_key, result_key, results_prefix
 from runtime.submit import main as submit_main
 from tests.runtime.helpers.batch_runner import (
-    COMPILE_COMMAND,
     CREDENTIALS,
-    FIT_COMMAND,
     FIT_VCPUS,
     BatchRunner,
     FakeStack,
@@ -60,20 +57,6 @@ QUANTITIES_MODEL = str(ROOT / "tests" / "data" / "poisson_quantities.stan")
 TEST_QUANTITIES = ["--test-quantities", "log_lambda,y_rep_mean"]
 TIMINGS = ("sample_seconds", "total_seconds")
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
-
-
-def stack_constant(name: str) -> Any:
-    """A literal module constant of stacks/compute.py, read without importing the CDK."""
-    tree = ast.parse((ROOT / "stacks" / "compute.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"stacks/compute.py defines no {name}")
-
-
-def test_the_fake_stack_runs_the_deployed_job_commands() -> None:
-    assert stack_constant("FIT_COMMAND") == FIT_COMMAND
-    assert stack_constant("COMPILE_COMMAND") == COMPILE_COMMAND
 
 
 def moto_api(endpoint: str, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks import compute
+from stacks import job_commands
 from tests.stacks.conftest import Synthesized
 
 JOB_DEFINITION_NAMES = {"StanFleet-fit", "StanFleet-compile"}
@@ -153,7 +153,7 @@ def test_two_job_definitions_run_the_worker_image_with_the_bucket(default_templa
     commands = {
         name.rsplit("-", 1)[1]: d["ContainerProperties"]["Command"] for name, d in definitions.items()
     }
-    assert commands == {"fit": compute.FIT_COMMAND, "compile": compute.COMPILE_COMMAND}
+    assert commands == {"fit": job_commands.FIT_COMMAND, "compile": job_commands.COMPILE_COMMAND}
     for definition in definitions.values():
         container = definition["ContainerProperties"]
         assert container["Environment"] == [
