@@ -11,9 +11,9 @@ import numpy as np
 from runtime.engines.base import Draws
 from runtime.engines.settings import AUTO_THIN
 from runtime.errors import StanFleetError
-from runtime.fitting.diagnostics import ebfmi, rank_normalized_diagnostics
-from runtime.model.naming import flatten_variable
-from runtime.sbc.ranks import auto_thin_factor, sbc_rank, thin_chains
+from runtime.fitting.diagnostics import ebfmi, summarize_scalars
+from runtime.model.naming import flatten_variable, scalar_names
+from runtime.sbc.ranks import auto_thin_factor, break_ties, rank_counts, thin_chains
 from runtime.sbc.results import FitDiagnostics, VariableScore
 
 #: Generated quantity whose per-draw sum is the "log_lik" test quantity (Modrák et al. 2023).
@@ -100,10 +100,10 @@ def score_fit(
     test_quantities : Mapping of str to (numpy.ndarray, float)
         Each scalar test quantity's draws and true value (:func:`draws_of_test_quantities`).
     thin : int or "auto"
-        Fixed thinning factor for the ranks, or ``"auto"`` for a per-variable factor
+        Fixed thinning factor for the ranks, or ``"auto"`` for a per-scalar factor
         ``ceil(S / min(ess_bulk, ess_tail))`` (Säilynoja et al. 2022).
     rng : numpy.random.Generator
-        Breaks rank ties.
+        Breaks rank ties, scalar by scalar in order: the parameters' elements, then the test quantities.
 
     Returns
     -------
@@ -111,55 +111,86 @@ def score_fit(
         ``(variables, test_quantities, diagnostics)``: scores keyed by Stan-style scalar names,
         and the fit's sampler diagnostics.
     """
-    variables = {
-        element: score_scalar(chain_draws, truth, thin, rng)
-        for name, values in true_values.items()
-        for element, (chain_draws, truth) in _elements(draws, name, values).items()
-    }
-    scored = {
-        name: score_scalar(chain_draws, truth, thin, rng)
-        for name, (chain_draws, truth) in test_quantities.items()
-    }
-    return variables, scored, fit_diagnostics(draws)
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    truths: list[np.ndarray] = []
+    for name, values in true_values.items():
+        variable, truth = _variable(draws, name), np.asarray(values, dtype=float)
+        if variable.shape[_SAMPLE_NDIM:] != truth.shape:
+            raise StanFleetError(
+                f"draws of {name!r} have dims {variable.shape[_SAMPLE_NDIM:]}, its true value has shape {truth.shape}"
+            )
+        columns.append(variable.reshape(*variable.shape[:_SAMPLE_NDIM], -1))
+        names.extend(scalar_names(name, truth.shape))
+        truths.append(truth.reshape(-1))
+    parameters = len(names)
+    for name, (chain_draws, truth_value) in test_quantities.items():
+        columns.append(np.asarray(chain_draws, dtype=float)[..., None])
+        names.append(name)
+        truths.append(np.array([truth_value], dtype=float))
+    scores = (
+        score_scalars(np.concatenate(columns, axis=2), np.concatenate(truths), thin, rng) if columns else []
+    )
+    scored = dict(zip(names, scores, strict=True))
+    return (
+        {name: scored[name] for name in names[:parameters]},
+        {name: scored[name] for name in names[parameters:]},
+        fit_diagnostics(draws),
+    )
 
 
-def score_scalar(
-    chain_draws: np.ndarray, true_value: float, thin: int | str, rng: np.random.Generator
-) -> VariableScore:
-    """SBC score of one scalar from its ``(chains, draws)`` posterior draws.
+def score_scalars(
+    chain_draws: np.ndarray, true_values: np.ndarray, thin: int | str, rng: np.random.Generator
+) -> list[VariableScore]:
+    """SBC scores of K scalars from their ``(chains, draws, K)`` posterior draws and K true values.
 
-    Summaries (mean, sd, quantiles, R-hat, ESS) use all draws; the rank uses the thinned ones.
+    Summaries (mean, sd, quantiles, R-hat, ESS) use all draws; each rank uses the thinned ones. Every
+    step runs over all K scalars at once (:func:`~runtime.fitting.diagnostics.summarize_scalars`).
     """
     x = np.asarray(chain_draws, dtype=float)
-    rhat, ess_bulk, ess_tail = rank_normalized_diagnostics(x)
+    summaries = summarize_scalars(x)
+    total = x.shape[0] * x.shape[1]
     if thin == AUTO_THIN:
-        factor = auto_thin_factor(x.size, ess_bulk, ess_tail)
+        factors = np.array(
+            [
+                auto_thin_factor(total, bulk, tail)
+                for bulk, tail in zip(summaries.ess_bulk, summaries.ess_tail, strict=True)
+            ],
+            dtype=int,
+        )
     elif isinstance(thin, int) and not isinstance(thin, bool) and thin >= 1:
-        factor = thin
+        factors = np.full(x.shape[2], thin)
     else:
         raise StanFleetError(f"thin must be a positive integer or {AUTO_THIN!r}, got {thin!r}")
-    kept = thin_chains(x, factor)
-    if thin != AUTO_THIN and kept.size < MIN_KEPT_DRAWS:
+    kept_sizes = x.shape[0] * -(-x.shape[1] // factors)
+    if thin != AUTO_THIN and x.shape[2] and kept_sizes[0] < MIN_KEPT_DRAWS:
         warnings.warn(
-            f"thinning by {factor} keeps {kept.size} draws per fit (fewer than {MIN_KEPT_DRAWS}); "
+            f"thinning by {thin} keeps {kept_sizes[0]} draws per fit (fewer than {MIN_KEPT_DRAWS}); "
             "ranks will be coarse",
             ThinningWarning,
             stacklevel=2,
         )
-    q5, median, q95 = np.quantile(x, [0.05, 0.5, 0.95]) if x.size else (math.nan,) * 3
-    return VariableScore(
-        true_value=true_value,
-        rank=sbc_rank(kept, true_value, rng),
-        max_rank=int(kept.size),
-        mean=float(np.mean(x)) if x.size else math.nan,
-        sd=float(np.std(x, ddof=1)) if x.size > 1 else math.nan,
-        q5=float(q5),
-        median=float(median),
-        q95=float(q95),
-        rhat=float(rhat),
-        ess_bulk=float(ess_bulk),
-        ess_tail=float(ess_tail),
-    )
+    below, ties = np.empty(x.shape[2], dtype=int), np.empty(x.shape[2], dtype=int)
+    for factor in np.unique(factors):
+        group = np.flatnonzero(factors == factor)
+        below[group], ties[group] = rank_counts(thin_chains(x[:, :, group], int(factor)), true_values[group])
+    ranks = break_ties(below, ties, rng)  # in scalar order, as one scalar at a time would
+    return [
+        VariableScore(
+            true_value=float(true_values[k]),
+            rank=int(ranks[k]),
+            max_rank=int(kept_sizes[k]),
+            mean=float(summaries.mean[k]),
+            sd=float(summaries.sd[k]),
+            q5=float(summaries.q5[k]),
+            median=float(summaries.median[k]),
+            q95=float(summaries.q95[k]),
+            rhat=float(summaries.rhat[k]),
+            ess_bulk=float(summaries.ess_bulk[k]),
+            ess_tail=float(summaries.ess_tail[k]),
+        )
+        for k in range(x.shape[2])
+    ]
 
 
 def fit_diagnostics(draws: Draws) -> FitDiagnostics:

@@ -16,30 +16,45 @@ import math
 import numpy as np
 
 
-def sbc_rank(draws: np.ndarray, true_value: float, rng: np.random.Generator) -> int:
-    """SBC rank of a true value among posterior draws, ties broken at random [1]_.
+def sbc_ranks(draws: np.ndarray, true_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SBC ranks of K true values, each among its own kept posterior draws, ties broken at random [1]_.
 
     Parameters
     ----------
     draws : numpy.ndarray
-        Kept (thinned) posterior draws of one scalar, any shape.
-    true_value : float
-        The value the prior draw took.
+        Kept (thinned) posterior draws, shaped ``(S, K)``: column k holds scalar k's draws.
+    true_values : numpy.ndarray
+        The values the prior draw took, shaped ``(K,)``.
     rng : numpy.random.Generator
-        Breaks ties: with ``e`` draws equal to the true value the rank is
-        ``#{draws < true_value} + U{0, ..., e}``.
+        Breaks ties (:func:`break_ties`).
 
     Returns
     -------
-    int
-        In ``0..draws.size``.
+    numpy.ndarray
+        Integer ranks in ``0..S``, shaped ``(K,)``.
     """
-    if math.isnan(true_value):
+    return break_ties(*rank_counts(draws, true_values), rng)
+
+
+def rank_counts(draws: np.ndarray, true_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many of each column's ``(S, K)`` draws fall below its true value, and how many equal it."""
+    draws = np.asarray(draws, dtype=float)
+    true_values = np.asarray(true_values, dtype=float)
+    if draws.ndim != 2 or true_values.shape != draws.shape[1:]:
+        raise ValueError(
+            f"expected draws (S, K) and K true values, got {draws.shape} and {true_values.shape}"
+        )
+    if np.isnan(true_values).any():
         raise ValueError("cannot rank a NaN true value")
-    values = np.asarray(draws).reshape(-1)
-    below = int(np.count_nonzero(values < true_value))
-    ties = int(np.count_nonzero(values == true_value))
-    return below + (int(rng.integers(0, ties + 1)) if ties else 0)
+    return np.count_nonzero(draws < true_values, axis=0), np.count_nonzero(draws == true_values, axis=0)
+
+
+def break_ties(below: np.ndarray, ties: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ranks ``below + U{0, ..., ties}``, drawn scalar by scalar in order, only where there are ties."""
+    ranks = np.array(below, dtype=int)
+    for scalar in np.flatnonzero(ties):
+        ranks[scalar] += int(rng.integers(0, ties[scalar] + 1))
+    return ranks
 
 
 def thin_chains(chain_draws: np.ndarray, factor: int) -> np.ndarray:
@@ -48,21 +63,22 @@ def thin_chains(chain_draws: np.ndarray, factor: int) -> np.ndarray:
     Parameters
     ----------
     chain_draws : numpy.ndarray
-        Shaped ``(chains, draws)``.
+        Shaped ``(chains, draws, *rest)``, e.g. ``(chains, draws, K)`` for K scalars.
     factor : int
         Positive thinning factor.
 
     Returns
     -------
     numpy.ndarray
-        The kept draws of all chains, flattened, ``chains * ceil(draws / factor)`` long.
+        The kept draws of all chains, chains one after the other: ``(chains * ceil(draws / factor), *rest)``.
     """
     chain_draws = np.asarray(chain_draws)
-    if chain_draws.ndim != 2:
-        raise ValueError(f"expected (chains, draws), got shape {chain_draws.shape}")
+    if chain_draws.ndim < 2:
+        raise ValueError(f"expected (chains, draws, ...), got shape {chain_draws.shape}")
     if isinstance(factor, bool) or int(factor) != factor or factor < 1:
         raise ValueError(f"thinning factor must be a positive integer, got {factor!r}")
-    return chain_draws[:, :: int(factor)].reshape(-1)
+    kept = chain_draws[:, :: int(factor)]
+    return kept.reshape(-1, *chain_draws.shape[2:])
 
 
 def auto_thin_factor(total_draws: int, ess_bulk: float, ess_tail: float) -> int:

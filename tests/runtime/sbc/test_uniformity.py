@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as sps
 
 from runtime.sbc import uniformity
-from runtime.sbc.ranks import sbc_rank
+from runtime.sbc.ranks import sbc_ranks
 
 L = 99  # kept draws per replicate: ranks lie in 0..99
 R = 100  # replicates per ensemble
@@ -23,7 +23,7 @@ def _conjugate_ensemble(
     y = theta[:, None] + rng.normal(size=(replicates, 5))
     post_mean, post_sd = y.sum(axis=1) / 6, 1 / math.sqrt(6)
     draws = post_mean[:, None] + post_sd * (shift + scale * rng.normal(size=(replicates, L)))
-    return np.array([sbc_rank(d, t, rng) for d, t in zip(draws, theta, strict=True)])
+    return sbc_ranks(draws.T, theta, rng)
 
 
 def _pvalue(ranks: np.ndarray, rng: np.random.Generator) -> float:
