@@ -1,10 +1,12 @@
 """The loop a user would write by hand: compile once, then fit shares of the replicates in plain OS
-processes, ranking each fit's thinned draws. Used by bench/local_overhead.py as the baseline.
+processes, ranking every scalar of the parameters in each fit's thinned draws. Used by
+bench/local_overhead.py as the baseline.
 
     python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json WORKERS               (parent)
     python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json --share K N SEED      (one worker)
 
-ENGINE is ``pystan`` or ``cmdstanpy``; both run 4 chains of 1000 warmup and 1000 sampling iterations.
+DATASETS.json lists ``{"truth": {parameter: value}, "data": {...}}``. ENGINE is ``pystan`` or
+``cmdstanpy``; both run 4 chains of 1000 warmup and 1000 sampling iterations.
 Each run draws fresh seeds: httpstan keeps every seeded PyStan fit in its cache, so a rerun with the
 same seeds would read fits instead of sampling.
 """
@@ -18,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-Fit = Callable[[dict, int], np.ndarray]
-"""Fits one dataset with a seed and returns the draws of ``lambda``."""
+Fit = Callable[[dict, int, list[str]], dict[str, np.ndarray]]
+"""Fits one dataset with a seed; returns the named parameters' draws, shaped ``(draws, scalars)``."""
 
 
 def pystan_fitter(model_file: str, first_data: dict, *, compile_only: bool = False) -> Fit:
@@ -29,9 +31,10 @@ def pystan_fitter(model_file: str, first_data: dict, *, compile_only: bool = Fal
     if compile_only:
         stan.build(model_code, data=first_data)  # a cache hit when warm
 
-    def fit(data: dict, seed: int) -> np.ndarray:
+    def fit(data: dict, seed: int, names: list[str]) -> dict[str, np.ndarray]:
         posterior = stan.build(model_code, data=data, random_seed=seed)
-        return posterior.sample(num_chains=4, num_samples=1000, num_warmup=1000)["lambda"].ravel()
+        draws = posterior.sample(num_chains=4, num_samples=1000, num_warmup=1000)
+        return {name: np.asarray(draws[name]).reshape(-1, draws[name].shape[-1]).T for name in names}
 
     return fit
 
@@ -42,9 +45,9 @@ def cmdstanpy_fitter(model_file: str, first_data: dict, *, compile_only: bool = 
     cmdstanpy.disable_logging()
     model = cmdstanpy.CmdStanModel(stan_file=model_file)  # compile once (reused when up to date)
 
-    def fit(data: dict, seed: int) -> np.ndarray:
+    def fit(data: dict, seed: int, names: list[str]) -> dict[str, np.ndarray]:
         posterior = model.sample(data=data, chains=4, seed=seed, show_progress=False)
-        return posterior.stan_variable("lambda")
+        return {name: posterior.stan_variable(name).reshape(4000, -1) for name in names}
 
     return fit
 
@@ -55,9 +58,12 @@ FITTERS = {"pystan": pystan_fitter, "cmdstanpy": cmdstanpy_fitter}
 def fit_share(fit: Fit, datasets: list[dict], share: int, shares: int, seed: int) -> None:
     for index in range(share, len(datasets), shares):
         item = datasets[index]
-        draws = fit(item["data"], seed + index)[::10]
-        rank = int(np.sum(draws < item["lambda"]))
-        print(json.dumps({"replicate": index, "rank": rank}), flush=True)
+        draws = fit(item["data"], seed + index, list(item["truth"]))
+        ranks = {
+            name: np.sum(draws[name][::10] < np.ravel(truth), axis=0).tolist()
+            for name, truth in item["truth"].items()
+        }
+        print(json.dumps({"replicate": index, "ranks": ranks}), flush=True)
 
 
 def main() -> None:

@@ -1,13 +1,16 @@
 """StanFleet on the local backend against the loop a user writes by hand, for each engine present.
 
-R = 200 replicates of the bundled Poisson example on 2 workers, every Stan program compiled beforehand,
+R = 200 replicates of the bundled Poisson example (``--case poisson``; ``--case wide``: the
+non-centered hierarchical model of tests/data with 100 groups, 102 scalars) on 2 workers, every Stan
+program compiled beforehand,
 default sampler settings (4 chains, 1000 + 1000 iterations), each side timed ``--rounds`` times in the
 order hand, StanFleet, StanFleet, hand. For PyStan and, where CmdStan is
 installed, CmdStanPy, prints both wall times and their ratio (goal <= 1.10), then where a replicate's
 time goes inside the worker (from a profile of one worker fitting ``--profile`` replicates) and the
 time per replicate outside the sampler (goal < 10% of a fit).
 
-    .venv/bin/python bench/local_overhead.py [--replicates 200] [--workers 2] [--engine pystan ...]
+    .venv/bin/python bench/local_overhead.py [--case poisson|wide] [--replicates 200] [--workers 2]
+        [--engine pystan ...]
 """
 
 from __future__ import annotations
@@ -33,11 +36,48 @@ from runtime.engines.choice import cmdstan_available  # noqa: E402
 from runtime.fitting.session import run_worker  # noqa: E402
 from runtime.store.choice import open_store  # noqa: E402
 from runtime.store.keys import result_key  # noqa: E402
-from tests.runtime.helpers.poisson_example import submit_command  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
-MODEL = EXAMPLE / "fit_data.stan"
-GENERATOR = EXAMPLE / "generative_ensemble.stan"
+TEST_DATA = ROOT / "tests" / "data"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A model to measure: its program, generator and data, the parameters the hand loop ranks, the
+    generator's output that is the data, and the ratio goal."""
+
+    title: str
+    model: Path
+    generator: Path
+    data: Path
+    parameters: tuple[str, ...]
+    observed: str
+    observed_type: type
+    goal: float
+
+
+CASES = {
+    "poisson": Case(
+        "Poisson example",
+        EXAMPLE / "fit_data.stan",
+        EXAMPLE / "generative_ensemble.stan",
+        EXAMPLE / "data.json",
+        ("lambda",),
+        "y",
+        int,
+        1.10,
+    ),
+    "wide": Case(
+        "non-centered hierarchical model, 102 scalars",
+        TEST_DATA / "wide_noncentered.stan",
+        TEST_DATA / "wide_noncentered_generator.stan",
+        TEST_DATA / "wide_noncentered.json",
+        ("mu", "tau", "z"),
+        "y",
+        float,
+        1.15,
+    ),
+}
 
 #: Where a worker's time goes, by the function that spends it (cumulative time in the profile).
 BREAKDOWN = {
@@ -49,8 +89,18 @@ BREAKDOWN = {
 }
 
 
-def fleet_command(engine: str, replicates: int, workers: int, store: Path, out: Path) -> list[str]:
-    return submit_command(
+def fleet_command(
+    case: Case, engine: str, replicates: int, workers: int, store: Path, out: Path
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "runtime.submit",
+        str(case.model),
+        "--generator",
+        str(case.generator),
+        "--data",
+        str(case.data),
         "--replicates",
         str(replicates),
         "--workers",
@@ -62,35 +112,50 @@ def fleet_command(engine: str, replicates: int, workers: int, store: Path, out: 
         "--out",
         str(out),
         "--no-progress",
-    )
+    ]
 
 
 def simulate_with_pystan(generator: Path, base: dict, replicates: int) -> dict[str, np.ndarray]:
+    """Every generated quantity of a fixed_param run, one row per replicate (vectors and scalars only)."""
     import stan
 
-    output = stan.build(generator.read_text(), data=base, random_seed=1).fixed_param(num_samples=replicates)
-    return {"lambda": output["lambda"][0], "y": output["y"].T}
+    output = stan.build(generator.read_text(), data=base, random_seed=1).fixed_param(
+        num_chains=1, num_samples=replicates
+    )
+    return {name: np.asarray(output[name]).reshape(-1, replicates).T for name in output.param_names}
 
 
 def simulate_with_cmdstanpy(generator: Path, base: dict, replicates: int) -> dict[str, np.ndarray]:
+    """Every generated quantity of a fixed_param run, shaped ``(replicates, *dims)``."""
     import cmdstanpy
 
     cmdstanpy.disable_logging()
     output = cmdstanpy.CmdStanModel(stan_file=generator).sample(
         data=base, fixed_param=True, chains=1, iter_sampling=replicates, seed=1, show_progress=False
     )
-    return {"lambda": output.stan_variable("lambda"), "y": output.stan_variable("y")}
+    return output.stan_variables()
 
 
 SIMULATORS = {"pystan": simulate_with_pystan, "cmdstanpy": simulate_with_cmdstanpy}
 
 
-def hand_loop_datasets(engine: str, generator: Path, replicates: int, path: Path) -> None:
+def hand_loop_datasets(case: Case, engine: str, generator: Path, replicates: int, path: Path) -> None:
     """Simulate the hand loop's datasets the way a user would: one fixed_param run of the generator."""
-    base = json.loads((EXAMPLE / "data.json").read_text())
+    base = json.loads(case.data.read_text())
     draws = SIMULATORS[engine](generator, base, replicates)
+    observed = draws[case.observed]
+    if (
+        observed.dtype.kind == "f"
+        and np.array_equal(observed, np.round(observed))
+        and case.observed == "y"
+        and case.title.startswith("Poisson")
+    ):
+        observed = observed.astype(int)
     datasets = [
-        {"lambda": float(draws["lambda"][r]), "data": {**base, "y": draws["y"][r].astype(int).tolist()}}
+        {
+            "truth": {name: np.asarray(draws[name][r]).tolist() for name in case.parameters},
+            "data": {**base, case.observed: observed[r].tolist()},
+        }
         for r in range(replicates)
     ]
     path.write_text(json.dumps(datasets))
@@ -135,25 +200,29 @@ def profile_worker(store: Path, ensemble_id: str, replicates: list[int]) -> tupl
     return breakdown, elapsed / len(replicates)
 
 
-def measure(engine: str, replicates: int, workers: int, rounds: int, profiled: int, tmp: Path) -> Measurement:
+def measure(
+    case: Case, engine: str, replicates: int, workers: int, rounds: int, profiled: int, tmp: Path
+) -> Measurement:
     # Warm every compile cache: a 2-replicate StanFleet run builds the model and the generator, a
     # 2-replicate hand loop the hand loop's copies (CmdStanPy builds next to the program: not in the repo).
-    timed(fleet_command(engine, 2, 1, tmp / "warm-store", tmp / "warm-out"))
+    timed(fleet_command(case, engine, 2, 1, tmp / "warm-store", tmp / "warm-out"))
     hand = tmp / "hand"
     hand.mkdir()
-    model, generator = Path(shutil.copy(MODEL, hand)), Path(shutil.copy(GENERATOR, hand))
+    model, generator = Path(shutil.copy(case.model, hand)), Path(shutil.copy(case.generator, hand))
     hand_command = [sys.executable, str(ROOT / "bench" / "hand_loop.py"), engine, str(model)]
-    hand_loop_datasets(engine, generator, 2, tmp / "warm.json")
+    hand_loop_datasets(case, engine, generator, 2, tmp / "warm.json")
     subprocess.run([*hand_command, str(tmp / "warm.json"), "1"], check=True)
 
     def hand_loop() -> float:
         started = time.perf_counter()
-        hand_loop_datasets(engine, generator, replicates, tmp / "datasets.json")
+        hand_loop_datasets(case, engine, generator, replicates, tmp / "datasets.json")
         subprocess.run([*hand_command, str(tmp / "datasets.json"), str(workers)], check=True)
         return time.perf_counter() - started
 
     def stanfleet(run: int) -> float:
-        return timed(fleet_command(engine, replicates, workers, tmp / f"store-{run}", tmp / f"out-{run}"))
+        return timed(
+            fleet_command(case, engine, replicates, workers, tmp / f"store-{run}", tmp / f"out-{run}")
+        )
 
     # In the order hand, StanFleet, StanFleet, hand, ...: a machine that slows down or speeds up during
     # the bench (a shared VM does) weighs on both sides alike.
@@ -177,17 +246,17 @@ def measure(engine: str, replicates: int, workers: int, rounds: int, profiled: i
     )
 
 
-def report(m: Measurement, replicates: int, workers: int) -> None:
+def report(case: Case, m: Measurement, replicates: int, workers: int) -> None:
     sampling = m.per_replicate["sampling (engine)"]
     outside = m.replicate_seconds - sampling
-    print(f"\n== {m.engine}: R = {replicates} on {workers} workers (Poisson example, warm caches)")
+    print(f"\n== {m.engine}: R = {replicates} on {workers} workers ({case.title}, warm caches)")
     hand, fleet = sum(m.hand_seconds), sum(m.fleet_seconds)
     print(f"hand loop wall time:   {_seconds(m.hand_seconds)}  (simulate, then fit in {workers} processes)")
     print(
         f"StanFleet wall time:   {_seconds(m.fleet_seconds)}  (whole command: simulate, fit, score, report)"
     )
     print(
-        f"ratio StanFleet/hand:  {fleet / hand:7.3f}  (sums of {len(m.hand_seconds)} runs each; goal <= 1.10)"
+        f"ratio StanFleet/hand:  {fleet / hand:7.3f}  (sums of {len(m.hand_seconds)} runs each; goal <= {case.goal:.2f})"
     )
     print(
         f"outside the workers:   {m.fleet_seconds[0] - m.fit_seconds_per_worker:7.2f} s  "
@@ -209,6 +278,7 @@ def _seconds(runs: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=sorted(CASES), default="poisson")
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="timed runs of each side, interleaved")
@@ -224,9 +294,15 @@ def main() -> None:
     for engine in engines:
         with tempfile.TemporaryDirectory() as tmp_name:
             measurement = measure(
-                engine, args.replicates, args.workers, args.rounds, args.profile, Path(tmp_name)
+                CASES[args.case],
+                engine,
+                args.replicates,
+                args.workers,
+                args.rounds,
+                args.profile,
+                Path(tmp_name),
             )
-        report(measurement, args.replicates, args.workers)
+        report(CASES[args.case], measurement, args.replicates, args.workers)
 
 
 if __name__ == "__main__":
