@@ -43,6 +43,7 @@ cmdstan: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/local_overhead.py
+	$(PY) bench/wide_model.py
 	$(PY) bench/aws_calls.py
 	$(PY) bench/aws_cost.py
 
