@@ -32,8 +32,9 @@ TAIL_PROBABILITIES = (0.05, 0.95)
 QUANTILES = (0.05, 0.5, 0.95)
 """The posterior quantiles every scalar's result records."""
 _BLOM_OFFSET = 3 / 8
-SHORT_LAGS = 8
-"""Lags summed directly before falling back to FFT (Geyer's truncation of well-mixed chains comes earlier)."""
+LAG_STAGES = (8, 32)
+"""How many autocovariance lags are summed directly, stage by stage, before the FFT takes every lag:
+Geyer's truncation of well-mixed chains comes within the first few."""
 BLOCK_SCALARS = 64
 """Scalars processed together: their draws and temporaries stay in the CPU's cache."""
 
@@ -123,7 +124,8 @@ def _diagnostics(scalars: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _flat_positions(order: np.ndarray) -> np.ndarray:
     """Row-wise sort orders as positions in the flattened array (faster to gather and scatter with)."""
-    return order + (np.arange(order.shape[0]) * order.shape[1])[:, None]
+    order += (np.arange(order.shape[0]) * order.shape[1])[:, None]
+    return order
 
 
 def ebfmi(energy: np.ndarray) -> np.ndarray:
@@ -199,23 +201,31 @@ def _rhat(scalars: np.ndarray) -> np.ndarray:
 def _ess(scalars: np.ndarray) -> np.ndarray:
     """Effective sample size of each ``(chains, draws)`` row of ``(K, chains, draws)``, as ArviZ's ``_ess``.
 
-    Autocovariances come from direct sums over the first :data:`SHORT_LAGS` lags, which settle Geyer's
-    truncation for well-mixed chains; the scalars whose truncation lies beyond take every lag by FFT.
+    Autocovariances come from direct sums over the first lags, :data:`LAG_STAGES` at a time, until
+    Geyer's truncation is settled (early for well-mixed chains); the scalars still unsettled after the
+    last stage take every lag by FFT.
     """
     count, chains, draws = scalars.shape
     centered = scalars - scalars.mean(axis=2, keepdims=True)
     chain_mean_var = np.var(scalars.mean(axis=2), axis=1, ddof=1) if chains > 1 else np.zeros(count)
-    short = np.stack(
-        [
-            np.einsum("kci,kci->k", centered[:, :, : draws - lag], centered[:, :, lag:])
-            for lag in range(min(SHORT_LAGS, draws))
-        ],
-        axis=1,
-    ) / (draws * chains)
-    ess, settled = _geyer_ess(short, chain_mean_var, chains, draws)
-    if not settled.all():
-        rest = ~settled
-        ess[rest], _ = _geyer_ess(_autocov(centered[rest]).mean(axis=1), chain_mean_var[rest], chains, draws)
+    ess = np.empty(count)
+    pending = np.arange(count)
+    acov = np.empty((count, 0))
+    for lags in LAG_STAGES:
+        rows = centered[pending]
+        more = [
+            np.einsum("kci,kci->k", rows[:, :, : draws - lag], rows[:, :, lag:])
+            for lag in range(acov.shape[1], min(lags, draws))
+        ]
+        acov = np.concatenate([acov, np.stack(more, axis=1) / (draws * chains)], axis=1) if more else acov
+        found, settled = _geyer_ess(acov, chain_mean_var[pending], chains, draws)
+        ess[pending[settled]] = found[settled]
+        pending, acov = pending[~settled], acov[~settled]
+        if not pending.size:
+            break
+    if pending.size:
+        full = _autocov(centered[pending]).mean(axis=1)
+        ess[pending] = _geyer_ess(full, chain_mean_var[pending], chains, draws)[0]
     constant = (scalars.max(axis=(1, 2)) - scalars.min(axis=(1, 2))) < np.finfo(float).resolution
     ess[constant] = chains * draws
     return ess
