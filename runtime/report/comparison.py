@@ -28,6 +28,7 @@ from runtime.report.figures import (
     quantity_label,
     quantity_summary,
 )
+from runtime.report.files import keep_nulls_on_disk
 from runtime.report.stored import requested_replicates
 from runtime.sbc.uniformity import gamma_band
 from runtime.sbc.verdict import (
@@ -84,6 +85,7 @@ def compare_ensembles(
             )
     requested = replicates or min(requested_replicates(store, ensemble_id) for ensemble_id in ensemble_ids)
     compared = []
+    keep_nulls_on_disk()
     for ensemble_id, spec in zip(ensemble_ids, specs, strict=True):
         results = load_results(store, ensemble_id, requested)
         summary = summarize(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runtime.model.files import cache_root
 from runtime.report.html import render_index
 from runtime.report.pngs import render_pngs
 from runtime.sbc.results import ReplicateResult
@@ -28,6 +29,8 @@ from runtime.sbc.verdict import (
 from runtime.store.atomic_file import write_atomically
 
 INDEX = "index.html"
+NULLS_DIRECTORY = "gamma-nulls"
+"""Under the cache directory (``$STANFLEET_CACHE_DIR``, default ``~/.cache/stanfleet``)."""
 """The report's page: everything on one self-contained page."""
 CSV_COLUMNS = (
     "replicate",
@@ -70,7 +73,18 @@ def preload_report(replicates: int) -> None:
     import runtime.arviz_quiet  # noqa: F401
     from runtime.sbc.uniformity import prepare_gamma_null
 
+    keep_nulls_on_disk()
     prepare_gamma_null(replicates)
+
+
+def keep_nulls_on_disk() -> None:
+    """Keep the uniformity test's simulated null distributions in StanFleet's cache directory.
+
+    A report of the same R in a later run then reads them back instead of simulating them again.
+    """
+    from runtime.sbc.uniformity import use_gamma_null_cache
+
+    use_gamma_null_cache(cache_root() / NULLS_DIRECTORY)
 
 
 def write_report(summary: EnsembleSummary, results: Sequence[ReplicateResult], out_dir: Path) -> list[Path]:

@@ -20,7 +20,7 @@ from runtime.ensemble.run_record import load_run_record
 from runtime.ensemble.spec import load_spec
 from runtime.errors import StanFleetError
 from runtime.report.ensemble_report import EnsembleReport
-from runtime.report.files import INDEX, write_report
+from runtime.report.files import INDEX, keep_nulls_on_disk, write_report
 from runtime.report.table import verdict_table
 from runtime.sbc.verdict import DEFAULT_VERDICT, Failure, VerdictOptions, summarize
 from runtime.store.choice import open_store
@@ -45,6 +45,7 @@ def build_report(
     With ``pricing = (vCPUs per job, USD per vCPU-hour)`` a cost estimate joins the summary's ``run``;
     ``machinery_errors`` are the replicates the run that just ended left without a result.
     """
+    keep_nulls_on_disk()
     results = load_results(store, ensemble_id, requested)
     if pricing is not None:
         cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)

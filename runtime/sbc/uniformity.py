@@ -17,8 +17,11 @@ References
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -177,13 +180,74 @@ def _simulate_gamma_null(n: int, k: int, num_simulations: int, rng: np.random.Ge
     return out
 
 
-@lru_cache(maxsize=32)
+GAMMA_NULL_FORMAT = 1
+"""Part of a stored null's file name: bump it whenever the statistic or its simulation changes."""
+_null_directory: Path | None = None
+_nulls: dict[tuple[int, int], np.ndarray] = {}
+
+
+def use_gamma_null_cache(directory: Path | None) -> None:
+    """Keep the simulated null distributions in ``directory`` too (None: in this process only).
+
+    A null depends only on the sample size (and :data:`GAMMA_NULL_SIMULATIONS`, the seed and the
+    format), so a later run with the same R reads it back instead of simulating it again (about a
+    second for R = 100, more for larger R).
+    """
+    global _null_directory
+    _null_directory = directory
+
+
 def _default_gamma_null(n: int, k: int) -> np.ndarray:
-    return _simulate_gamma_null(n, k, GAMMA_NULL_SIMULATIONS, np.random.default_rng(GAMMA_NULL_SEED))
+    null = _nulls.get((n, k))
+    if null is None:
+        null = _stored_null(n, k)
+        if null is None:
+            null = _simulate_gamma_null(n, k, GAMMA_NULL_SIMULATIONS, np.random.default_rng(GAMMA_NULL_SEED))
+            _store_null(n, k, null)
+        _nulls[(n, k)] = null
+    return null
+
+
+def _null_path(n: int, k: int) -> Path | None:
+    if _null_directory is None:
+        return None
+    name = f"gamma-null-v{GAMMA_NULL_FORMAT}-n{n}-k{k}-{GAMMA_NULL_SIMULATIONS}-{GAMMA_NULL_SEED}.npy"
+    return _null_directory / name
+
+
+def _stored_null(n: int, k: int) -> np.ndarray | None:
+    """The null stored by an earlier run, if it is there and whole."""
+    path = _null_path(n, k)
+    if path is None or not path.is_file():
+        return None
+    try:
+        null = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if null.shape != (GAMMA_NULL_SIMULATIONS,) or null.dtype != np.float64:
+        return None
+    null.setflags(write=False)
+    return null
+
+
+def _store_null(n: int, k: int, null: np.ndarray) -> None:
+    """Write the null where later runs find it (atomically; a cache that cannot be written is skipped)."""
+    path = _null_path(n, k)
+    if path is None:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as file:
+            np.save(file, null)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def prepare_gamma_null(n: int) -> None:
-    """Simulate (and cache in this process) the null distribution the gamma test of ``n`` PIT values uses.
+    """Simulate (or read back) the null distribution the gamma test of ``n`` PIT values uses.
 
     It is seconds of work, which the submitter does while fits run, not after them.
     """

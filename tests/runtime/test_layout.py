@@ -23,7 +23,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "ensemble": {"model", "sbc", "engines", "store"},
     "fitting": {"model", "sbc", "engines", "store", "ensemble"},
     "executors": {"engines", "store", "aws", "fitting"},
-    "report": {"sbc", "store", "aws", "ensemble", "executors"},
+    "report": {"model", "sbc", "store", "aws", "ensemble", "executors"},
     "pipeline": {"model", "sbc", "engines", "store", "aws", "ensemble", "fitting", "executors", "report"},
 }
 """For each subpackage of ``runtime``, the other subpackages its modules may import."""

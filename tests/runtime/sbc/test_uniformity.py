@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,14 +133,54 @@ def test_ranks_from_a_miscalibrated_sampler_are_flagged(shift: float, scale: flo
     assert all(flagged)
 
 
-def test_a_prepared_null_is_the_one_the_test_then_uses() -> None:
-    n = 37  # a size no other test uses
+def _no_simulation(*args: object) -> np.ndarray:
+    raise AssertionError("the null was simulated again")
+
+
+def test_a_prepared_null_is_the_one_the_test_then_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(uniformity, "_nulls", {})
+    monkeypatch.setattr(uniformity, "_null_directory", None)
+    n = 37
     uniformity.prepare_gamma_null(n)
-    before = uniformity._default_gamma_null.cache_info()
+    monkeypatch.setattr(uniformity, "_simulate_gamma_null", _no_simulation)
     p_value = uniformity.gamma_uniformity_pvalue(np.linspace(0.01, 0.99, n))
-    after = uniformity._default_gamma_null.cache_info()
-    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
-    assert 0 < p_value <= 1
+    assert p_value == pytest.approx(1.0, abs=0.01)  # evenly spaced PIT values: as uniform as can be
+
+
+def test_a_stored_null_is_read_back_by_a_later_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(uniformity, "_nulls", {})
+    uniformity.use_gamma_null_cache(tmp_path)
+    monkeypatch.setattr(uniformity, "_null_directory", tmp_path)  # restored after the test
+    pit = np.random.default_rng(3).uniform(size=41)
+    first = uniformity.gamma_uniformity_pvalue(pit)
+    (stored,) = tmp_path.glob("gamma-null-v*-n41-*.npy")
+    assert [path.name for path in tmp_path.iterdir()] == [stored.name]  # no temporary file left
+    monkeypatch.setattr(uniformity, "_nulls", {})  # a new process: nothing in memory
+    monkeypatch.setattr(uniformity, "_simulate_gamma_null", _no_simulation)
+    assert uniformity.gamma_uniformity_pvalue(pit) == first
+
+
+def test_a_damaged_stored_null_is_simulated_again(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(uniformity, "_nulls", {})
+    monkeypatch.setattr(uniformity, "_null_directory", tmp_path)
+    pit = np.random.default_rng(4).uniform(size=43)
+    expected = uniformity.gamma_uniformity_pvalue(pit)
+    (stored,) = tmp_path.glob("gamma-null-v*-n43-*.npy")
+    stored.write_bytes(b"half a file")
+    monkeypatch.setattr(uniformity, "_nulls", {})
+    assert uniformity.gamma_uniformity_pvalue(pit) == expected
+    assert np.load(stored).shape == (uniformity.GAMMA_NULL_SIMULATIONS,)  # rewritten whole
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(uniformity, "_nulls", {})
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    monkeypatch.setattr(uniformity, "_null_directory", blocked)
+    assert uniformity.gamma_uniformity_pvalue(np.random.default_rng(5).uniform(size=47)) > 0.01
+    assert [path.name for path in tmp_path.iterdir()] == ["not-a-directory"]
 
 
 @pytest.mark.parametrize("n", [10, 57, 200])
