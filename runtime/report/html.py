@@ -68,7 +68,8 @@ padding:1rem 1.5rem;color:#1d1d1f;line-height:1.45}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9rem;width:100%}
 th,td{padding:.25rem .6rem;text-align:right;border-bottom:1px solid #eee;white-space:nowrap}
-th{position:sticky;top:0;background:#fafafa}td.name,th.name,td.text{text-align:left}
+th{position:sticky;top:0;background:#fafafa;cursor:pointer}th[aria-sort=ascending]::after{content:" ▲"}
+th[aria-sort=descending]::after{content:" ▼"}td.name,th.name,td.text{text-align:left}
 td.text{white-space:normal;font-family:ui-monospace,monospace;font-size:.85rem}
 figure{margin:1.5rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9rem;color:#555}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
@@ -88,7 +89,62 @@ window.addEventListener("load", function () {
     img.replaceWith(note);
   });
   document.body.dataset.imagesDecoded = String(decoded);
+  quantityTable();
 });
+function quantityTable() {
+  var table = document.getElementById("quantities");
+  if (!table) { return; }
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var input = document.getElementById("quantity-filter");
+  var count = document.getElementById("quantity-count");
+  var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  function filter() {
+    var needle = input.value.trim().toLowerCase(), shown = 0;
+    rows.forEach(function (row) {
+      var match = needle === "" || row.textContent.toLowerCase().indexOf(needle) >= 0;
+      row.hidden = !match;
+      if (match) { shown += 1; }
+    });
+    count.textContent = shown + " of " + rows.length + " quantities shown";
+  }
+  function key(row, column) {
+    var cell = row.cells[column];
+    if (cell.dataset.value === undefined) { return cell.textContent; }
+    var number = parseFloat(cell.dataset.value);
+    return isNaN(number) ? null : number;
+  }
+  function sort(column, descending) {
+    rows.sort(function (a, b) {
+      var x = key(a, column), y = key(b, column);
+      if (x === y) { return 0; }
+      if (x === null) { return 1; }
+      if (y === null) { return -1; }
+      var order = typeof x === "number" ? x - y : String(x).localeCompare(String(y), undefined, {numeric: true});
+      return descending ? -order : order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    headers.forEach(function (th, index) {
+      th.setAttribute("aria-sort", index === column ? (descending ? "descending" : "ascending") : "none");
+    });
+    table.dataset.sortedBy = headers[column].dataset.key + (descending ? " descending" : " ascending");
+  }
+  headers.forEach(function (th, index) {
+    th.addEventListener("click", function () {
+      sort(index, th.getAttribute("aria-sort") === "ascending");
+    });
+  });
+  input.addEventListener("input", filter);
+  var view = new URLSearchParams(window.location.hash.slice(1));
+  if (view.has("filter")) { input.value = view.get("filter"); }
+  if (view.has("sort")) {
+    var wanted = view.get("sort").split(" ");
+    headers.forEach(function (th, index) {
+      if (th.dataset.key === wanted[0]) { sort(index, wanted[1] === "descending"); }
+    });
+  }
+  filter();
+}
 """
 
 
@@ -100,7 +156,7 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes]) -> bytes:
         f"<p>Ensemble <code>{_e(summary.ensemble_id)}</code></p>",
         _verdict(summary),
         "<h2>Quantities</h2>",
-        _quantity_table(summary),
+        _quantity_table(summary, interactive=True),
         "<h2>Plots</h2>",
         *(_figure(name, png) for name, png in plots.items()),
         "<h2>Sampler diagnostics</h2>",
@@ -125,7 +181,7 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes]) -> bytes:
 
 def summary_html(summary: EnsembleSummary) -> str:
     """The verdict and the table of quantities as an HTML fragment (a notebook's view of a report)."""
-    return f"<div><style>{_STYLE_SUMMARY}</style>{_verdict(summary)}{_quantity_table(summary)}</div>"
+    return f"<div><style>{_STYLE_SUMMARY}</style>{_verdict(summary)}{_quantity_table(summary, interactive=False)}</div>"
 
 
 def verdict_text(summary: EnsembleSummary) -> str:
@@ -150,17 +206,43 @@ def _verdict(summary: EnsembleSummary) -> str:
     return f'<div class="verdict {css}">{_e(verdict_text(summary))}</div>\n<ul>{items}</ul>'
 
 
-def _quantity_table(summary: EnsembleSummary) -> str:
+def _quantity_table(summary: EnsembleSummary, *, interactive: bool) -> str:
+    """Every quantity, lowest p-value first; the page's copy can be filtered and sorted (by its script)."""
     rows = sorted(summary.quantities(), key=lambda row: p_value_sort_key(row[2]))
     body = "\n".join(_quantity_row(kind, name, q) for kind, name, q in rows)
-    head = (
-        '<tr><th class="name">quantity</th><th class="name">kind</th><th>p-value</th><th>verdict</th>'
-        "<th>mean z</th><th>mean contraction</th><th>replicates</th></tr>"
+    head = "".join(_header(key, label) for key, label in _COLUMNS)
+    controls = (
+        "; click a column to sort, type to filter (the address can carry a view: "
+        "<code>#filter=z[&amp;sort=p-value descending</code>).</p>"
+        '<p><input id="quantity-filter" type="search" placeholder="filter: a name, a kind or NOT" '
+        'aria-label="filter quantities"> <span id="quantity-count"></span></p>'
+        if interactive
+        else ".</p>"
     )
+    table_id = ' id="quantities"' if interactive else ""
     return (
-        f"<p>{len(rows)} quantities, lowest p-value first.</p>"
-        f'<div class="scroll"><table><thead>{head}</thead><tbody>\n{body}\n</tbody></table></div>'
+        f"<p>{len(rows)} quantities, lowest p-value first{controls}"
+        f'<div class="scroll"><table{table_id}><thead><tr>{head}</tr></thead>'
+        f"<tbody>\n{body}\n</tbody></table></div>"
     )
+
+
+_COLUMNS = (
+    ("quantity", "quantity"),
+    ("kind", "kind"),
+    ("p-value", "p-value"),
+    ("verdict", "verdict"),
+    ("mean-z", "mean z"),
+    ("mean-contraction", "mean contraction"),
+    ("replicates", "replicates"),
+)
+"""The table's columns: the key a view in the address names, and the header."""
+
+
+def _header(key: str, label: str) -> str:
+    css = ' class="name"' if key in ("quantity", "kind") else ""
+    sort = "ascending" if key == "p-value" else "none"
+    return f'<th{css} data-key="{key}" aria-sort="{sort}" title="sort">{label}</th>'
 
 
 def _quantity_row(kind: str, name: str, q: QuantitySummary) -> str:
@@ -170,13 +252,19 @@ def _quantity_row(kind: str, name: str, q: QuantitySummary) -> str:
     cells = [
         f'<td class="name">{_e(name)}</td>',
         f'<td class="name">{label}</td>',
-        f"<td>{_number(q.p_value, '.3g')}</td>",
+        _numeric_cell(q.p_value, ".3g"),
         f"<td>{verdict}</td>",
-        f"<td>{_number(q.mean_z_score, '.2f')}</td>",
-        f"<td>{_number(q.mean_contraction, '.2f')}</td>",
-        f"<td>{q.replicates}</td>",
+        _numeric_cell(q.mean_z_score, ".2f"),
+        _numeric_cell(q.mean_contraction, ".2f"),
+        _numeric_cell(q.replicates, "d"),
     ]
     return f"<tr{css}>{''.join(cells)}</tr>"
+
+
+def _numeric_cell(value: float | None, spec: str) -> str:
+    """A cell showing ``value`` formatted, carrying the exact value to sort by (empty: none)."""
+    exact = "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else repr(value)
+    return f'<td data-value="{exact}">{_number(value, spec)}</td>'
 
 
 def _figure(name: str, png: bytes) -> str:

@@ -19,8 +19,10 @@ requires_chromium = pytest.mark.skipif(
 """Skips a test that opens a page in a real browser where Chromium is absent."""
 
 
-def dump_dom(page: Path, profile: Path, timeout: float = 60.0) -> str:
+def dump_dom(page: Path, profile: Path, timeout: float = 60.0, fragment: str = "") -> str:
     """The DOM of ``page`` after its load event (and the scripts it ran), as headless Chromium serializes it.
+
+    ``fragment`` (``#...``) is appended to the page's address, for pages that read a view from it.
 
     Chromium runs in its own process group with a throwaway profile under ``profile``; the whole group is
     killed afterwards, so no renderer or zygote outlives the test.
@@ -34,7 +36,7 @@ def dump_dom(page: Path, profile: Path, timeout: float = 60.0) -> str:
         f"--user-data-dir={profile}",
         "--virtual-time-budget=10000",
         "--dump-dom",
-        page.resolve().as_uri(),
+        page.resolve().as_uri() + fragment,
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True, text=True

@@ -117,6 +117,45 @@ def test_chromium_renders_the_page_of_sixty_quantities(tmp_path: Path) -> None:
     assert '<p class="broken">' not in dom
 
 
+def _table_rows(dom: str) -> list[tuple[str, float | None, bool]]:
+    """Each row of the table of quantities as the browser left it: name, exact p-value, hidden."""
+    body = dom[dom.index('<table id="quantities"') :]
+    body = body[: body.index("</table>")]
+    rows = re.findall(
+        r'<tr([^>]*)><td class="name">([^<]*)</td><td class="name">[^<]*</td><td data-value="([^"]*)"', body
+    )
+    return [
+        (name, float(value) if value else None, "hidden" in attributes) for attributes, name, value in rows
+    ]
+
+
+@pytest.mark.slow
+@requires_chromium
+def test_chromium_filters_and_sorts_the_table_from_the_address(tmp_path: Path) -> None:
+    summary = sixty_quantity_report(tmp_path / "report")
+    flagged = {name for name, q in summary.variables.items() if q.calibrated is False}
+    assert len(flagged) == 12  # every fifth of 60: the filter below must find exactly these
+    dom = dump_dom(
+        tmp_path / "report" / INDEX, tmp_path / "profile", fragment="#filter=NOT&sort=p-value%20descending"
+    )
+    rows = _table_rows(dom)
+    assert len(rows) == 60  # every quantity is listed; the filter only hides rows
+    shown = [(name, p) for name, p, hidden in rows if not hidden]
+    assert {name for name, _ in shown} == flagged
+    p_values = [p for _, p in shown]
+    assert p_values == sorted(p_values, reverse=True)
+    assert '<span id="quantity-count">12 of 60 quantities shown</span>' in dom
+    assert 'data-sorted-by="p-value descending"' in dom
+
+
+@requires_chromium
+@pytest.mark.slow
+def test_chromium_sorts_names_in_their_natural_order(tmp_path: Path) -> None:
+    sixty_quantity_report(tmp_path / "report")
+    dom = dump_dom(tmp_path / "report" / INDEX, tmp_path / "profile", fragment="#sort=quantity%20ascending")
+    assert [name for name, _, _ in _table_rows(dom)] == [f"theta[{i}]" for i in range(1, 61)]
+
+
 @pytest.mark.slow
 @requires_chromium
 def test_chromium_renders_the_report_of_the_bundled_example(
