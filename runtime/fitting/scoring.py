@@ -131,10 +131,9 @@ def score_fit(
     scores = (
         score_scalars(np.concatenate(columns, axis=2), np.concatenate(truths), thin, rng) if columns else []
     )
-    scored = dict(zip(names, scores, strict=True))
     return (
-        {name: scored[name] for name in names[:parameters]},
-        {name: scored[name] for name in names[parameters:]},
+        dict(zip(names[:parameters], scores[:parameters], strict=True)),
+        dict(zip(names[parameters:], scores[parameters:], strict=True)),
         fit_diagnostics(draws),
     )
 
