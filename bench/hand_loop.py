@@ -2,11 +2,12 @@
 processes, ranking every scalar of the parameters in each fit's thinned draws. Used by
 bench/local_overhead.py as the baseline.
 
-    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json WORKERS               (parent)
-    python bench/hand_loop.py ENGINE MODEL.stan DATASETS.json --share K N SEED      (one worker)
+    python bench/hand_loop.py ENGINE ITERATIONS MODEL.stan DATASETS.json WORKERS            (parent)
+    python bench/hand_loop.py ENGINE ITERATIONS MODEL.stan DATASETS.json --share K N SEED   (one worker)
 
 DATASETS.json lists ``{"truth": {parameter: value}, "data": {...}}``. ENGINE is ``pystan`` or
-``cmdstanpy``; both run 4 chains of 1000 warmup and 1000 sampling iterations.
+``cmdstanpy``; both run 4 chains of ITERATIONS warmup and ITERATIONS sampling iterations (1000 is
+Stan's default).
 Each run draws fresh seeds: httpstan keeps every seeded PyStan fit in its cache, so a rerun with the
 same seeds would read fits instead of sampling.
 """
@@ -24,7 +25,7 @@ Fit = Callable[[dict, int, list[str]], dict[str, np.ndarray]]
 """Fits one dataset with a seed; returns the named parameters' draws, shaped ``(draws, scalars)``."""
 
 
-def pystan_fitter(model_file: str, first_data: dict, *, compile_only: bool = False) -> Fit:
+def pystan_fitter(model_file: str, first_data: dict, iterations: int, *, compile_only: bool = False) -> Fit:
     import stan
 
     model_code = Path(model_file).read_text()
@@ -33,21 +34,30 @@ def pystan_fitter(model_file: str, first_data: dict, *, compile_only: bool = Fal
 
     def fit(data: dict, seed: int, names: list[str]) -> dict[str, np.ndarray]:
         posterior = stan.build(model_code, data=data, random_seed=seed)
-        draws = posterior.sample(num_chains=4, num_samples=1000, num_warmup=1000)
+        draws = posterior.sample(num_chains=4, num_samples=iterations, num_warmup=iterations)
         return {name: np.asarray(draws[name]).reshape(-1, draws[name].shape[-1]).T for name in names}
 
     return fit
 
 
-def cmdstanpy_fitter(model_file: str, first_data: dict, *, compile_only: bool = False) -> Fit:
+def cmdstanpy_fitter(
+    model_file: str, first_data: dict, iterations: int, *, compile_only: bool = False
+) -> Fit:
     import cmdstanpy
 
     cmdstanpy.disable_logging()
     model = cmdstanpy.CmdStanModel(stan_file=model_file)  # compile once (reused when up to date)
 
     def fit(data: dict, seed: int, names: list[str]) -> dict[str, np.ndarray]:
-        posterior = model.sample(data=data, chains=4, seed=seed, show_progress=False)
-        return {name: posterior.stan_variable(name).reshape(4000, -1) for name in names}
+        posterior = model.sample(
+            data=data,
+            chains=4,
+            seed=seed,
+            iter_warmup=iterations,
+            iter_sampling=iterations,
+            show_progress=False,
+        )
+        return {name: posterior.stan_variable(name).reshape(4 * iterations, -1) for name in names}
 
     return fit
 
@@ -67,14 +77,14 @@ def fit_share(fit: Fit, datasets: list[dict], share: int, shares: int, seed: int
 
 
 def main() -> None:
-    engine, model_file, datasets_file = sys.argv[1:4]
+    engine, iterations, model_file, datasets_file = sys.argv[1], int(sys.argv[2]), *sys.argv[3:5]
     datasets = json.loads(Path(datasets_file).read_text())
-    if sys.argv[4] == "--share":
-        fit = FITTERS[engine](model_file, datasets[0]["data"])
-        fit_share(fit, datasets, int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
+    if sys.argv[5] == "--share":
+        fit = FITTERS[engine](model_file, datasets[0]["data"], iterations)
+        fit_share(fit, datasets, int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]))
         return
-    FITTERS[engine](model_file, datasets[0]["data"], compile_only=True)  # compile once, before the shares
-    workers = int(sys.argv[4])
+    FITTERS[engine](model_file, datasets[0]["data"], iterations, compile_only=True)  # before the shares
+    workers = int(sys.argv[5])
     seed = secrets.randbelow(2**30)
     processes = [
         subprocess.Popen(
@@ -82,6 +92,7 @@ def main() -> None:
                 sys.executable,
                 __file__,
                 engine,
+                str(iterations),
                 model_file,
                 datasets_file,
                 "--share",

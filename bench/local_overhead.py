@@ -3,7 +3,8 @@
 R = 200 replicates of the bundled Poisson example (``--case poisson``; ``--case wide``: the
 non-centered hierarchical model of tests/data with 100 groups, 102 scalars) on 2 workers, every Stan
 program compiled beforehand,
-default sampler settings (4 chains, 1000 + 1000 iterations), each side timed ``--rounds`` times in the
+4 chains of ``--iterations`` warmup and sampling iterations (default 1000, Stan's; fewer make the fits
+fast, where fixed costs show), each side timed ``--rounds`` times in the
 order hand, StanFleet, StanFleet, hand. For PyStan and, where CmdStan is
 installed, CmdStanPy, prints both wall times and their ratio (goal <= 1.10), then where a replicate's
 time goes inside the worker (from a profile of one worker fitting ``--profile`` replicates) and the
@@ -90,7 +91,7 @@ BREAKDOWN = {
 
 
 def fleet_command(
-    case: Case, engine: str, replicates: int, workers: int, store: Path, out: Path
+    case: Case, engine: str, iterations: int, replicates: int, workers: int, store: Path, out: Path
 ) -> list[str]:
     return [
         sys.executable,
@@ -107,6 +108,10 @@ def fleet_command(
         str(workers),
         "--engine",
         engine,
+        "--warmup",
+        str(iterations),
+        "--samples",
+        str(iterations),
         "--store",
         str(store),
         "--out",
@@ -201,15 +206,22 @@ def profile_worker(store: Path, ensemble_id: str, replicates: list[int]) -> tupl
 
 
 def measure(
-    case: Case, engine: str, replicates: int, workers: int, rounds: int, profiled: int, tmp: Path
+    case: Case,
+    engine: str,
+    iterations: int,
+    replicates: int,
+    workers: int,
+    rounds: int,
+    profiled: int,
+    tmp: Path,
 ) -> Measurement:
     # Warm every compile cache: a 2-replicate StanFleet run builds the model and the generator, a
     # 2-replicate hand loop the hand loop's copies (CmdStanPy builds next to the program: not in the repo).
-    timed(fleet_command(case, engine, 2, 1, tmp / "warm-store", tmp / "warm-out"))
+    timed(fleet_command(case, engine, iterations, 2, 1, tmp / "warm-store", tmp / "warm-out"))
     hand = tmp / "hand"
     hand.mkdir()
     model, generator = Path(shutil.copy(case.model, hand)), Path(shutil.copy(case.generator, hand))
-    hand_command = [sys.executable, str(ROOT / "bench" / "hand_loop.py"), engine, str(model)]
+    hand_command = [sys.executable, str(ROOT / "bench" / "hand_loop.py"), engine, str(iterations), str(model)]
     hand_loop_datasets(case, engine, generator, 2, tmp / "warm.json")
     subprocess.run([*hand_command, str(tmp / "warm.json"), "1"], check=True)
 
@@ -221,7 +233,9 @@ def measure(
 
     def stanfleet(run: int) -> float:
         return timed(
-            fleet_command(case, engine, replicates, workers, tmp / f"store-{run}", tmp / f"out-{run}")
+            fleet_command(
+                case, engine, iterations, replicates, workers, tmp / f"store-{run}", tmp / f"out-{run}"
+            )
         )
 
     # In the order hand, StanFleet, StanFleet, hand, ...: a machine that slows down or speeds up during
@@ -246,10 +260,13 @@ def measure(
     )
 
 
-def report(case: Case, m: Measurement, replicates: int, workers: int) -> None:
+def report(case: Case, m: Measurement, iterations: int, replicates: int, workers: int) -> None:
     sampling = m.per_replicate["sampling (engine)"]
     outside = m.replicate_seconds - sampling
-    print(f"\n== {m.engine}: R = {replicates} on {workers} workers ({case.title}, warm caches)")
+    print(
+        f"\n== {m.engine}: R = {replicates} on {workers} workers ({case.title}, "
+        f"{iterations} + {iterations} iterations per chain, warm caches)"
+    )
     hand, fleet = sum(m.hand_seconds), sum(m.fleet_seconds)
     print(f"hand loop wall time:   {_seconds(m.hand_seconds)}  (simulate, then fit in {workers} processes)")
     print(
@@ -280,6 +297,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), default="poisson")
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=1000,
+        help="warmup and sampling iterations per chain on both sides (fewer: fast fits, where fixed costs show)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="timed runs of each side, interleaved")
     parser.add_argument("--profile", type=int, default=20, help="replicates refitted under the profiler")
@@ -296,13 +319,14 @@ def main() -> None:
             measurement = measure(
                 CASES[args.case],
                 engine,
+                args.iterations,
                 args.replicates,
                 args.workers,
                 args.rounds,
                 args.profile,
                 Path(tmp_name),
             )
-        report(CASES[args.case], measurement, args.replicates, args.workers)
+        report(CASES[args.case], measurement, args.iterations, args.replicates, args.workers)
 
 
 if __name__ == "__main__":
