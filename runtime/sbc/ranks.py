@@ -16,8 +16,8 @@ import math
 import numpy as np
 
 
-def sbc_ranks(draws: np.ndarray, true_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """SBC ranks of K true values, each among its own kept posterior draws, ties broken at random [1]_.
+def rank_counts(draws: np.ndarray, true_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many of each column's kept draws fall below its true value, and how many equal it [1]_.
 
     Parameters
     ----------
@@ -25,19 +25,12 @@ def sbc_ranks(draws: np.ndarray, true_values: np.ndarray, rng: np.random.Generat
         Kept (thinned) posterior draws, shaped ``(S, K)``: column k holds scalar k's draws.
     true_values : numpy.ndarray
         The values the prior draw took, shaped ``(K,)``.
-    rng : numpy.random.Generator
-        Breaks ties (:func:`break_ties`).
 
     Returns
     -------
-    numpy.ndarray
-        Integer ranks in ``0..S``, shaped ``(K,)``.
+    tuple of numpy.ndarray
+        ``(below, ties)``, each shaped ``(K,)``; :func:`break_ties` turns them into SBC ranks in ``0..S``.
     """
-    return break_ties(*rank_counts(draws, true_values), rng)
-
-
-def rank_counts(draws: np.ndarray, true_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How many of each column's ``(S, K)`` draws fall below its true value, and how many equal it."""
     draws = np.asarray(draws, dtype=float)
     true_values = np.asarray(true_values, dtype=float)
     if draws.ndim != 2 or true_values.shape != draws.shape[1:]:
@@ -50,7 +43,10 @@ def rank_counts(draws: np.ndarray, true_values: np.ndarray) -> tuple[np.ndarray,
 
 
 def break_ties(below: np.ndarray, ties: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Ranks ``below + U{0, ..., ties}``, drawn scalar by scalar in order, only where there are ties."""
+    """SBC ranks ``below + U{0, ..., ties}``: ties broken at random, scalar by scalar in order.
+
+    The generator is drawn only for scalars with ties, so the ranks of continuous draws need no draws.
+    """
     ranks = np.array(below, dtype=int)
     for scalar in np.flatnonzero(ties):
         ranks[scalar] += int(rng.integers(0, ties[scalar] + 1))

@@ -9,9 +9,13 @@ from runtime.sbc import ranks
 # --- ranks -------------------------------------------------------------------------------------
 
 
+def ranked(draws: np.ndarray, true_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return ranks.break_ties(*ranks.rank_counts(draws, true_values), rng)
+
+
 def rank(draws: np.ndarray, true_value: float, rng: np.random.Generator) -> int:
     """One scalar's rank: a column of its own."""
-    return int(ranks.sbc_ranks(np.asarray(draws).reshape(-1, 1), np.array([true_value]), rng)[0])
+    return int(ranked(np.asarray(draws).reshape(-1, 1), np.array([true_value]), rng)[0])
 
 
 def test_rank_counts_draws_below_the_true_value() -> None:
@@ -24,7 +28,7 @@ def test_rank_counts_draws_below_the_true_value() -> None:
 
 def test_each_column_is_ranked_against_its_own_true_value() -> None:
     draws = np.array([[0.3, 5.0, 1.0], [0.1, 6.0, 1.0], [0.2, 7.0, 1.0], [0.5, 8.0, 1.0]])
-    found = ranks.sbc_ranks(draws, np.array([0.25, 7.5, 0.0]), np.random.default_rng(0))
+    found = ranked(draws, np.array([0.25, 7.5, 0.0]), np.random.default_rng(0))
     np.testing.assert_array_equal(found, [2, 3, 0])
 
 
@@ -41,7 +45,7 @@ def test_ties_are_broken_uniformly_at_random() -> None:
 def test_ties_draw_from_the_generator_scalar_by_scalar_in_order() -> None:
     draws = np.array([[1.0, 0.0, 2.0], [1.0, 0.0, 2.0], [1.0, 5.0, 2.0]])
     truth = np.array([1.0, 3.0, 2.0])  # the first and the last scalar tie with every draw
-    found = ranks.sbc_ranks(draws, truth, np.random.default_rng(9))
+    found = ranked(draws, truth, np.random.default_rng(9))
     expected_rng = np.random.default_rng(9)
     expected = [int(expected_rng.integers(0, 4)), 2, int(expected_rng.integers(0, 4))]
     np.testing.assert_array_equal(found, expected)
@@ -62,7 +66,7 @@ def test_draws_and_true_values_must_line_up() -> None:
     with pytest.raises(
         ValueError, match=r"expected draws \(S, K\) and K true values, got \(3, 2\) and \(3,\)"
     ):
-        ranks.sbc_ranks(np.zeros((3, 2)), np.zeros(3), np.random.default_rng(0))
+        ranked(np.zeros((3, 2)), np.zeros(3), np.random.default_rng(0))
 
 
 # --- thinning ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as sps
 
 from runtime.sbc import uniformity
-from runtime.sbc.ranks import sbc_ranks
+from runtime.sbc.ranks import break_ties, rank_counts
 
 L = 99  # kept draws per replicate: ranks lie in 0..99
 R = 100  # replicates per ensemble
@@ -24,7 +24,7 @@ def _conjugate_ensemble(
     y = theta[:, None] + rng.normal(size=(replicates, 5))
     post_mean, post_sd = y.sum(axis=1) / 6, 1 / math.sqrt(6)
     draws = post_mean[:, None] + post_sd * (shift + scale * rng.normal(size=(replicates, L)))
-    return sbc_ranks(draws.T, theta, rng)
+    return break_ties(*rank_counts(draws.T, theta), rng)
 
 
 def _pvalue(ranks: np.ndarray, rng: np.random.Generator) -> float:
