@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.engines.base import CompiledModel
 from runtime.ensemble.generators import Generator
 from runtime.ensemble.spec import EnsembleSpec
+from runtime.ensemble.stored_results import load_results
 from runtime.errors import StanFleetError
 from runtime.model.conform import ReplicateInputs, SimulatedReplicate, conform_replicate
 from runtime.model.stan_info import ModelInfo
-from runtime.sbc.results import ReplicateResult
 from runtime.store.inputs import InputReader, publish_inputs, published_packs
 from runtime.store.keys import (
     INPUT_BLOCK_SIZE,
@@ -33,9 +32,6 @@ from runtime.store.keys import (
     spec_key,
 )
 from runtime.store.protocol import ObjectStore
-
-RESULT_READERS = 10
-"""Threads reading results; botocore keeps 10 connections per client by default."""
 
 
 @dataclass(frozen=True)
@@ -193,18 +189,3 @@ def publish_specs(spec: EnsembleSpec, store: ObjectStore) -> None:
     ):
         if not store.exists(key):
             store.put(key, payload)
-
-
-def load_results(store: ObjectStore, ensemble_id: str, requested: int) -> list[ReplicateResult]:
-    """Every result of replicates ``0..requested-1`` present in the store, in replicate order.
-
-    One listing, then the reads run on ``RESULT_READERS`` threads: a remote store's reads are
-    latency-bound, so R = 10,000 results take seconds instead of minutes.
-    """
-    keys = sorted(
-        key
-        for key in store.list_keys(results_prefix(ensemble_id))
-        if replicate_of_result_key(key) < requested
-    )
-    with ThreadPoolExecutor(max_workers=RESULT_READERS) as pool:
-        return [ReplicateResult.from_json(payload) for payload in pool.map(store.get, keys)]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.ensemble.prepare import load_results
 from runtime.ensemble.spec import load_spec
+from runtime.ensemble.stored_results import load_score_table
 from runtime.errors import StanFleetError
 from runtime.report.figures import (
     MAX_PANELS,
@@ -38,8 +38,7 @@ from runtime.sbc.verdict import (
     QuantityScores,
     QuantitySummary,
     VerdictOptions,
-    collect_quantities,
-    judged_results,
+    iter_quantities,
     p_value_sort_key,
     summarize,
 )
@@ -87,9 +86,9 @@ def compare_ensembles(
     compared = []
     keep_nulls_on_disk()
     for ensemble_id, spec in zip(ensemble_ids, specs, strict=True):
-        results = load_results(store, ensemble_id, requested)
+        table = load_score_table(store, ensemble_id, requested)
         summary = summarize(
-            results,
+            table,
             ensemble_id=ensemble_id,
             requested=requested,
             reused=0,
@@ -97,7 +96,7 @@ def compare_ensembles(
             run={"model_name": spec.model_name},
         )
         label = f"{spec.model_name} {ensemble_id[:8]}"
-        quantities = collect_quantities(judged_results(results, options.exclude_divergent))
+        quantities = list(iter_quantities(table, table.judged(options.exclude_divergent)))
         compared.append(ComparedEnsemble(ensemble_id, spec.dataset_id, label, summary, quantities))
     return compared
 

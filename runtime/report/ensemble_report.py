@@ -6,17 +6,16 @@ per-replicate scores a pandas DataFrame, all computed from the stored results (n
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.report.figures import draw_figures
-from runtime.report.files import INDEX, replicates_csv
+from runtime.report.files import INDEX
 from runtime.report.html import summary_html
+from runtime.report.replicates_table import replicates_frame
 from runtime.report.table import verdict_table
-from runtime.sbc.results import ReplicateResult
+from runtime.sbc.score_table import ScoreTable
 from runtime.sbc.verdict import EnsembleSummary
 
 if TYPE_CHECKING:
@@ -26,10 +25,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EnsembleReport:
-    """The verdict of one ensemble, its replicate results, and where its report files are (if written)."""
+    """The verdict of one ensemble, its replicates' scores, and where its report files are (if written)."""
 
     verdict: EnsembleSummary
-    results: Sequence[ReplicateResult]
+    scores: ScoreTable
     out_dir: Path | None = None
 
     @property
@@ -49,10 +48,8 @@ class EnsembleReport:
 
     @property
     def replicates(self) -> pandas.DataFrame:
-        """What ``replicates.csv`` holds: one row per replicate and quantity, one per failed replicate."""
-        import pandas
-
-        return pandas.read_csv(io.BytesIO(replicates_csv(self.results)))
+        """What ``replicates.parquet`` holds: one row per replicate and quantity, one per failed replicate."""
+        return replicates_frame(self.scores)
 
     @property
     def index_html(self) -> Path | None:
@@ -68,7 +65,7 @@ class EnsembleReport:
         The figure belongs to no pyplot state: in Jupyter it shows itself once ``%matplotlib inline`` has
         run; elsewhere ``figure.savefig(path)`` writes it.
         """
-        return draw_figures(self.verdict, self.results, [name])[name]
+        return draw_figures(self.verdict, self.scores, [name])[name]
 
     def __str__(self) -> str:
         return verdict_table(self.verdict)

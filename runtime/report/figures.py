@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runtime.errors import StanFleetError
-from runtime.sbc.results import ReplicateResult
+from runtime.sbc.score_table import ScoreTable
 from runtime.sbc.uniformity import gamma_band, gamma_points, interval_coverage
 from runtime.sbc.verdict import (
     EBFMI_THRESHOLD,
@@ -26,12 +26,8 @@ from runtime.sbc.verdict import (
     EnsembleSummary,
     QuantityScores,
     QuantitySummary,
-    collect_quantities,
-    judged_results,
-    max_rhat,
-    min_ess,
     p_value_sort_key,
-    succeeded_results,
+    quantity_scores,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +54,7 @@ PanelPlot = Callable[[EnsembleSummary, list[QuantityScores], dict[str, np.ndarra
 
 
 def draw_figures(
-    summary: EnsembleSummary, results: Sequence[ReplicateResult], names: Sequence[str] = FIGURE_NAMES
+    summary: EnsembleSummary, table: ScoreTable, names: Sequence[str] = FIGURE_NAMES
 ) -> dict[str, Figure]:
     """The figures ``names`` (by default all of :data:`FIGURE_NAMES`) of the ensemble ``summary`` judged.
 
@@ -68,10 +64,8 @@ def draw_figures(
     unknown = [name for name in names if name not in FIGURE_NAMES]
     if unknown:
         raise StanFleetError(f"no figure {unknown[0]!r}; the figures are {', '.join(FIGURE_NAMES)}")
-    judged = collect_quantities(judged_results(results, summary.excluded_divergent is not None))
-    plotted = [q for q in judged if q.replicates.size >= 2]
-    pits = {q.key: q.pit(summary.ensemble_id) for q in plotted}
-    shown, note = _select_panels(summary, plotted)
+    shown, note = _select_panels(summary, table)
+    pits = {q.key: q.pit(summary.ensemble_id) for q in shown}
     panel_plots: dict[str, PanelPlot] = {
         "rank_histograms": _rank_histograms,
         "ecdf_difference": _ecdf_difference,
@@ -80,7 +74,7 @@ def draw_figures(
         "z_score_vs_contraction": _z_score_vs_contraction,
     }
     return {
-        name: _diagnostics_figure(summary, results)
+        name: _diagnostics_figure(summary, table)
         if name == "diagnostics"
         else panel_plots[name](summary, shown, pits, note)
         for name in names
@@ -94,21 +88,34 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _select_panels(
-    summary: EnsembleSummary, quantities: Sequence[QuantityScores]
-) -> tuple[list[QuantityScores], str]:
-    """The quantities to plot (all, or the MAX_PANELS with the lowest p-values) and a title note."""
-    if len(quantities) <= MAX_PANELS:
-        return list(quantities), ""
-    shown = sorted(quantities, key=lambda q: p_value_sort_key(quantity_summary(summary, q)))[:MAX_PANELS]
-    return shown, f" ({MAX_PANELS} of {len(quantities)} quantities: those with the lowest p-values)"
+def _select_panels(summary: EnsembleSummary, table: ScoreTable) -> tuple[list[QuantityScores], str]:
+    """The quantities to plot and a title note.
+
+    They are those with at least two judged replicates: all of them, or the MAX_PANELS with the lowest
+    p-values. Only those are read out of the table.
+    """
+    judged = table.judged(summary.excluded_divergent is not None)
+    drawable = [int(column) for column in np.flatnonzero(table.present[judged].sum(axis=0) >= 2)]
+    note = ""
+    if len(drawable) > MAX_PANELS:
+        note = f" ({MAX_PANELS} of {len(drawable)} quantities: those with the lowest p-values)"
+
+        def p_value(column: int) -> float:
+            return p_value_sort_key(summary_of(summary, table.kinds[column], table.names[column]))
+
+        drawable = sorted(drawable, key=p_value)[:MAX_PANELS]
+    return [quantity_scores(table, judged, column) for column in drawable], note
+
+
+def summary_of(summary: EnsembleSummary, kind: str, name: str) -> QuantitySummary:
+    """The quantity's row of the summary (an empty one where the summary has none)."""
+    rows = summary.variables if kind == PARAMETER else summary.test_quantities
+    return rows.get(name, QuantitySummary(0, None, None, None, None, None, None, None))
 
 
 def quantity_summary(summary: EnsembleSummary, quantity: QuantityScores) -> QuantitySummary:
     """The quantity's row of the summary (an empty one where the summary has none)."""
-    table = summary.variables if quantity.kind == PARAMETER else summary.test_quantities
-    missing = QuantitySummary(0, None, None, None, None, None, None, None)
-    return table.get(quantity.name, missing)
+    return summary_of(summary, quantity.kind, quantity.name)
 
 
 def quantity_label(quantity: QuantityScores) -> str:
@@ -373,7 +380,7 @@ def _z_score_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
         ax.text(0.5, 0.5, "undefined (zero prior variance)", ha="center", va="center", fontsize=8)
 
 
-def _diagnostics_figure(summary: EnsembleSummary, results: Sequence[ReplicateResult]) -> Figure:
+def _diagnostics_figure(summary: EnsembleSummary, table: ScoreTable) -> Figure:
     """Per-replicate sampler diagnostics with their thresholds; failed replicates marked in red."""
     from matplotlib.ticker import MaxNLocator
 
@@ -381,17 +388,16 @@ def _diagnostics_figure(summary: EnsembleSummary, results: Sequence[ReplicateRes
         f"Sampler diagnostics per replicate ({summary.succeeded} succeeded, "
         f"{summary.failed} failed: red lines)"
     )
-    ok = succeeded_results(results)
-    failed = np.array(sorted(r.replicate for r in results if r.status != "ok"), dtype=float)
-    fits = [(r.replicate, r.diagnostics) for r in ok if r.diagnostics is not None]
-    x = np.array([replicate for replicate, _ in fits], dtype=float)
-    x_all = np.array([r.replicate for r in ok], dtype=float)
+    ok = table.ok
+    failed = table.failed_replicates.astype(float)
+    fits = ok & table.has_diagnostics
+    x, x_all = table.replicate[fits].astype(float), table.replicate[ok].astype(float)
     panels: list[tuple[str, np.ndarray, np.ndarray, float | None, bool]] = [
-        ("divergences", x, np.array([d.divergences for _, d in fits], dtype=float), None, True),
-        ("max treedepth hits", x, np.array([d.max_treedepth_hits for _, d in fits], dtype=float), None, True),
-        ("min E-BFMI", x, np.array([d.min_ebfmi for _, d in fits], dtype=float), EBFMI_THRESHOLD, False),
-        ("max R-hat", x_all, np.array([max_rhat(r) for r in ok], dtype=float), RHAT_THRESHOLD, False),
-        ("min ESS", x_all, np.array([min_ess(r) for r in ok], dtype=float), ESS_THRESHOLD, False),
+        ("divergences", x, table.divergences[fits].astype(float), None, True),
+        ("max treedepth hits", x, table.max_treedepth_hits[fits].astype(float), None, True),
+        ("min E-BFMI", x, table.min_ebfmi[fits], EBFMI_THRESHOLD, False),
+        ("max R-hat", x_all, table.max_rhat()[ok], RHAT_THRESHOLD, False),
+        ("min ESS", x_all, table.min_ess()[ok], ESS_THRESHOLD, False),
     ]
     figure = _new_figure(10.0, 8.0)
     figure.suptitle(title)
@@ -401,7 +407,8 @@ def _diagnostics_figure(summary: EnsembleSummary, results: Sequence[ReplicateRes
         if failed.size:
             ax.vlines(failed, 0, 1, transform=ax.get_xaxis_transform(), color="C3", alpha=0.5, lw=1.2)
         if stems:
-            ax.vlines(xs, 0, ys, color="C0", lw=1)
+            nonzero = ys > 0  # a stem of height 0 draws nothing
+            ax.vlines(xs[nonzero], 0, ys[nonzero], color="C0", lw=1)
             ax.set_ylim(0.0, 1.1 * max(1.0, float(np.nanmax(ys, initial=0.0))))
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.plot(xs, ys, ".", color="C0", ms=3)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.ensemble.cost import CostEstimate, estimate_cost
+from runtime.report.figures import MAX_PANELS
 from runtime.sbc.verdict import (
     CORRECTION,
     PARAMETER,
@@ -25,7 +26,7 @@ from runtime.sbc.verdict import (
 )
 
 MAX_FAILURES_LISTED = 200
-"""At most this many failed replicates are listed on the page (replicates.csv has them all)."""
+"""At most this many failed replicates are listed on the page (the replicate table has them all)."""
 
 PLOT_CAPTIONS = {
     "rank_histograms": "Rank histograms: under correct inference each is flat within the shaded pointwise band.",
@@ -148,8 +149,11 @@ function quantityTable() {
 """
 
 
-def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes]) -> bytes:
-    """The page for ``summary``, with ``plots`` (name to PNG bytes, in :data:`PLOT_CAPTIONS` order)."""
+def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes], table_file: str) -> bytes:
+    """The page for ``summary``, with ``plots`` (name to PNG bytes, in :data:`PLOT_CAPTIONS` order).
+
+    ``table_file`` names the replicate table next to the page (``replicates.csv`` or ``.parquet``).
+    """
     model = str(summary.run.get("model_name", "model"))
     sections = [
         f"<h1>SBC report: {_e(model)}</h1>",
@@ -158,11 +162,12 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes]) -> bytes:
         "<h2>Quantities</h2>",
         _quantity_table(summary, interactive=True),
         "<h2>Plots</h2>",
+        _undrawn_note(summary, table_file),
         *(_figure(name, png) for name, png in plots.items()),
         "<h2>Sampler diagnostics</h2>",
         _diagnostics(summary),
         "<h2>Failed replicates</h2>",
-        _failures(summary),
+        _failures(summary, table_file),
         "<h2>How the ensemble ran</h2>",
         _run(summary),
         "<h2>How to read this</h2>",
@@ -267,6 +272,18 @@ def _numeric_cell(value: float | None, spec: str) -> str:
     return f'<td data-value="{exact}">{_number(value, spec)}</td>'
 
 
+def _undrawn_note(summary: EnsembleSummary, table_file: str) -> str:
+    """Which quantities the plots leave out, when there are more than MAX_PANELS to draw."""
+    drawable = sum(q.replicates >= 2 for _, _, q in summary.quantities())
+    if drawable <= MAX_PANELS:
+        return ""
+    return (
+        f'<p class="undrawn">Each quantity plot draws the {MAX_PANELS} quantities with the lowest p-values; '
+        f"{drawable - MAX_PANELS} of the {drawable} quantities are not drawn. Every quantity is in the table "
+        f"above, and every replicate's scores in <code>{_e(table_file)}</code>.</p>"
+    )
+
+
 def _figure(name: str, png: bytes) -> str:
     source = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     caption = PLOT_CAPTIONS.get(name, name)
@@ -296,7 +313,7 @@ def _diagnostics(summary: EnsembleSummary) -> str:
     )
 
 
-def _failures(summary: EnsembleSummary) -> str:
+def _failures(summary: EnsembleSummary, table_file: str) -> str:
     machinery = ""
     if summary.machinery_errors:
         machinery = (
@@ -311,7 +328,7 @@ def _failures(summary: EnsembleSummary) -> str:
         f"<p>{summary.failed} replicates failed for the model's reasons, as Stan reported them. Failed fits "
         f"are data: the full error text of each is in its result file (<code>error_detail</code>); "
         "<code>--retry-failed</code> refits them.</p>"
-        f"{_failure_table(summary.failures, 'replicates.csv')}"
+        f"{_failure_table(summary.failures, table_file)}"
     )
 
 

@@ -2,7 +2,7 @@
 
 Matplotlib draws on one core, and a report's six figures take seconds (tens of seconds with many
 quantities), all after the last fit, when every core is free. :func:`render_pngs` splits the figures
-among forked processes, which inherit the summary and the results instead of receiving a copy.
+among forked processes, which inherit the summary and the score table instead of receiving a copy.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from concurrent.futures import ProcessPoolExecutor
 
 from runtime.executors.local import usable_cores
 from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes
-from runtime.sbc.results import ReplicateResult
+from runtime.sbc.score_table import ScoreTable
 from runtime.sbc.verdict import EnsembleSummary
 
-_inputs: tuple[EnsembleSummary, Sequence[ReplicateResult]] | None = None
+_inputs: tuple[EnsembleSummary, ScoreTable] | None = None
 """What a forked rendering process draws from, set by :func:`_inherit` when the process starts."""
 
 
 def render_pngs(
     summary: EnsembleSummary,
-    results: Sequence[ReplicateResult],
+    table: ScoreTable,
     names: Sequence[str] = FIGURE_NAMES,
     *,
     processes: int | None = None,
@@ -34,13 +34,13 @@ def render_pngs(
     """
     processes = min(len(names), processes or usable_cores())
     if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return _render(summary, results, names)
+        return _render(summary, table, names)
     shares = [list(names[index::processes]) for index in range(processes)]
     with ProcessPoolExecutor(
         processes,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_inherit,
-        initargs=(summary, results),
+        initargs=(summary, table),
     ) as pool:
         rendered: dict[str, bytes] = {}
         for share in pool.map(_render_share, shares):
@@ -48,15 +48,13 @@ def render_pngs(
     return {name: rendered[name] for name in names}
 
 
-def _render(
-    summary: EnsembleSummary, results: Sequence[ReplicateResult], names: Sequence[str]
-) -> dict[str, bytes]:
-    return {name: png_bytes(figure) for name, figure in draw_figures(summary, results, names).items()}
+def _render(summary: EnsembleSummary, table: ScoreTable, names: Sequence[str]) -> dict[str, bytes]:
+    return {name: png_bytes(figure) for name, figure in draw_figures(summary, table, names).items()}
 
 
-def _inherit(summary: EnsembleSummary, results: Sequence[ReplicateResult]) -> None:
+def _inherit(summary: EnsembleSummary, table: ScoreTable) -> None:
     global _inputs
-    _inputs = (summary, results)
+    _inputs = (summary, table)
 
 
 def _render_share(names: list[str]) -> dict[str, bytes]:

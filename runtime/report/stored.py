@@ -15,9 +15,9 @@ from typing import Any
 
 from runtime.aws.stack import read_stack_outputs
 from runtime.ensemble.cost import CostEstimate, estimate_cost
-from runtime.ensemble.prepare import load_results
 from runtime.ensemble.run_record import load_run_record
 from runtime.ensemble.spec import load_spec
+from runtime.ensemble.stored_results import load_score_table
 from runtime.errors import StanFleetError
 from runtime.report.ensemble_report import EnsembleReport
 from runtime.report.files import INDEX, keep_nulls_on_disk, write_report
@@ -46,12 +46,12 @@ def build_report(
     ``machinery_errors`` are the replicates the run that just ended left without a result.
     """
     keep_nulls_on_disk()
-    results = load_results(store, ensemble_id, requested)
+    table = load_score_table(store, ensemble_id, requested)
     if pricing is not None:
-        cost = estimate_cost(sum(r.total_seconds for r in results), *pricing)
+        cost = estimate_cost(float(table.total_seconds.sum()), *pricing)
         run = {**run, "cost_estimate": cost.to_dict()}
     summary = summarize(
-        results,
+        table,
         ensemble_id=ensemble_id,
         requested=requested,
         reused=reused,
@@ -59,7 +59,7 @@ def build_report(
         run=run,
         machinery_errors=machinery_errors,
     )
-    return EnsembleReport(summary, results)
+    return EnsembleReport(summary, table)
 
 
 def write_ensemble_report(report: EnsembleReport, out_dir: Path | None) -> EnsembleReport:
@@ -74,7 +74,7 @@ def write_ensemble_report(report: EnsembleReport, out_dir: Path | None) -> Ensem
     )
     if "cost_estimate" in summary.run:
         print(CostEstimate(**summary.run["cost_estimate"]).describe())
-    write_report(summary, report.results, out)
+    write_report(summary, report.scores, out)
     print(verdict_table(summary))
     print(f"report: {out / INDEX}")
     return replace(report, out_dir=out)

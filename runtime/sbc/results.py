@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 Status = Literal["ok", "failed"]
 
@@ -64,12 +65,12 @@ class ReplicateResult:
 
     def to_json(self) -> bytes:
         """Serialise to UTF-8 JSON (non-finite floats are written as null)."""
-        return json.dumps(_finite_or_none(asdict(self)), allow_nan=False).encode()
+        return orjson.dumps(self, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @classmethod
     def from_json(cls, payload: bytes) -> ReplicateResult:
         """Inverse of :meth:`to_json`."""
-        raw: dict[str, Any] = json.loads(payload)
+        raw: dict[str, Any] = orjson.loads(payload)
         raw["variables"] = {k: VariableScore(**_nan_for_none(v)) for k, v in raw["variables"].items()}
         raw["test_quantities"] = {
             k: VariableScore(**_nan_for_none(v)) for k, v in raw["test_quantities"].items()
@@ -77,16 +78,6 @@ class ReplicateResult:
         if raw["diagnostics"] is not None:
             raw["diagnostics"] = FitDiagnostics(**_nan_for_none(raw["diagnostics"]))
         return cls(**raw)
-
-
-def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    return value
 
 
 def _nan_for_none(values: dict[str, Any]) -> dict[str, Any]:

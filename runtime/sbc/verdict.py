@@ -1,8 +1,9 @@
 """The calibration verdict of an ensemble.
 
-``summarize`` turns the ensemble's replicate results into an :class:`EnsembleSummary` (the verdict;
-:mod:`runtime.report.table` renders it for the terminal). ``collect_quantities`` gathers each quantity's scores
-across replicates, for the verdict here and for the files and plots of :mod:`runtime.report.files`.
+``summarize`` turns the ensemble's results (a :class:`~runtime.sbc.score_table.ScoreTable`) into an
+:class:`EnsembleSummary` (the verdict; :mod:`runtime.report.table` renders it for the terminal).
+``quantity_scores`` gives one quantity's scores across replicates, for the verdict here and for the plots of
+:mod:`runtime.report.figures`.
 Pure NumPy (SciPy through :mod:`runtime.sbc.uniformity`): no matplotlib or ArviZ.
 
 The uniformity test of each quantity is the gamma statistic of Säilynoja et al. (2022) on
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from runtime.errors import StanFleetError
-from runtime.sbc.results import ReplicateResult, VariableScore
+from runtime.sbc.score_table import PARAMETER, TEST_QUANTITY, ScoreTable
 from runtime.sbc.uniformity import gamma_uniformity_pvalue, randomized_pit
 
 UNIFORMITY_METHOD = (
@@ -44,8 +45,6 @@ ESS_THRESHOLD = 400.0
 """A replicate with any bulk or tail ESS below this is flagged (100 per chain for 4 chains)."""
 DEFAULT_LEVEL = 0.01
 """The family-wise level of the verdict unless ``--level`` says otherwise."""
-PARAMETER = "parameter"
-TEST_QUANTITY = "test_quantity"
 
 
 @dataclass(frozen=True)
@@ -289,7 +288,7 @@ class QuantityScores:
 
 
 def summarize(
-    results: Sequence[ReplicateResult],
+    table: ScoreTable,
     *,
     ensemble_id: str,
     requested: int,
@@ -302,8 +301,8 @@ def summarize(
 
     Parameters
     ----------
-    results
-        Succeeded (``status == "ok"``) and failed replicates, in any order.
+    table
+        The succeeded and failed replicates' results.
     ensemble_id
         Identifies the ensemble; also seeds the PIT randomization, so the verdict is reproducible.
     requested, reused
@@ -321,12 +320,10 @@ def summarize(
     EnsembleSummary
         Per-quantity statistics are None for quantities scored by fewer than two replicates.
     """
-    ok = succeeded_results(results)
-    judged = judged_results(results, options.exclude_divergent)
-    quantities = collect_quantities(judged)
+    judged = table.judged(options.exclude_divergent)
     p_values: dict[str, float] = {}
-    stats: dict[str, dict[str, Any]] = {}
-    for quantity in quantities:
+    stats: dict[tuple[str, str], dict[str, Any]] = {}
+    for quantity in iter_quantities(table, judged):
         n = quantity.replicates.size
         p_value = None
         if n >= 2:
@@ -334,7 +331,7 @@ def summarize(
             p_value = _finite_or_none(gamma_uniformity_pvalue(quantity.pit(ensemble_id)))
         if p_value is not None:
             p_values[quantity.key] = p_value
-        stats[quantity.key] = {
+        stats[(quantity.kind, quantity.name)] = {
             "replicates": n,
             "p_value": p_value,
             "mean_z_score": _finite_mean(quantity.z_scores()) if n >= 2 else None,
@@ -345,31 +342,32 @@ def summarize(
         }
     verdicts = holm_calibrated(p_values, options.level) if p_values else {}
     summaries: dict[str, dict[str, QuantitySummary]] = {PARAMETER: {}, TEST_QUANTITY: {}}
-    for quantity in quantities:
-        verdict = verdicts.get(quantity.key)
-        summaries[quantity.kind][quantity.name] = QuantitySummary(
-            calibrated=None if verdict is None else bool(verdict), **stats[quantity.key]
+    for (kind, name), quantity_stats in stats.items():
+        verdict = verdicts.get(f"{kind}:{name}")
+        summaries[kind][name] = QuantitySummary(
+            calibrated=None if verdict is None else bool(verdict), **quantity_stats
         )
     all_verdicts = [q.calibrated for kind in summaries.values() for q in kind.values()]
     overall = None
     if all_verdicts and all(v is not None for v in all_verdicts):
         overall = all(all_verdicts)
-    failed = sorted((r for r in results if r.status != "ok"), key=lambda r: r.replicate)
     return EnsembleSummary(
         ensemble_id=ensemble_id,
         calibrated=overall,
         requested=requested,
-        succeeded=len(ok),
-        failed=len(failed),
+        succeeded=table.succeeded,
+        failed=len(table) - table.succeeded,
         reused=reused,
         family_level=options.level,
         variables=summaries[PARAMETER],
         test_quantities=summaries[TEST_QUANTITY],
-        diagnostics=_diagnostics(ok),
-        failures=[Failure(r.replicate, _first_line(r.error)) for r in failed],
-        fit_seconds=float(sum(r.total_seconds for r in results)),
+        diagnostics=_diagnostics(table),
+        failures=[
+            Failure(replicate, _first_line(error)) for replicate, error in sorted(table.errors.items())
+        ],
+        fit_seconds=float(table.total_seconds.sum()),
         run=dict(run or {}),
-        excluded_divergent=len(ok) - len(judged) if options.exclude_divergent else None,
+        excluded_divergent=table.succeeded - int(judged.sum()) if options.exclude_divergent else None,
         machinery_errors=sorted(machinery_errors, key=lambda f: f.replicate),
     )
 
@@ -377,73 +375,46 @@ def summarize(
 # --- aggregation helpers ---------------------------------------------------------------------
 
 
-def succeeded_results(results: Sequence[ReplicateResult]) -> list[ReplicateResult]:
-    """The replicates with ``status == "ok"``, sorted by replicate."""
-    return sorted((r for r in results if r.status == "ok"), key=lambda r: r.replicate)
-
-
-def judged_results(results: Sequence[ReplicateResult], exclude_divergent: bool) -> list[ReplicateResult]:
-    """The succeeded replicates the verdict rests on.
-
-    Those that had divergent transitions are left out when ``exclude_divergent``.
-    """
-    ok = succeeded_results(results)
-    if not exclude_divergent:
-        return ok
-    return [r for r in ok if r.diagnostics is None or r.diagnostics.divergences == 0]
-
-
-def collect_quantities(ok: Sequence[ReplicateResult]) -> list[QuantityScores]:
-    """Gather each quantity's scores across ``ok`` (sorted by replicate), in first-seen order."""
-    gathered: dict[tuple[str, str], list[tuple[int, VariableScore]]] = {}
-    for result in ok:
-        for kind, scores in ((PARAMETER, result.variables), (TEST_QUANTITY, result.test_quantities)):
-            for name, score in scores.items():
-                gathered.setdefault((kind, name), []).append((result.replicate, score))
-    ordered = sorted(gathered.items(), key=lambda item: item[0][0] != PARAMETER)
-    return [
-        QuantityScores(
-            kind=kind,
-            name=name,
-            replicates=np.array([r for r, _ in entries], dtype=int),
-            true=np.array([s.true_value for _, s in entries], dtype=float),
-            rank=np.array([s.rank for _, s in entries], dtype=int),
-            max_rank=np.array([s.max_rank for _, s in entries], dtype=int),
-            mean=np.array([s.mean for _, s in entries], dtype=float),
-            sd=np.array([s.sd for _, s in entries], dtype=float),
-            median=np.array([s.median for _, s in entries], dtype=float),
-            q5=np.array([s.q5 for _, s in entries], dtype=float),
-            q95=np.array([s.q95 for _, s in entries], dtype=float),
-        )
-        for (kind, name), entries in ordered
-    ]
-
-
-def _all_scores(result: ReplicateResult) -> list[VariableScore]:
-    return [*result.variables.values(), *result.test_quantities.values()]
-
-
-def max_rhat(result: ReplicateResult) -> float:
-    """Largest finite R-hat over the replicate's quantities; NaN when there is none."""
-    values = [s.rhat for s in _all_scores(result) if math.isfinite(s.rhat)]
-    return max(values) if values else math.nan
-
-
-def min_ess(result: ReplicateResult) -> float:
-    """Smallest finite bulk or tail ESS over the replicate's quantities; NaN when there is none."""
-    values = [e for s in _all_scores(result) for e in (s.ess_bulk, s.ess_tail) if math.isfinite(e)]
-    return min(values) if values else math.nan
-
-
-def _diagnostics(ok: Sequence[ReplicateResult]) -> DiagnosticsSummary:
-    fits = [r.diagnostics for r in ok if r.diagnostics is not None]
-    return DiagnosticsSummary(
-        replicates_with_divergences=sum(d.divergences > 0 for d in fits),
-        replicates_with_max_treedepth=sum(d.max_treedepth_hits > 0 for d in fits),
-        replicates_with_low_ebfmi=sum(d.min_ebfmi < EBFMI_THRESHOLD for d in fits),
-        replicates_with_high_rhat=sum(max_rhat(r) > RHAT_THRESHOLD for r in ok),
-        replicates_with_low_ess=sum(min_ess(r) < ESS_THRESHOLD for r in ok),
+def quantity_scores(table: ScoreTable, rows: np.ndarray, column: int) -> QuantityScores:
+    """The scores of the table's quantity ``column`` in the rows ``rows`` (a mask) that have it."""
+    have = np.flatnonzero(rows & table.present[:, column])
+    scores = table.scores
+    return QuantityScores(
+        kind=table.kinds[column],
+        name=table.names[column],
+        replicates=table.replicate[have],
+        true=scores["true_value"][have, column],
+        rank=scores["rank"][have, column].astype(int),
+        max_rank=scores["max_rank"][have, column].astype(int),
+        mean=scores["mean"][have, column],
+        sd=scores["sd"][have, column],
+        median=scores["median"][have, column],
+        q5=scores["q5"][have, column],
+        q95=scores["q95"][have, column],
     )
+
+
+def iter_quantities(table: ScoreTable, rows: np.ndarray) -> Iterator[QuantityScores]:
+    """Each quantity's scores in the rows ``rows`` (a mask), parameters first; those no row has are skipped.
+
+    One quantity at a time: the scores of all quantities together would copy the table.
+    """
+    scored = table.present[rows].any(axis=0)
+    for column in np.flatnonzero(scored):
+        yield quantity_scores(table, rows, int(column))
+
+
+def _diagnostics(table: ScoreTable) -> DiagnosticsSummary:
+    ok = table.ok
+    fits = ok & table.has_diagnostics
+    with np.errstate(invalid="ignore"):
+        return DiagnosticsSummary(
+            replicates_with_divergences=int((table.divergences[fits] > 0).sum()),
+            replicates_with_max_treedepth=int((table.max_treedepth_hits[fits] > 0).sum()),
+            replicates_with_low_ebfmi=int((table.min_ebfmi[fits] < EBFMI_THRESHOLD).sum()),
+            replicates_with_high_rhat=int((table.max_rhat()[ok] > RHAT_THRESHOLD).sum()),
+            replicates_with_low_ess=int((table.min_ess()[ok] < ESS_THRESHOLD).sum()),
+        )
 
 
 def _first_line(error: str | None) -> str:

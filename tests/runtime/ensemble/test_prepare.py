@@ -11,14 +11,13 @@ from runtime.ensemble.generators import Generator, PythonGenerator
 from runtime.ensemble.prepare import (
     FIRST_CHUNK_BLOCKS,
     MAX_CHUNK_BLOCKS,
-    RESULT_READERS,
     EnsembleInputs,
     chunk_sizes,
-    load_results,
     plan_ensemble,
     publish_specs,
 )
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec
+from runtime.ensemble.stored_results import load_results
 from runtime.errors import StanFleetError
 from runtime.model.conform import SimulatedReplicate
 from runtime.model.stan_info import read_model_info
@@ -167,12 +166,3 @@ def test_another_model_version_reuses_the_dataset_set(tmp_path: Path) -> None:
     (again,) = reuse.chunks()
     assert (reuse.simulated, again.new_blocks) == (0, {})  # ...and nothing to simulate
     assert reuse.first_inputs(again).true_values == inputs.first_inputs(chunk).true_values
-
-
-def test_results_load_in_replicate_order_from_many_reader_threads(tmp_path: Path) -> None:
-    store = LocalDirectoryStore(tmp_path)
-    ensemble_id = "f" * 20
-    for replicate in reversed(range(3 * RESULT_READERS)):
-        store.put(result_key(ensemble_id, replicate), failed_result(replicate))
-    loaded = load_results(store, ensemble_id, 2 * RESULT_READERS + 1)
-    assert [r.replicate for r in loaded] == list(range(2 * RESULT_READERS + 1))

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from runtime.sbc.results import FitDiagnostics, ReplicateResult, VariableScore
+from runtime.sbc.score_table import ScoreTable
+from runtime.sbc.verdict import QuantityScores, iter_quantities
 
 MAX_RANK = 99
 
@@ -96,3 +98,14 @@ def many_quantities(count: int, replicates: int) -> list[ReplicateResult]:
         )
         for r in range(replicates)
     ]
+
+
+def table_of(results: list[ReplicateResult]) -> ScoreTable:
+    """The score table the report reads, built from the results' stored JSON."""
+    return ScoreTable.from_results(results)
+
+
+def all_quantities(results: list[ReplicateResult]) -> list[QuantityScores]:
+    """Every quantity's scores across the succeeded replicates."""
+    table = table_of(results)
+    return list(iter_quantities(table, table.ok))

@@ -11,13 +11,13 @@ from runtime.errors import StanFleetError
 from runtime.report import figures as plots
 from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
 from runtime.sbc import uniformity as stats
-from runtime.sbc.verdict import VerdictOptions, collect_quantities, summarize
-from tests.runtime.helpers.sbc_results import many_quantities
+from runtime.sbc.verdict import VerdictOptions, summarize
+from tests.runtime.helpers.sbc_results import all_quantities, many_quantities, table_of
 
 
 def test_plots_cap_the_panels_at_the_lowest_p_values(monkeypatch: pytest.MonkeyPatch) -> None:
     results = many_quantities(10, 60)
-    summary = summarize(results, ensemble_id="ens-many", requested=60, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-many", requested=60, reused=0)
     assert summary.calibrated is False
     grids: list[tuple[int, str]] = []
     panel_grid = plots.panel_grid
@@ -28,13 +28,13 @@ def test_plots_cap_the_panels_at_the_lowest_p_values(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(plots, "MAX_PANELS", 4)
     monkeypatch.setattr(plots, "panel_grid", spy)
-    assert list(draw_figures(summary, results)) == list(FIGURE_NAMES)
+    assert list(draw_figures(summary, table_of(results))) == list(FIGURE_NAMES)
     assert len(grids) == 5  # every quantity plot; the diagnostics figure has no quantity panels
     for n, title in grids:
         assert n == 4
         assert "4 of 10 quantities" in title and "lowest p-values" in title
     # The two biased quantities have the lowest p-values, so they are among the panels.
-    shown, _ = plots._select_panels(summary, collect_quantities(results))
+    shown, _ = plots._select_panels(summary, table_of(results))
     assert {"theta[5]", "theta[10]"} <= {q.name for q in shown}
 
 
@@ -62,8 +62,10 @@ def test_each_ecdf_band_is_the_test_at_level_over_m_so_outside_means_flagged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     results = many_quantities(10, 60)
-    summary = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.05))
-    quantities = collect_quantities(results)
+    summary = summarize(
+        table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.05)
+    )
+    quantities = all_quantities(results)
     pits = {q.key: q.pit(summary.ensemble_id) for q in quantities}
     bands: list[tuple[int, float]] = []
 
@@ -91,22 +93,22 @@ def test_each_ecdf_band_is_the_test_at_level_over_m_so_outside_means_flagged(
 
 def test_every_figure_is_drawn_and_an_unknown_one_is_named() -> None:
     results = many_quantities(3, 40)
-    summary = summarize(results, ensemble_id="ens-few", requested=40, reused=0)
-    figures = draw_figures(summary, results)
+    summary = summarize(table_of(results), ensemble_id="ens-few", requested=40, reused=0)
+    figures = draw_figures(summary, table_of(results))
     assert list(figures) == list(FIGURE_NAMES)
     for name, figure in figures.items():
         panels = [ax for ax in figure.axes if ax.get_visible()]
         assert len(panels) == (5 if name == "diagnostics" else 3), name
         assert png_bytes(figure).startswith(b"\x89PNG")
-    assert list(draw_figures(summary, results, ["coverage"])) == ["coverage"]
+    assert list(draw_figures(summary, table_of(results), ["coverage"])) == ["coverage"]
     with pytest.raises(StanFleetError, match=r"no figure 'funnel'; the figures are rank_histograms, "):
-        draw_figures(summary, results, ["funnel"])
+        draw_figures(summary, table_of(results), ["funnel"])
 
 
 def test_coverage_panels_follow_the_diagonal_for_uniform_ranks_and_not_for_piled_up_ones() -> None:
     results = many_quantities(5, 200)  # theta[5]'s ranks pile up at the top
-    summary = summarize(results, ensemble_id="ens-cov", requested=200, reused=0)
-    figure = draw_figures(summary, results, ["coverage"])["coverage"]
+    summary = summarize(table_of(results), ensemble_id="ens-cov", requested=200, reused=0)
+    figure = draw_figures(summary, table_of(results), ["coverage"])["coverage"]
     by_title = {ax.get_title().split("\n")[0]: ax for ax in figure.axes if ax.get_visible()}
     for name, ax in by_title.items():
         widths, coverage = ax.lines[-1].get_data()
@@ -118,11 +120,11 @@ def test_coverage_panels_follow_the_diagonal_for_uniform_ranks_and_not_for_piled
 
 def test_recovery_panels_plot_true_values_against_posterior_medians() -> None:
     results = many_quantities(2, 30)
-    summary = summarize(results, ensemble_id="ens-rec", requested=30, reused=0)
-    figure = draw_figures(summary, results, ["recovery"])["recovery"]
+    summary = summarize(table_of(results), ensemble_id="ens-rec", requested=30, reused=0)
+    figure = draw_figures(summary, table_of(results), ["recovery"])["recovery"]
     ax = next(ax for ax in figure.axes if ax.get_title().startswith("theta[1]"))
     true, median = ax.lines[0].get_data()
-    expected = collect_quantities(results)[0]
+    expected = all_quantities(results)[0]
     np.testing.assert_array_equal(true, expected.true)
     np.testing.assert_array_equal(median, expected.median)
     intervals = ax.collections[0].get_segments()

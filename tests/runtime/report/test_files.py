@@ -1,4 +1,4 @@
-"""Tests of the report files: summary.json, replicates.csv and the plots."""
+"""Tests of the report files: summary.json, the replicate table and the plots."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from runtime.report.figures import FIGURE_NAMES
-from runtime.report.files import CSV_COLUMNS, write_report
+from runtime.report.files import write_report
+from runtime.report.replicates_table import SCHEMA
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.verdict import summarize
-from tests.runtime.helpers.sbc_results import failed_result, tiny_ensemble
+from tests.runtime.helpers.sbc_results import failed_result, table_of, tiny_ensemble
 
 PNGS = tuple(f"{name}.png" for name in FIGURE_NAMES)
 
@@ -20,19 +21,19 @@ PNGS = tuple(f"{name}.png" for name in FIGURE_NAMES)
 @pytest.mark.parametrize("n_ok", [0, 1])
 def test_fewer_than_two_succeeded_still_writes_every_file(tmp_path: Path, n_ok: int) -> None:
     results = tiny_ensemble(n_ok)
-    summary = summarize(results, ensemble_id="ens-tiny", requested=4, reused=0)
-    paths = write_report(summary, results, tmp_path)
-    assert len(paths) == 3 + len(FIGURE_NAMES)
+    summary = summarize(table_of(results), ensemble_id="ens-tiny", requested=4, reused=0)
+    paths = write_report(summary, table_of(results), tmp_path)
+    assert len(paths) == 4 + len(FIGURE_NAMES)
     assert all(p.stat().st_size > 0 for p in paths)
 
 
 def test_write_report_writes_every_file(tmp_path: Path, uniform_results: list[ReplicateResult]) -> None:
     results = [r for r in uniform_results if r.replicate != 7]
     results.append(failed_result(7, "RuntimeError: chain 2 crashed\nmore detail"))
-    summary = summarize(results, ensemble_id="ens-report", requested=100, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-report", requested=100, reused=0)
     out_dir = tmp_path / "report"
-    paths = write_report(summary, results, out_dir)
-    names = ["summary.json", "replicates.csv", *PNGS, "index.html"]
+    paths = write_report(summary, table_of(results), out_dir)
+    names = ["summary.json", "replicates.parquet", "replicates.csv", *PNGS, "index.html"]
     assert paths == [out_dir / name for name in names]
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(names)  # no temporary files left behind
 
@@ -42,7 +43,7 @@ def test_write_report_writes_every_file(tmp_path: Path, uniform_results: list[Re
 
     with (out_dir / "replicates.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert list(rows[0]) == SCHEMA.names
     assert len(rows) == 99 * 3 + 1
     failed = [row for row in rows if row["status"] == "failed"]
     assert len(failed) == 1

@@ -16,7 +16,7 @@ from runtime.sbc.verdict import EnsembleSummary, p_value_sort_key, summarize
 from runtime.submit import main as submit_main
 from tests.runtime.helpers.browser import dump_dom, requires_chromium
 from tests.runtime.helpers.poisson_example import QUICK_SAMPLER, example_arguments
-from tests.runtime.helpers.sbc_results import failed_result, many_quantities
+from tests.runtime.helpers.sbc_results import failed_result, many_quantities, table_of
 
 RUN = {
     "model": "models/means.stan",
@@ -62,8 +62,10 @@ class _Page(HTMLParser):
 def sixty_quantity_report(out: Path) -> EnsembleSummary:
     results = many_quantities(60, 40)  # every fifth theta has ranks piled up at the top
     results.append(failed_result(40, "RuntimeError: <b>chain 2</b> & died"))
-    summary = summarize(results, ensemble_id="ens-sixty-quantities", requested=41, reused=0, run=RUN)
-    write_report(summary, results, out)
+    summary = summarize(
+        table_of(results), ensemble_id="ens-sixty-quantities", requested=41, reused=0, run=RUN
+    )
+    write_report(summary, table_of(results), out)
     return summary
 
 
@@ -91,6 +93,12 @@ def test_the_page_is_self_contained_and_has_every_part(tmp_path: Path) -> None:
     expected = sorted(summary.variables.items(), key=lambda item: p_value_sort_key(item[1]))
     assert [row[0] for row in quantity_rows] == [name for name, _ in expected]
     assert {row[3] for row in quantity_rows} == {"calibrated", "NOT calibrated"}
+    # The plots draw 24 quantities and the page says how many they leave out, and where they all are.
+    assert (
+        "Each quantity plot draws the 24 quantities with the lowest p-values; 36 of the 60 quantities "
+        "are not drawn. Every quantity is in the table above, and every replicate's scores in "
+        "<code>replicates.csv</code>."
+    ) in text
     # The failed replicate with its one-line error, escaped; how the run went, with a cost estimate.
     assert ["40", "RuntimeError: <b>chain 2</b> & died"] in page.rows
     assert "&lt;b&gt;chain 2&lt;/b&gt; &amp; died" in text

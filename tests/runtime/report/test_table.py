@@ -5,11 +5,11 @@ from __future__ import annotations
 from runtime.report.table import MAX_TABLE_ROWS, verdict_table
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.verdict import summarize
-from tests.runtime.helpers.sbc_results import ensemble, high_rank, many_quantities
+from tests.runtime.helpers.sbc_results import ensemble, high_rank, many_quantities, table_of
 
 
 def test_verdict_table_is_capped_with_many_quantities() -> None:
-    summary = summarize(many_quantities(35, 40), ensemble_id="ens-many", requested=40, reused=0)
+    summary = summarize(table_of(many_quantities(35, 40)), ensemble_id="ens-many", requested=40, reused=0)
     assert summary.quantities_checked == 35
     table = verdict_table(summary)
     assert "5 more quantities" in table
@@ -20,7 +20,7 @@ def test_verdict_table_is_capped_with_many_quantities() -> None:
 def test_verdict_table_mentions_every_quantity_and_the_verdict(
     uniform_results: list[ReplicateResult],
 ) -> None:
-    calibrated = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
+    calibrated = summarize(table_of(uniform_results), ensemble_id="ens-uniform", requested=100, reused=0)
     table = verdict_table(calibrated)
     for name in ("lambda", "beta[1]", "log_lik"):
         assert name in table
@@ -28,7 +28,7 @@ def test_verdict_table_mentions_every_quantity_and_the_verdict(
     assert "100 succeeded, 0 failed, 0 reused" in table
     assert "divergences" in table
 
-    biased = summarize(ensemble(100, high_rank), ensemble_id="ens-biased", requested=100, reused=0)
+    biased = summarize(table_of(ensemble(100, high_rank)), ensemble_id="ens-biased", requested=100, reused=0)
     table = verdict_table(biased)
     assert "verdict: NOT CALIBRATED" in table
     assert "NO" in table

@@ -32,6 +32,7 @@ from tests.runtime.helpers.sbc_results import (
     many_quantities,
     ok_result,
     score,
+    table_of,
     tiny_ensemble,
     uniform_rank,
 )
@@ -40,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) -> None:
-    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
+    summary = summarize(table_of(uniform_results), ensemble_id="ens-uniform", requested=100, reused=0)
     assert summary.calibrated is True
     assert set(summary.variables) == {"lambda", "beta[1]"}
     assert set(summary.test_quantities) == {"log_lik"}
@@ -69,14 +70,14 @@ def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) ->
 
 
 def test_summary_is_reproducible_and_order_independent(uniform_results: list[ReplicateResult]) -> None:
-    first = summarize(uniform_results, ensemble_id="ens-uniform", requested=100, reused=0)
-    again = summarize(uniform_results[::-1], ensemble_id="ens-uniform", requested=100, reused=0)
+    first = summarize(table_of(uniform_results), ensemble_id="ens-uniform", requested=100, reused=0)
+    again = summarize(table_of(uniform_results[::-1]), ensemble_id="ens-uniform", requested=100, reused=0)
     assert first.to_dict() == again.to_dict()
 
 
 def test_biased_ranks_are_not_calibrated() -> None:
     results = ensemble(100, high_rank)
-    summary = summarize(results, ensemble_id="ens-biased", requested=100, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-biased", requested=100, reused=0)
     assert summary.calibrated is False
     assert summary.to_dict()["calibrated"] is False
     for _, _, q in summary.quantities():
@@ -95,7 +96,7 @@ def test_one_biased_quantity_makes_the_ensemble_uncalibrated(uniform_results: li
         )
         for r in uniform_results
     ]
-    summary = summarize(results, ensemble_id="ens-mixed", requested=100, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-mixed", requested=100, reused=0)
     assert summary.calibrated is False
     assert summary.variables["sigma"].calibrated is False
     assert summary.variables["lambda"].calibrated is True
@@ -107,7 +108,7 @@ def test_failed_replicate_is_counted_and_listed(uniform_results: list[ReplicateR
     results.append(
         failed_result(7, "RuntimeError: chain 2 crashed\nTraceback (most recent call last):\n  ...")
     )
-    summary = summarize(results, ensemble_id="ens-failed", requested=100, reused=3)
+    summary = summarize(table_of(results), ensemble_id="ens-failed", requested=100, reused=3)
     assert summary.succeeded == 99
     assert summary.failed == 1
     assert summary.failures == [Failure(replicate=7, error="RuntimeError: chain 2 crashed")]
@@ -126,7 +127,7 @@ def test_failed_replicate_is_counted_and_listed(uniform_results: list[ReplicateR
 
 
 def test_reused_count_passes_through(uniform_results: list[ReplicateResult]) -> None:
-    summary = summarize(uniform_results, ensemble_id="ens-uniform", requested=120, reused=40)
+    summary = summarize(table_of(uniform_results), ensemble_id="ens-uniform", requested=120, reused=40)
     assert summary.reused == 40
     assert summary.to_dict()["replicates"]["reused"] == 40
     assert summary.to_dict()["replicates"]["requested"] == 120
@@ -139,7 +140,7 @@ def test_contraction_uses_the_ensemble_prior_variance() -> None:
         ok_result(0, {"mu": score(-2.0, 10, mean=-2.0, sd=1.0)}),
         ok_result(1, {"mu": score(2.0, 80, mean=2.0, sd=2.0)}),
     ]
-    summary = summarize(results, ensemble_id="ens-contraction", requested=2, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-contraction", requested=2, reused=0)
     mu = summary.variables["mu"]
     assert mu.prior_variance == pytest.approx(8.0)
     assert mu.mean_contraction == pytest.approx((0.875 + 0.5) / 2)
@@ -152,13 +153,13 @@ def test_z_score_is_posterior_error_in_posterior_sds() -> None:
         ok_result(0, {"mu": score(0.0, 10, mean=1.0, sd=0.5)}),
         ok_result(1, {"mu": score(1.0, 80, mean=2.0, sd=0.5)}),
     ]
-    summary = summarize(results, ensemble_id="ens-z", requested=2, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-z", requested=2, reused=0)
     assert summary.variables["mu"].mean_z_score == pytest.approx(2.0)
 
 
 def test_zero_prior_variance_gives_null_contraction() -> None:
     results = [ok_result(r, {"fixed": score(1.0, r * 20, mean=1.0, sd=0.1)}) for r in range(5)]
-    summary = summarize(results, ensemble_id="ens-fixed", requested=5, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-fixed", requested=5, reused=0)
     data = summary.to_dict()
     assert data["variables"]["fixed"]["mean_contraction"] is None
     json.dumps(data, allow_nan=False)
@@ -167,7 +168,7 @@ def test_zero_prior_variance_gives_null_contraction() -> None:
 @pytest.mark.parametrize("n_ok", [0, 1])
 def test_fewer_than_two_succeeded_gives_nulls(n_ok: int) -> None:
     results = tiny_ensemble(n_ok)
-    summary = summarize(results, ensemble_id="ens-tiny", requested=4, reused=0)
+    summary = summarize(table_of(results), ensemble_id="ens-tiny", requested=4, reused=0)
     assert summary.calibrated is None
     assert summary.succeeded == n_ok and summary.failed == 1
     data = summary.to_dict()
@@ -195,7 +196,9 @@ def test_diagnostics_are_counted() -> None:
         ok_result(2, {"a": score(2.0, 3, ess=50.0)}, diagnostics=fit(divergences=1, ebfmi=math.nan)),
         ok_result(3, {"a": score(3.0, 4, rhat=math.nan)}),
     ]
-    diagnostics = summarize(results, ensemble_id="ens-diag", requested=4, reused=0).to_dict()["diagnostics"]
+    diagnostics = summarize(table_of(results), ensemble_id="ens-diag", requested=4, reused=0).to_dict()[
+        "diagnostics"
+    ]
     assert diagnostics["replicates_with_divergences"] == 2
     assert diagnostics["replicates_with_max_treedepth"] == 1
     assert diagnostics["replicates_with_low_ebfmi"] == 1
@@ -211,7 +214,7 @@ def test_run_description_and_fit_time_are_carried_into_the_summary(
 ) -> None:
     run = {"engine": "pystan", "settings": {"chains": 4}}
     timed = [dataclasses.replace(r, total_seconds=0.5 + r.replicate) for r in uniform_results]
-    summary = summarize(timed, ensemble_id="ens-uniform", requested=100, reused=3, run=run)
+    summary = summarize(table_of(timed), ensemble_id="ens-uniform", requested=100, reused=3, run=run)
     as_dict = summary.to_dict()
     assert as_dict["run"] == run
     assert as_dict["fit_seconds_total"] == pytest.approx(100 * 0.5 + sum(range(100)))
@@ -228,8 +231,12 @@ def test_importing_summary_loads_no_plotting_library() -> None:
 
 def test_the_level_sets_the_family_the_band_and_the_table() -> None:
     results = many_quantities(10, 60)
-    loose = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.2))
-    strict = summarize(results, ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(1e-5))
+    loose = summarize(
+        table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.2)
+    )
+    strict = summarize(
+        table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(1e-5)
+    )
     flagged = [sum(q.calibrated is False for _, _, q in s.quantities()) for s in (loose, strict)]
     assert flagged[0] >= 2 and flagged[1] == 0  # the p-values are the same; only the level moved
     assert loose.band_level == pytest.approx(0.2 / 10)
@@ -252,11 +259,15 @@ def test_exclude_divergent_judges_only_the_fits_without_divergences() -> None:
         dataclasses.replace(biased[r], diagnostics=diverged) if r % 3 == 0 else uniform[r] for r in range(90)
     ]
     results.append(failed_result(90, "RuntimeError: boom"))
-    every = summarize(results, ensemble_id="ens-div", requested=91, reused=0)
+    every = summarize(table_of(results), ensemble_id="ens-div", requested=91, reused=0)
     assert every.calibrated is False and every.excluded_divergent is None and every.judged == 90
     assert "--exclude-divergent" not in verdict_table(every)
     judged = summarize(
-        results, ensemble_id="ens-div", requested=91, reused=0, options=VerdictOptions(exclude_divergent=True)
+        table_of(results),
+        ensemble_id="ens-div",
+        requested=91,
+        reused=0,
+        options=VerdictOptions(exclude_divergent=True),
     )
     assert judged.calibrated is True
     assert (judged.succeeded, judged.failed, judged.excluded_divergent, judged.judged) == (90, 1, 30, 60)

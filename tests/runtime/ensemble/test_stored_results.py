@@ -1,0 +1,44 @@
+"""Tests of reading an ensemble's stored results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import runtime.ensemble.stored_results as stored_results
+from runtime.ensemble.stored_results import RESULT_READERS, load_results, load_score_table, result_keys
+from runtime.sbc.results import ReplicateResult
+from runtime.sbc.score_table import ScoreTable
+from runtime.store.keys import result_key
+from runtime.store.local import LocalDirectoryStore
+from tests.runtime.helpers.sbc_results import ensemble
+
+ENSEMBLE = "f" * 20
+
+
+def failed_result(replicate: int) -> bytes:
+    return ReplicateResult(replicate=replicate, seed=1, status="failed", engine="pystan", error="x").to_json()
+
+
+def test_results_load_in_replicate_order_from_many_reader_threads(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    for replicate in reversed(range(3 * RESULT_READERS)):
+        store.put(result_key(ENSEMBLE, replicate), failed_result(replicate))
+    loaded = load_results(store, ENSEMBLE, 2 * RESULT_READERS + 1)
+    assert [r.replicate for r in loaded] == list(range(2 * RESULT_READERS + 1))
+
+
+def test_the_score_table_streams_every_requested_result_in_windows(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(stored_results, "READ_WINDOW", 3)
+    store = LocalDirectoryStore(tmp_path)
+    results = ensemble(12, lambda rng: int(rng.integers(0, 100)))
+    for result in results:
+        store.put(result_key(ENSEMBLE, result.replicate), result.to_json())
+    assert len(result_keys(store, ENSEMBLE, 10)) == 10
+    table = load_score_table(store, ENSEMBLE, 10)
+    expected = ScoreTable.from_results(results[:10])
+    assert list(table.replicate) == list(range(10))
+    assert table.names == expected.names
+    np.testing.assert_array_equal(table.scores["rank"], expected.scores["rank"])
+    np.testing.assert_array_equal(table.scores["mean"], expected.scores["mean"])
