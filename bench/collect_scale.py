@@ -167,7 +167,7 @@ def run_collect(ensemble_id: str, root: Path, out: Path, replicates: int) -> tup
 
 
 STAGES = """
-import sys, time
+import resource, sys, time
 from pathlib import Path
 from runtime.ensemble.stored_results import load_score_table
 from runtime.report.files import keep_nulls_on_disk
@@ -182,7 +182,8 @@ clock = time.perf_counter()
 def lap(label):
     global clock
     now = time.perf_counter()
-    print(f"    {label:<34} {now - clock:6.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"    {label:<34} {now - clock:6.1f} s   peak RSS so far {peak:.2f} GiB")
     clock = now
 table = load_score_table(LocalDirectoryStore(Path(root)), ensemble_id, replicates)
 lap("read results into the score table")

@@ -1,8 +1,8 @@
 """Read an ensemble's stored results: as result objects, or streamed into a score table.
 
 One listing, then the reads run on ``RESULT_READERS`` threads (a remote store's reads are latency-bound,
-so R = 10,000 results take seconds instead of minutes), a bounded window of them in flight: the payloads
-never sit in memory all together.
+so R = 10,000 results take seconds instead of minutes), a bounded window of them ahead of the reader: the
+payloads never sit in memory all together.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from runtime.store.protocol import ObjectStore
 
 RESULT_READERS = 10
 """Threads reading results; botocore keeps 10 connections per client by default."""
-READ_WINDOW = 8 * RESULT_READERS
-"""Results read ahead of the one being parsed."""
+KEYS_PER_TASK = 16
+"""Results each thread reads in one task: a task per result costs more than a local read."""
+TASKS_AHEAD = 2 * RESULT_READERS
+"""Tasks in flight: at most this many times KEYS_PER_TASK results are read ahead of the one parsed."""
 
 
 def result_keys(store: ObjectStore, ensemble_id: str, requested: int) -> list[str]:
@@ -31,10 +33,16 @@ def result_keys(store: ObjectStore, ensemble_id: str, requested: int) -> list[st
 
 
 def stored_payloads(store: ObjectStore, keys: list[str]) -> Iterator[bytes]:
-    """The objects at ``keys``, in that order, read ``READ_WINDOW`` at a time on ``RESULT_READERS`` threads."""
+    """The objects at ``keys``, in that order, read on ``RESULT_READERS`` threads a bounded window ahead."""
+
+    def read(task: list[str]) -> list[bytes]:
+        return [store.get(key) for key in task]
+
+    tasks = [keys[start : start + KEYS_PER_TASK] for start in range(0, len(keys), KEYS_PER_TASK)]
     with ThreadPoolExecutor(max_workers=RESULT_READERS) as pool:
-        for start in range(0, len(keys), READ_WINDOW):
-            yield from pool.map(store.get, keys[start : start + READ_WINDOW])
+        for start in range(0, len(tasks), TASKS_AHEAD):
+            for payloads in pool.map(read, tasks[start : start + TASKS_AHEAD]):
+                yield from payloads
 
 
 def load_results(store: ObjectStore, ensemble_id: str, requested: int) -> list[ReplicateResult]:

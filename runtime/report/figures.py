@@ -332,24 +332,40 @@ def _coverage_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None
     ax.set_ylabel("coverage", fontsize=8)
 
 
+RECOVERY_MAX_REPLICATES = 10_000
+"""The recovery plot draws at most this many replicates per panel (evenly spaced): beyond them the
+intervals merge into one band, and drawing a million of them takes half a minute."""
+
+
 def _recovery(
     summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
 ) -> Figure:
     """True value against the posterior median with the 5-95% posterior interval, one dot per replicate.
 
-    This is the R package SBC's ``plot_sim_estimated``.
+    This is the R package SBC's ``plot_sim_estimated``. Above RECOVERY_MAX_REPLICATES replicates, that many
+    evenly spaced ones are drawn, and the title says so.
     """
-    title = f"True value vs posterior median, 5-95% posterior intervals{note}"
+    largest = max((q.replicates.size for q in shown), default=0)
+    drawn = ""
+    if largest > RECOVERY_MAX_REPLICATES:
+        drawn = f"; {RECOVERY_MAX_REPLICATES:,} of {largest:,} replicates drawn, evenly spaced"
+    title = f"True value vs posterior median, 5-95% posterior intervals{drawn}{note}"
     return _panel_figure(summary, shown, pits, title, _recovery_panel)
 
 
 def _recovery_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
-    finite = np.isfinite(quantity.true) & np.isfinite(quantity.median)
-    true, median = quantity.true[finite], quantity.median[finite]
-    ax.vlines(true, quantity.q5[finite], quantity.q95[finite], color="C0", alpha=0.35, lw=1)
+    rows = np.arange(quantity.replicates.size)
+    if rows.size > RECOVERY_MAX_REPLICATES:
+        rows = np.linspace(0, rows.size - 1, RECOVERY_MAX_REPLICATES).astype(int)
+    true, median, q5, q95 = (
+        values[rows] for values in (quantity.true, quantity.median, quantity.q5, quantity.q95)
+    )
+    finite = np.isfinite(true) & np.isfinite(median)
+    true, median, q5, q95 = true[finite], median[finite], q5[finite], q95[finite]
+    ax.vlines(true, q5, q95, color="C0", alpha=0.35, lw=1)
     ax.plot(true, median, ".", color="C0", ms=4)
     if finite.any():
-        values = np.concatenate([true, quantity.q5[finite], quantity.q95[finite]])
+        values = np.concatenate([true, q5, q95])
         values = values[np.isfinite(values)]
         low, high = float(values.min()), float(values.max())
         ax.plot([low, high], [low, high], color="0.55", lw=0.8)

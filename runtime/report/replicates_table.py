@@ -27,7 +27,7 @@ PARQUET = "replicates.parquet"
 CSV = "replicates.csv"
 CSV_MAX_ROWS = 100_000
 """Above this many rows only the Parquet file is written: the CSV would take over 20 MB and seconds to read."""
-BATCH_CELLS = 1 << 20
+BATCH_CELLS = 1 << 18
 """Rows per row group (about): a few tens of MB of columns at a time."""
 _FLOATS = ("true_value", "mean", "sd", "q5", "median", "q95")
 _DIAGNOSTICS = ("rhat", "ess_bulk", "ess_tail")

@@ -30,7 +30,8 @@ def test_results_load_in_replicate_order_from_many_reader_threads(tmp_path: Path
 
 
 def test_the_score_table_streams_every_requested_result_in_windows(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(stored_results, "READ_WINDOW", 3)
+    monkeypatch.setattr(stored_results, "KEYS_PER_TASK", 2)
+    monkeypatch.setattr(stored_results, "TASKS_AHEAD", 2)
     store = LocalDirectoryStore(tmp_path)
     results = ensemble(12, lambda rng: int(rng.integers(0, 100)))
     for result in results:

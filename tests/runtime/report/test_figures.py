@@ -130,3 +130,16 @@ def test_recovery_panels_plot_true_values_against_posterior_medians() -> None:
     intervals = ax.collections[0].get_segments()
     assert len(intervals) == 30
     assert intervals[0][0][1] == expected.q5[0] and intervals[0][1][1] == expected.q95[0]
+
+
+def test_recovery_panels_draw_evenly_spaced_replicates_above_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plots, "RECOVERY_MAX_REPLICATES", 7)
+    results = many_quantities(2, 30)
+    summary = summarize(table_of(results), ensemble_id="ens-rec", requested=30, reused=0)
+    figure = draw_figures(summary, table_of(results), ["recovery"])["recovery"]
+    assert "7 of 30 replicates drawn, evenly spaced" in " ".join(figure.texts[0].get_text().split())
+    ax = next(ax for ax in figure.axes if ax.get_title().startswith("theta[1]"))
+    true, _ = ax.lines[0].get_data()
+    expected = all_quantities(results)[0]
+    np.testing.assert_array_equal(true, expected.true[[0, 4, 9, 14, 19, 24, 29]])
+    assert len(ax.collections[0].get_segments()) == 7
