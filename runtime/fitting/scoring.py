@@ -11,9 +11,9 @@ import numpy as np
 from runtime.engines.base import Draws
 from runtime.engines.settings import AUTO_THIN
 from runtime.errors import StanFleetError
-from runtime.fitting.diagnostics import ebfmi, summarize_scalars
+from runtime.fitting.diagnostics import BLOCK_SCALARS, ebfmi, summarize_block
 from runtime.model.naming import flatten_variable, scalar_names
-from runtime.sbc.ranks import auto_thin_factor, break_ties, rank_counts, thin_chains
+from runtime.sbc.ranks import auto_thin_factors, break_ties, thinned_rank_counts
 from runtime.sbc.results import FitDiagnostics, VariableScore
 
 #: Generated quantity whose per-draw sum is the "log_lik" test quantity (Modrák et al. 2023).
@@ -128,9 +128,7 @@ def score_fit(
         columns.append(np.asarray(chain_draws, dtype=float)[..., None])
         names.append(name)
         truths.append(np.array([truth_value], dtype=float))
-    scores = (
-        score_scalars(np.concatenate(columns, axis=2), np.concatenate(truths), thin, rng) if columns else []
-    )
+    scores = score_scalars(_side_by_side(columns), np.concatenate(truths), thin, rng) if columns else []
     return (
         dict(zip(names[:parameters], scores[:parameters], strict=True)),
         dict(zip(names[parameters:], scores[parameters:], strict=True)),
@@ -144,51 +142,73 @@ def score_scalars(
     """SBC scores of K scalars from their ``(chains, draws, K)`` posterior draws and K true values.
 
     Summaries (mean, sd, quantiles, R-hat, ESS) use all draws; each rank uses the thinned ones. Every
-    step runs over all K scalars at once (:func:`~runtime.fitting.diagnostics.summarize_scalars`).
+    step runs over a block of scalars at once (:func:`~runtime.fitting.diagnostics.summarize_block`).
     """
     x = np.asarray(chain_draws, dtype=float)
-    summaries = summarize_scalars(x)
-    total = x.shape[0] * x.shape[1]
-    if thin == AUTO_THIN:
-        factors = np.array(
-            [
-                auto_thin_factor(total, bulk, tail)
-                for bulk, tail in zip(summaries.ess_bulk, summaries.ess_tail, strict=True)
-            ],
-            dtype=int,
-        )
-    elif isinstance(thin, int) and not isinstance(thin, bool) and thin >= 1:
-        factors = np.full(x.shape[2], thin)
-    else:
+    truths = np.asarray(true_values, dtype=float)
+    chains, length, count = x.shape
+    if isinstance(thin, int) and not isinstance(thin, bool) and thin >= 1:
+        kept = chains * -(-length // thin)
+        if count and kept < MIN_KEPT_DRAWS:
+            warnings.warn(
+                f"thinning by {thin} keeps {kept} draws per fit (fewer than {MIN_KEPT_DRAWS}); "
+                "ranks will be coarse",
+                ThinningWarning,
+                stacklevel=2,
+            )
+    elif thin != AUTO_THIN:
         raise StanFleetError(f"thin must be a positive integer or {AUTO_THIN!r}, got {thin!r}")
-    kept_sizes = x.shape[0] * -(-x.shape[1] // factors)
-    if thin != AUTO_THIN and x.shape[2] and kept_sizes[0] < MIN_KEPT_DRAWS:
-        warnings.warn(
-            f"thinning by {thin} keeps {kept_sizes[0]} draws per fit (fewer than {MIN_KEPT_DRAWS}); "
-            "ranks will be coarse",
-            ThinningWarning,
-            stacklevel=2,
+    scores: list[VariableScore] = []
+    for start in range(0, count, BLOCK_SCALARS):
+        block = slice(start, start + BLOCK_SCALARS)
+        # Each scalar's draws together: summarized and ranked while in the cache.
+        scores += _score_block(
+            np.ascontiguousarray(x[:, :, block].transpose(2, 0, 1)), truths[block], thin, rng
         )
-    below, ties = np.empty(x.shape[2], dtype=int), np.empty(x.shape[2], dtype=int)
-    for factor in np.unique(factors):
-        group = np.flatnonzero(factors == factor)
-        below[group], ties[group] = rank_counts(thin_chains(x[:, :, group], int(factor)), true_values[group])
-    ranks = break_ties(below, ties, rng)  # in scalar order, as one scalar at a time would
+    return scores
+
+
+def _score_block(
+    scalars: np.ndarray, true_values: np.ndarray, thin: int | str, rng: np.random.Generator
+) -> list[VariableScore]:
+    """:func:`score_scalars` of a block of scalars, ``(k, chains, draws)``, with a valid ``thin``."""
+    count, chains, length = scalars.shape
+    summaries = summarize_block(scalars)
+    factors = (
+        auto_thin_factors(chains * length, summaries.ess_bulk, summaries.ess_tail)
+        if thin == AUTO_THIN
+        else np.full(count, thin)
+    )
+    ranks = break_ties(*thinned_rank_counts(scalars, true_values, factors), rng)  # in scalar order
+    columns = zip(
+        true_values.tolist(),
+        ranks.tolist(),
+        (chains * -(-length // factors)).tolist(),
+        summaries.mean.tolist(),
+        summaries.sd.tolist(),
+        summaries.q5.tolist(),
+        summaries.median.tolist(),
+        summaries.q95.tolist(),
+        summaries.rhat.tolist(),
+        summaries.ess_bulk.tolist(),
+        summaries.ess_tail.tolist(),
+        strict=True,
+    )
     return [
         VariableScore(
-            true_value=float(true_values[k]),
-            rank=int(ranks[k]),
-            max_rank=int(kept_sizes[k]),
-            mean=float(summaries.mean[k]),
-            sd=float(summaries.sd[k]),
-            q5=float(summaries.q5[k]),
-            median=float(summaries.median[k]),
-            q95=float(summaries.q95[k]),
-            rhat=float(summaries.rhat[k]),
-            ess_bulk=float(summaries.ess_bulk[k]),
-            ess_tail=float(summaries.ess_tail[k]),
+            true_value=truth,
+            rank=rank,
+            max_rank=max_rank,
+            mean=mean,
+            sd=sd,
+            q5=q5,
+            median=median,
+            q95=q95,
+            rhat=rhat,
+            ess_bulk=ess_bulk,
+            ess_tail=ess_tail,
         )
-        for k in range(x.shape[2])
+        for truth, rank, max_rank, mean, sd, q5, median, q95, rhat, ess_bulk, ess_tail in columns
     ]
 
 
@@ -201,6 +221,11 @@ def fit_diagnostics(draws: Draws) -> FitDiagnostics:
         min_ebfmi=float(np.min(per_chain)) if per_chain.size else math.nan,
         num_draws=int(np.asarray(draws.divergent).size),
     )
+
+
+def _side_by_side(columns: list[np.ndarray]) -> np.ndarray:
+    """``(chains, draws, k)`` columns as one ``(chains, draws, K)`` array; a lone column as it is (no copy)."""
+    return columns[0] if len(columns) == 1 else np.concatenate(columns, axis=2)
 
 
 def _elements(draws: Draws, name: str, truth: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:

@@ -7,11 +7,12 @@ References
 ----------
 .. [1] Talts, S., Betancourt, M., Simpson, D., Vehtari, A. and Gelman, A. (2018). Validating
    Bayesian inference algorithms with simulation-based calibration. arXiv:1804.06788.
+.. [2] Säilynoja, T., Bürkner, P.-C. and Vehtari, A. (2022). Graphical test for discrete
+   uniformity and its applications in goodness-of-fit evaluation and multiple sample
+   comparison. Statistics and Computing 32, 32.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -37,9 +38,7 @@ def rank_counts(draws: np.ndarray, true_values: np.ndarray) -> tuple[np.ndarray,
         raise ValueError(
             f"expected draws (S, K) and K true values, got {draws.shape} and {true_values.shape}"
         )
-    if np.isnan(true_values).any():
-        raise ValueError("cannot rank a NaN true value")
-    return np.count_nonzero(draws < true_values, axis=0), np.count_nonzero(draws == true_values, axis=0)
+    return thinned_rank_counts(draws.T[:, None, :], true_values, np.ones(true_values.shape, dtype=int))
 
 
 def break_ties(below: np.ndarray, ties: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -53,47 +52,75 @@ def break_ties(below: np.ndarray, ties: np.ndarray, rng: np.random.Generator) ->
     return ranks
 
 
-def thin_chains(chain_draws: np.ndarray, factor: int) -> np.ndarray:
-    """Keep every ``factor``-th draw of each chain, starting with the first.
+def thinned_rank_counts(
+    scalar_draws: np.ndarray, true_values: np.ndarray, factors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_counts` of each scalar's draws thinned by its own factor, without copying them.
+
+    Thinning by ``f`` keeps every ``f``-th draw of each chain, starting with the first.
 
     Parameters
     ----------
-    chain_draws : numpy.ndarray
-        Shaped ``(chains, draws, *rest)``, e.g. ``(chains, draws, K)`` for K scalars.
-    factor : int
-        Positive thinning factor.
+    scalar_draws : numpy.ndarray
+        Posterior draws shaped ``(K, chains, draws)``: scalar k's in ``scalar_draws[k]``.
+    true_values : numpy.ndarray
+        The values the prior draw took, shaped ``(K,)``.
+    factors : numpy.ndarray
+        Each scalar's positive integer thinning factor, shaped ``(K,)``.
 
     Returns
     -------
-    numpy.ndarray
-        The kept draws of all chains, chains one after the other: ``(chains * ceil(draws / factor), *rest)``.
+    tuple of numpy.ndarray
+        ``(below, ties)`` among the kept draws, each shaped ``(K,)``.
     """
-    chain_draws = np.asarray(chain_draws)
-    if chain_draws.ndim < 2:
-        raise ValueError(f"expected (chains, draws, ...), got shape {chain_draws.shape}")
-    if isinstance(factor, bool) or int(factor) != factor or factor < 1:
-        raise ValueError(f"thinning factor must be a positive integer, got {factor!r}")
-    kept = chain_draws[:, :: int(factor)]
-    return kept.reshape(-1, *chain_draws.shape[2:])
+    draws = np.asarray(scalar_draws, dtype=float)
+    true_values = np.asarray(true_values, dtype=float)
+    factors = np.asarray(factors)
+    if draws.ndim != 3 or true_values.shape != draws.shape[:1] or factors.shape != true_values.shape:
+        raise ValueError(
+            f"expected draws (K, chains, draws), K true values and K factors, got {draws.shape}, "
+            f"{true_values.shape} and {factors.shape}"
+        )
+    if not np.issubdtype(factors.dtype, np.integer) or np.any(factors < 1):
+        raise ValueError(f"thinning factors must be positive integers, got {factors}")
+    if np.isnan(true_values).any():
+        raise ValueError("cannot rank a NaN true value")
+    kept = _kept_draws(draws.shape[2], factors)[:, None, :]
+    truth = true_values[:, None, None]
+    below = np.count_nonzero((draws < truth) & kept, axis=(1, 2))
+    equal = draws == truth
+    ties = np.count_nonzero(equal & kept, axis=(1, 2)) if equal.any() else np.zeros_like(below)
+    return below, ties
 
 
-def auto_thin_factor(total_draws: int, ess_bulk: float, ess_tail: float) -> int:
-    """Thinning factor that leaves about one draw per effective sample [2]_.
+def _kept_draws(draws: int, factors: np.ndarray) -> np.ndarray:
+    """Whether thinning each chain by each factor keeps each draw, ``(K, draws)``."""
+    unique, inverse = np.unique(factors, return_inverse=True)
+    kept = np.zeros((unique.size, draws), dtype=bool)
+    for row, factor in zip(kept, unique.tolist(), strict=True):
+        row[::factor] = True
+    return kept[inverse]
+
+
+def auto_thin_factors(total_draws: int, ess_bulk: np.ndarray, ess_tail: np.ndarray) -> np.ndarray:
+    """Thinning factors that leave about one draw per effective sample [2]_.
 
     Parameters
     ----------
     total_draws : int
         Posterior draws over all chains, ``S``.
-    ess_bulk, ess_tail : float
-        Bulk and tail effective sample sizes of the variable.
+    ess_bulk, ess_tail : numpy.ndarray
+        Bulk and tail effective sample sizes of each variable, shaped ``(K,)``.
 
     Returns
     -------
-    int
-        ``ceil(S / min(ess_bulk, ess_tail))`` clipped to ``1..S``; 1 when the ESS is not a
-        positive finite number (nothing to go by).
+    numpy.ndarray
+        ``ceil(S / min(ess_bulk, ess_tail))`` clipped to ``1..S``, as integers shaped ``(K,)``; 1 where
+        that ESS is not a positive finite number (nothing to go by).
     """
-    ess = min(ess_bulk, ess_tail)
-    if total_draws < 1 or not math.isfinite(ess) or ess <= 0:
-        return 1
-    return max(1, min(total_draws, math.ceil(total_draws / ess)))
+    bulk, tail = np.asarray(ess_bulk, dtype=float), np.asarray(ess_tail, dtype=float)
+    ess = np.where(tail < bulk, tail, bulk)  # Python's min(): the bulk unless the tail is smaller
+    usable = np.isfinite(ess) & (ess > 0) & (total_draws >= 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = np.clip(np.ceil(total_draws / ess), 1, max(total_draws, 1))
+    return np.where(usable, factors, 1).astype(int)

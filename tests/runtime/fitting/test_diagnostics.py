@@ -2,11 +2,13 @@
 
 ArviZ computes R-hat and ESS one scalar at a time; ``summarize_scalars`` does all scalars at once and
 must give the same numbers (to rounding) on real draws and on the edge cases: constant and stuck
-chains, ties, discrete draws, slow mixing, one chain, odd and very short chains, NaN and infinity.
+chains, ties, discrete draws, slow mixing, heavy tails, huge values, one chain, odd and very short
+chains, NaN and infinity.
 """
 
 import math
 import warnings
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from runtime.arviz_quiet import arviz as az
 from runtime.engines.choice import get_engine
 from runtime.engines.settings import SamplerSettings
-from runtime.fitting.diagnostics import MIN_DRAWS, QUANTILES, ebfmi, summarize_scalars
+from runtime.fitting.diagnostics import MIN_DRAWS, QUANTILES, ebfmi, summarize_block, summarize_scalars
 from tests.runtime.helpers.engines_present import ENGINES
 
 WIDE_MODEL = """
@@ -68,6 +70,8 @@ def edge_cases(rng: np.random.Generator, chains: int, draws: int) -> np.ndarray:
         rng.normal(size=(chains, draws)) + 4.0 * (np.arange(chains) == 0)[:, None],  # one stuck chain
         rng.poisson(2.0, size=(chains, draws)).astype(float),
         *(ar1(rng, chains, draws, phi) for phi in (0.3, 0.6, 0.9, 0.97)),  # truncation past the direct lags
+        rng.standard_cauchy(size=(chains, draws)),  # heavy tails: the sort's keys clip them
+        4e307 * rng.normal(size=(chains, draws)),  # near the float limits: the sort's keys overflow
     ]
     return np.stack(cases, axis=2)
 
@@ -103,6 +107,15 @@ def test_scalars_are_independent_of_the_others_in_the_batch() -> None:
     draws = edge_cases(np.random.default_rng(5), 4, 400)
     together = ours(np.concatenate([draws] * 30, axis=2))  # more than one block of scalars
     np.testing.assert_array_equal(together, np.tile(ours(draws), (30, 1)))
+
+
+def test_a_block_of_scalars_is_summarized_as_in_the_whole() -> None:
+    draws = edge_cases(np.random.default_rng(8), 4, 300)
+    block = summarize_block(np.ascontiguousarray(draws.transpose(2, 0, 1)))
+    for whole_field, block_field in zip(astuple(summarize_scalars(draws)), astuple(block), strict=True):
+        np.testing.assert_array_equal(block_field, whole_field)
+    with pytest.raises(ValueError, match="C-contiguous float64 draws"):
+        summarize_block(draws.transpose(2, 0, 1))
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ from runtime.fitting.scoring import (
     score_fit,
     sum_test_quantity,
 )
-from runtime.sbc.ranks import auto_thin_factor
+from runtime.sbc.ranks import auto_thin_factors
+from runtime.sbc.results import VariableScore
 from runtime.sbc.uniformity import gamma_uniformity_pvalue, randomized_pit
 
 CHAINS, DRAWS = 4, 1000
@@ -151,6 +152,10 @@ def test_sampler_diagnostics() -> None:
     assert float(np.max(ebfmi(energy))) > 1.5
 
 
+def auto_thin_factor(score: VariableScore) -> int:
+    return int(auto_thin_factors(CHAINS * DRAWS, np.array([score.ess_bulk]), np.array([score.ess_tail]))[0])
+
+
 def test_auto_thinning_uses_the_variables_own_ess() -> None:
     rng = np.random.default_rng(4)
     phi = 0.9
@@ -163,12 +168,12 @@ def test_auto_thinning_uses_the_variables_own_ess() -> None:
         _draws({"ar": x, "iid": iid}, rng), {"ar": np.array(0.3), "iid": np.array(0.3)}, {}, "auto", rng
     )
     ar = variables["ar"]
-    factor = auto_thin_factor(CHAINS * DRAWS, ar.ess_bulk, ar.ess_tail)
+    factor = auto_thin_factor(ar)
     assert factor > 10
     assert ar.max_rank == CHAINS * math.ceil(DRAWS / factor)
     assert ar.rank == int(np.sum(x[:, ::factor] < 0.3))
     iid_score = variables["iid"]
-    iid_factor = auto_thin_factor(CHAINS * DRAWS, iid_score.ess_bulk, iid_score.ess_tail)
+    iid_factor = auto_thin_factor(iid_score)
     assert iid_factor <= 2
     assert iid_score.max_rank == CHAINS * math.ceil(DRAWS / iid_factor)
 

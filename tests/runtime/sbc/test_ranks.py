@@ -72,35 +72,60 @@ def test_draws_and_true_values_must_line_up() -> None:
 # --- thinning ----------------------------------------------------------------------------------
 
 
-def test_thin_keeps_every_factor_th_draw_of_each_chain() -> None:
-    chain_draws = np.arange(20).reshape(2, 10)
-    np.testing.assert_array_equal(ranks.thin_chains(chain_draws, 3), [0, 3, 6, 9, 10, 13, 16, 19])
-    np.testing.assert_array_equal(ranks.thin_chains(chain_draws, 1), np.arange(20))
-    assert ranks.thin_chains(np.zeros((4, 1000)), 10).size == 400
-    many = np.arange(60).reshape(2, 10, 3)  # (chains, draws, K): every scalar thinned alike
-    np.testing.assert_array_equal(ranks.thin_chains(many, 3)[:, 1], ranks.thin_chains(many[:, :, 1], 3))
+def thinned(scalar_draws: np.ndarray, true_values: list[float], factors: list[int]) -> list[tuple[int, int]]:
+    """``(below, ties)`` of each scalar of ``(K, chains, draws)`` draws."""
+    below, ties = ranks.thinned_rank_counts(scalar_draws, np.array(true_values), np.array(factors))
+    return list(zip(below.tolist(), ties.tolist(), strict=True))
+
+
+def test_thinning_keeps_every_factor_th_draw_of_each_chain() -> None:
+    scalar_draws = np.arange(20.0).reshape(1, 2, 10)  # chain 0 holds 0..9, chain 1 holds 10..19
+    assert thinned(scalar_draws, [100.0], [3]) == [(8, 0)]  # kept: 0, 3, 6, 9, 10, 13, 16, 19
+    assert thinned(scalar_draws, [13.0], [3]) == [(5, 1)]  # 0, 3, 6, 9, 10 below; 13 equal
+    assert thinned(scalar_draws, [13.0], [1]) == [(13, 1)]
+    assert thinned(np.zeros((1, 4, 1000)), [1.0], [10]) == [(400, 0)]
+
+
+def test_each_scalar_is_thinned_by_its_own_factor() -> None:
+    rng = np.random.default_rng(3)
+    scalar_draws = np.round(rng.normal(size=(4, 3, 50)), 1)  # ties with the true values too
+    true_values, factors = [0.0, 0.1, -0.5, 0.0], [1, 3, 4, 7]
+    kept = [draws[:, ::f] for draws, f in zip(scalar_draws, factors, strict=True)]
+    expected = [(int(np.sum(x < t)), int(np.sum(x == t))) for x, t in zip(kept, true_values, strict=True)]
+    assert thinned(scalar_draws, true_values, factors) == expected
 
 
 @pytest.mark.parametrize("factor", [0, -2, 1.5])
-def test_thin_rejects_bad_factors(factor: int) -> None:
-    with pytest.raises(ValueError, match="positive integer"):
-        ranks.thin_chains(np.zeros((2, 10)), factor)
+def test_thinning_rejects_bad_factors(factor: float) -> None:
+    with pytest.raises(ValueError, match="positive integers"):
+        ranks.thinned_rank_counts(np.zeros((1, 2, 10)), np.zeros(1), np.array([factor]))
 
 
-def test_thin_requires_chains_by_draws() -> None:
-    with pytest.raises(ValueError, match=r"expected \(chains, draws, \.\.\.\), got shape \(10,\)"):
-        ranks.thin_chains(np.zeros(10), 2)
+def test_thinning_requires_scalars_by_chains_by_draws() -> None:
+    with pytest.raises(ValueError, match=r"expected draws \(K, chains, draws\), K true values and K factors"):
+        ranks.thinned_rank_counts(np.zeros((2, 10)), np.zeros(2), np.ones(2, dtype=int))
+
+
+def auto(ess_bulk: float, ess_tail: float) -> int:
+    return int(ranks.auto_thin_factors(4000, np.array([ess_bulk]), np.array([ess_tail]))[0])
 
 
 def test_auto_thin_factor_is_draws_over_the_smaller_ess() -> None:
-    assert ranks.auto_thin_factor(4000, 400.0, 1000.0) == 10
-    assert ranks.auto_thin_factor(4000, 1000.0, 400.0) == 10
-    assert ranks.auto_thin_factor(4000, 401.0, 500.0) == 10  # 9.98 rounds up
-    assert ranks.auto_thin_factor(4000, 399.0, 500.0) == 11
-    assert ranks.auto_thin_factor(4000, 5000.0, 9000.0) == 1  # antithetic chains: keep all
+    assert auto(400.0, 1000.0) == 10
+    assert auto(1000.0, 400.0) == 10
+    assert auto(401.0, 500.0) == 10  # 9.98 rounds up
+    assert auto(399.0, 500.0) == 11
+    assert auto(5000.0, 9000.0) == 1  # antithetic chains: keep all
+    factors = ranks.auto_thin_factors(
+        4000, np.array([400.0, 1000.0, 399.0]), np.array([1000.0, 400.0, 500.0])
+    )
+    np.testing.assert_array_equal(factors, [10, 10, 11])
 
 
 def test_auto_thin_factor_edge_cases() -> None:
-    assert ranks.auto_thin_factor(4000, math.nan, 300.0) == 1
-    assert ranks.auto_thin_factor(4000, 0.0, 300.0) == 1
-    assert ranks.auto_thin_factor(4000, 0.5, 300.0) == 4000  # never thins below one draw
+    assert auto(math.nan, 300.0) == 1
+    assert auto(300.0, math.nan) == 14  # as Python's min(): the bulk unless the tail is smaller
+    assert auto(0.0, 300.0) == 1
+    assert auto(0.5, 300.0) == 4000  # never thins below one draw
+    assert auto(math.inf, math.inf) == 1
+    assert ranks.auto_thin_factors(0, np.array([10.0]), np.array([10.0])).tolist() == [1]
