@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,7 +50,35 @@ COVERAGE_WIDTHS = np.linspace(0.0, 1.0, 101)
 COVERAGE_UNCERTAINTY = 0.95
 """Probability of the coverage plot's uncertainty band (as the R package SBC's ``plot_coverage``)."""
 
-PanelPlot = Callable[[EnsembleSummary, list[QuantityScores], dict[str, np.ndarray], str], "Figure"]
+
+class PanelGrids:
+    """Where the panel figures are drawn: a new figure each time, or (``reuse``) one figure redrawn.
+
+    Building two dozen axes and their ticks costs more than drawing in them, and every panel figure of a
+    report shows the same quantities: with ``reuse`` the axes of the previous figure are emptied and
+    drawn again, so a figure stays as drawn only until the next one is.
+    """
+
+    def __init__(self, *, reuse: bool) -> None:
+        self._reuse = reuse
+        self._kept: tuple[Figure, list[Axes]] | None = None
+
+    def grid(self, n: int, title: str) -> tuple[Figure, list[Axes]]:
+        """A figure with ``n`` empty panels under ``title`` (see :func:`panel_grid`)."""
+        if self._kept is not None and len(self._kept[1]) == n:
+            figure, axes = self._kept
+            for ax in axes:
+                _empty_panel(ax)
+        else:
+            figure, axes = _new_grid(n)
+            self._kept = (figure, axes) if self._reuse else None
+        _lay_out(figure, n, title)
+        return figure, axes
+
+
+PanelPlot = Callable[
+    [EnsembleSummary, list[QuantityScores], dict[str, np.ndarray], str, PanelGrids], "Figure"
+]
 
 
 def draw_figures(
@@ -61,6 +89,19 @@ def draw_figures(
     The quantity plots use the replicates the verdict rests on (see ``--exclude-divergent``);
     the diagnostics figure shows every replicate.
     """
+    return dict(_figures(summary, table, names, PanelGrids(reuse=False)))
+
+
+def figure_pngs(summary: EnsembleSummary, table: ScoreTable, names: Sequence[str]) -> dict[str, bytes]:
+    """The figures of :func:`draw_figures` as PNG bytes, drawn one after another on one reused grid."""
+    return {
+        name: png_bytes(figure) for name, figure in _figures(summary, table, names, PanelGrids(reuse=True))
+    }
+
+
+def _figures(
+    summary: EnsembleSummary, table: ScoreTable, names: Sequence[str], grids: PanelGrids
+) -> Iterator[tuple[str, Figure]]:
     unknown = [name for name in names if name not in FIGURE_NAMES]
     if unknown:
         raise StanFleetError(f"no figure {unknown[0]!r}; the figures are {', '.join(FIGURE_NAMES)}")
@@ -73,12 +114,25 @@ def draw_figures(
         "recovery": _recovery,
         "z_score_vs_contraction": _z_score_vs_contraction,
     }
-    return {
-        name: _diagnostics_figure(summary, table)
-        if name == "diagnostics"
-        else panel_plots[name](summary, shown, pits, note)
-        for name in names
-    }
+    for name in names:
+        if name == "diagnostics":
+            yield name, _diagnostics_figure(summary, table)
+        else:
+            yield name, panel_plots[name](summary, shown, pits, note, grids)
+
+
+def warm_up() -> None:
+    """Draw and render one small panel figure: the report's first figures then find fonts and ArviZ loaded.
+
+    So do the processes forked later to draw them. Half a second the first time in a process; the
+    submitter does it while the fits run.
+    """
+    pit = np.linspace(0.05, 0.95, 10)
+    figure, (ax,) = panel_grid(1, "warm-up")
+    plot_ecdf_difference(ax, pit)
+    ecdf_axes(ax, gamma_band(pit.size, 0.01))
+    ax.set_title("warm-up\np = 1, calibrated", fontsize=9, y=1.0, pad=4)
+    png_bytes(figure)
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -135,13 +189,30 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
     """A figure with ``n`` panels, at most four per row, under ``title`` (wrapped to the figure's width)."""
+    figure, axes = _new_grid(n)
+    _lay_out(figure, n, title)
+    return figure, axes
+
+
+def _new_grid(n: int) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n`` panels, at most four per row (sized and titled by :func:`_lay_out`)."""
+    ncols = min(max(n, 1), 4)
+    figure = _new_figure(3.3 * ncols, 2.6 * math.ceil(max(n, 1) / ncols))
+    axes = list(figure.subplots(math.ceil(max(n, 1) / ncols), ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return figure, axes[:n]
+
+
+def _lay_out(figure: Figure, n: int, title: str) -> None:
+    """Size the figure of ``n`` panels for ``title`` (wrapped to its width), place the panels, set the title."""
     ncols = min(max(n, 1), 4)
     nrows = math.ceil(max(n, 1) / ncols)
     width = 3.3 * ncols
     title = textwrap.fill(title, width=int(width * 10))
     title_height = 0.25 * (title.count("\n") + 1)
     height = 2.6 * nrows + 0.25 + title_height
-    figure = _new_figure(width, height)
+    figure.set_size_inches(width, height)
     # Fixed margins in inches: constrained layout would cost seconds with two dozen panels.
     figure.subplots_adjust(
         left=0.55 / width,
@@ -151,11 +222,22 @@ def panel_grid(n: int, title: str) -> tuple[Figure, list[Axes]]:
         wspace=0.3,
         hspace=0.85,
     )
-    axes = list(figure.subplots(nrows, ncols, squeeze=False).ravel())
-    for ax in axes[n:]:
-        ax.set_visible(False)
     figure.suptitle(title, y=1 - 0.1 / height, va="top")
-    return figure, axes[:n]
+
+
+def _empty_panel(ax: Axes) -> None:
+    """Take out of ``ax`` everything a panel drew, and restore what drawing it changed."""
+    for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images]:
+        artist.remove()
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
+    ax.relim()
+    ax.set_autoscale_on(True)
+    ax.set_prop_cycle(None)
+    ax.set_title("")
+    ax.set_xlabel("")
+    ax.set_ylabel("")
 
 
 def placeholder_figure(title: str, message: str) -> Figure:
@@ -219,6 +301,7 @@ def _panel_figure(
     pits: dict[str, np.ndarray],
     title: str,
     draw_panel: Callable[[Axes, QuantityScores, np.ndarray], None],
+    grids: PanelGrids,
 ) -> Figure:
     """One panel per shown quantity, each drawn by ``draw_panel(ax, quantity, pit)``.
 
@@ -227,7 +310,7 @@ def _panel_figure(
     """
     if not shown:
         return placeholder_figure(title, "fewer than 2 succeeded replicates")
-    figure, axes = panel_grid(len(shown), title)
+    figure, axes = grids.grid(len(shown), title)
     for ax, quantity in zip(axes, shown, strict=True):
         draw_panel(ax, quantity, pits[quantity.key])
         _few_ticks(ax)
@@ -236,11 +319,15 @@ def _panel_figure(
 
 
 def _rank_histograms(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    note: str,
+    grids: PanelGrids,
 ) -> Figure:
     """Rank histograms (from the randomized PITs) with the pointwise binomial 99% band shaded."""
     title = f"Rank histograms, pointwise 99% binomial band shaded{note}"
-    return _panel_figure(summary, shown, pits, title, _rank_histogram_panel)
+    return _panel_figure(summary, shown, pits, title, _rank_histogram_panel, grids)
 
 
 def _rank_histogram_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
@@ -263,7 +350,11 @@ def _rank_histogram_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -
 
 
 def _ecdf_difference(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    note: str,
+    grids: PanelGrids,
 ) -> Figure:
     """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test.
 
@@ -279,7 +370,7 @@ def _ecdf_difference(
         plot_ecdf_difference(ax, pit)
         ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
 
-    return _panel_figure(summary, shown, pits, title, panel)
+    return _panel_figure(summary, shown, pits, title, panel, grids)
 
 
 def plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:
@@ -311,14 +402,18 @@ def ecdf_axes(ax: Axes, band: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None
 
 
 def _coverage(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    note: str,
+    grids: PanelGrids,
 ) -> Figure:
     """Empirical coverage of central posterior intervals against their nominal width (from the ranks).
 
     It has a Clopper-Pearson uncertainty band, as the R package SBC's ``plot_coverage`` does.
     """
     title = f"Coverage of central posterior intervals, {COVERAGE_UNCERTAINTY:.0%} uncertainty band{note}"
-    return _panel_figure(summary, shown, pits, title, _coverage_panel)
+    return _panel_figure(summary, shown, pits, title, _coverage_panel, grids)
 
 
 def _coverage_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
@@ -338,7 +433,11 @@ intervals merge into one band, and drawing a million of them takes half a minute
 
 
 def _recovery(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    note: str,
+    grids: PanelGrids,
 ) -> Figure:
     """True value against the posterior median with the 5-95% posterior interval, one dot per replicate.
 
@@ -350,7 +449,7 @@ def _recovery(
     if largest > RECOVERY_MAX_REPLICATES:
         drawn = f"; {RECOVERY_MAX_REPLICATES:,} of {largest:,} replicates drawn, evenly spaced"
     title = f"True value vs posterior median, 5-95% posterior intervals{drawn}{note}"
-    return _panel_figure(summary, shown, pits, title, _recovery_panel)
+    return _panel_figure(summary, shown, pits, title, _recovery_panel, grids)
 
 
 def _recovery_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
@@ -374,10 +473,16 @@ def _recovery_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None
 
 
 def _z_score_vs_contraction(
-    summary: EnsembleSummary, shown: list[QuantityScores], pits: dict[str, np.ndarray], note: str
+    summary: EnsembleSummary,
+    shown: list[QuantityScores],
+    pits: dict[str, np.ndarray],
+    note: str,
+    grids: PanelGrids,
 ) -> Figure:
     """Betancourt's eye chart: posterior z-score against posterior contraction, one dot per replicate."""
-    return _panel_figure(summary, shown, pits, f"Posterior z-score vs contraction{note}", _z_score_panel)
+    return _panel_figure(
+        summary, shown, pits, f"Posterior z-score vs contraction{note}", _z_score_panel, grids
+    )
 
 
 def _z_score_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:

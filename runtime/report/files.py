@@ -27,20 +27,24 @@ NULLS_DIRECTORY = "gamma-nulls"
 def preload_report(replicates: int) -> None:
     """Import what the plots need and simulate the uniformity test's null distribution, ahead of time.
 
-    The imports (ArviZ, matplotlib, scipy.stats) take seconds; the null distribution is for ``replicates``
-    PIT values.
+    The imports (ArviZ, matplotlib, scipy.stats, pyarrow's Parquet and CSV writers) and a first figure
+    (:func:`runtime.report.figures.warm_up`) take seconds; the null distribution is for ``replicates`` PIT
+    values.
 
     The submitter runs this in a thread while the fits run, so the report starts at once.
     """
     import matplotlib.backends.backend_agg
     import matplotlib.figure  # noqa: F401
+    import pyarrow.csv
+    import pyarrow.parquet  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    import runtime.arviz_quiet  # noqa: F401
+    from runtime.report.figures import warm_up
     from runtime.sbc.uniformity import prepare_gamma_null
 
     keep_nulls_on_disk()
     prepare_gamma_null(replicates)
+    warm_up()
 
 
 def keep_nulls_on_disk() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from runtime.executors.local import usable_cores
-from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes
+from runtime.report.figures import FIGURE_NAMES, figure_pngs
 from runtime.sbc.score_table import ScoreTable
 from runtime.sbc.verdict import EnsembleSummary
 
@@ -27,7 +27,7 @@ def render_pngs(
     *,
     processes: int | None = None,
 ) -> dict[str, bytes]:
-    """The figures ``names`` of :func:`runtime.report.figures.draw_figures` as PNG bytes, in the order of ``names``.
+    """The figures ``names`` of :func:`runtime.report.figures.figure_pngs` as PNG bytes, in the order of ``names``.
 
     They are drawn in ``processes`` forked processes (default: one per usable core, at most one per
     figure); with one process, or where the platform cannot fork, in this one.
@@ -49,7 +49,7 @@ def render_pngs(
 
 
 def _render(summary: EnsembleSummary, table: ScoreTable, names: Sequence[str]) -> dict[str, bytes]:
-    return {name: png_bytes(figure) for name, figure in draw_figures(summary, table, names).items()}
+    return figure_pngs(summary, table, names)
 
 
 def _inherit(summary: EnsembleSummary, table: ScoreTable) -> None:

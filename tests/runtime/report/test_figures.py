@@ -20,14 +20,14 @@ def test_plots_cap_the_panels_at_the_lowest_p_values(monkeypatch: pytest.MonkeyP
     summary = summarize(table_of(results), ensemble_id="ens-many", requested=60, reused=0)
     assert summary.calibrated is False
     grids: list[tuple[int, str]] = []
-    panel_grid = plots.panel_grid
+    grid = plots.PanelGrids.grid
 
-    def spy(n: int, title: str) -> Any:
+    def spy(self: plots.PanelGrids, n: int, title: str) -> Any:
         grids.append((n, title))
-        return panel_grid(n, title)
+        return grid(self, n, title)
 
     monkeypatch.setattr(plots, "MAX_PANELS", 4)
-    monkeypatch.setattr(plots, "panel_grid", spy)
+    monkeypatch.setattr(plots.PanelGrids, "grid", spy)
     assert list(draw_figures(summary, table_of(results))) == list(FIGURE_NAMES)
     assert len(grids) == 5  # every quantity plot; the diagnostics figure has no quantity panels
     for n, title in grids:
@@ -74,7 +74,7 @@ def test_each_ecdf_band_is_the_test_at_level_over_m_so_outside_means_flagged(
         return stats.gamma_band(n, level)
 
     monkeypatch.setattr(plots, "gamma_band", spy)
-    figure = plots._ecdf_difference(summary, quantities, pits, "")
+    figure = plots._ecdf_difference(summary, quantities, pits, "", plots.PanelGrids(reuse=False))
     assert "level 0.05/10 (a curve outside it is flagged)" in figure.get_suptitle()
     assert bands == [(60, pytest.approx(0.005))] * 10
     titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
@@ -143,3 +143,14 @@ def test_recovery_panels_draw_evenly_spaced_replicates_above_the_cap(monkeypatch
     expected = all_quantities(results)[0]
     np.testing.assert_array_equal(true, expected.true[[0, 4, 9, 14, 19, 24, 29]])
     assert len(ax.collections[0].get_segments()) == 7
+
+
+@pytest.mark.parametrize("order", [FIGURE_NAMES, FIGURE_NAMES[::-1]])
+def test_figures_redrawn_on_one_reused_grid_equal_freshly_drawn_ones(order: tuple[str, ...]) -> None:
+    results = many_quantities(30, 40)
+    table = table_of(results)
+    summary = summarize(table, ensemble_id="ens-reuse", requested=40, reused=0)
+    fresh = {name: png_bytes(figure) for name, figure in draw_figures(summary, table, order).items()}
+    reused = plots.figure_pngs(summary, table, order)
+    assert list(reused) == list(order)
+    assert reused == fresh  # byte for byte: emptying a panel leaves nothing of the previous figure
