@@ -3,10 +3,10 @@
 Four forms, all with ``--store URI``:
 
 - ``--ensemble-id ID --replicates 0-9,12``: fit these.
-- ``--assignment-on-stdin``: start, then fit the replicates of each line ``ID 0-9,12`` read from stdin,
-  writing each replicate's number to stdout once its result is stored; exit at an empty line or the
-  end of input (the local executor starts its workers before it knows their work and hands it out a
-  little at a time).
+- ``--assignment-on-stdin [--engine NAME]``: start, then fit the replicates of each line ``ID 0-9,12``
+  read from stdin, writing each replicate's number to stdout once its result is stored; exit at an
+  empty line or the end of input (the local executor starts its workers before it knows their work and
+  hands it out a little at a time). ``--engine`` loads that engine while the first line is awaited.
 - ``--ensemble-id ID --plan KEY``: an AWS Batch array child; its replicates are its slice of the plan
   object at KEY, child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default
   to 0).
@@ -32,6 +32,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from runtime.engines.choice import get_engine
 from runtime.errors import exit_status
 from runtime.executors.lifetime import exit_quickly, follow_parent, forked_children_die_with_this_process
 from runtime.fitting.session import compile_ensemble_model, replicates_of_child, run_worker, serve_assignments
@@ -67,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reporting each finished replicate as a line on stdout (the local executor); end of input: exit",
     )
     parser.add_argument(
+        "--engine",
+        help="with --assignment-on-stdin: load this engine (cmdstanpy or pystan) before the first assignment",
+    )
+    parser.add_argument(
         "--compiled-marker",
         metavar="KEY",
         help="with --compile-only: write this store key once the build is published",
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.compiled_marker is not None and not args.compile_only:
         parser.error("--compiled-marker goes with --compile-only")
+    if args.engine is not None and not args.assignment_on_stdin:
+        parser.error("--engine goes with --assignment-on-stdin")
     if (args.ensemble_id is None) != args.assignment_on_stdin:
         parser.error("--ensemble-id is required, except with --assignment-on-stdin (which reads it)")
 
@@ -83,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = open_store(args.store)
         ensemble_id, replicates = args.ensemble_id, args.replicates
         if args.assignment_on_stdin:
+            if args.engine is not None:
+                get_engine(args.engine)  # its imports take a third of a second: before the work comes
             serve_assignments(store, sys.stdin, report_channel(), cores=worker_cores(os.environ))
             return 0
         if args.compile_only:

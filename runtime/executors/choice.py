@@ -67,7 +67,7 @@ def open_backend(
         raise StanFleetError("--no-wait needs --backend aws: local fits run in this command")
     fit_engine = require_engine(engine)
     local_store = open_store(store)
-    executor = LocalProcessExecutor(local_store, workers)
+    executor = LocalProcessExecutor(local_store, workers, engine=fit_engine)
     return Backend(
         store=local_store,
         fit_engine=fit_engine,

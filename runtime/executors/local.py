@@ -54,16 +54,17 @@ class LocalProcessExecutor:
     """Runs ``workers`` worker processes on this machine; each logs to a file kept on failure.
 
     Used as a context manager, it starts the workers on entry, before the work is known, so that their
-    start-up (imports, mostly) overlaps the submitter's checks and simulation; each waits for work on
-    stdin, and a worker that gets none is stopped on exit. The machine's cores are shared evenly
+    start-up (imports, mostly, those of the fit ``engine`` included) overlaps the submitter's checks and
+    simulation; each waits for work on stdin, and a worker that gets none is stopped on exit. The machine's cores are shared evenly
     among the workers (each fit may use its share). Each worker leads its own process group, which is
     killed once the worker has exited, so a worker that dies leaves no sampler process behind; and each
     worker dies with this process.
     """
 
-    def __init__(self, store: ObjectStore, workers: int) -> None:
+    def __init__(self, store: ObjectStore, workers: int, engine: str | None = None) -> None:
         self._store = store
         self._workers = workers
+        self._engine = engine
         self._log_dir: Path | None = None
         self._idle: list[tuple[subprocess.Popen[bytes], Path]] = []
 
@@ -93,6 +94,7 @@ class LocalProcessExecutor:
             "--store",
             self._store.uri,
             "--assignment-on-stdin",
+            *(["--engine", self._engine] if self._engine else []),
         ]
         for index in range(self._workers):
             log_path = self._log_dir / f"worker-{index}.log"

@@ -138,6 +138,15 @@ def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: 
 
 
 @pytest.mark.slow
+def test_an_engine_to_load_goes_with_assignments_on_stdin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(["--store", str(tmp_path), "--ensemble-id", "x", "--replicates", "0", "--engine", "pystan"])
+    assert usage.value.code == 2
+    assert "error: --engine goes with --assignment-on-stdin" in capsys.readouterr().err
+
+
 def test_a_worker_fits_each_assignment_read_from_stdin_and_reports_each_result(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path / "store")
     ensemble_id = publish_ensemble(store, bad_replicates=set())
@@ -149,6 +158,8 @@ def test_a_worker_fits_each_assignment_read_from_stdin_and_reports_each_result(t
         "--store",
         str(tmp_path / "store"),
         "--assignment-on-stdin",
+        "--engine",
+        "pystan",  # loaded before the first line comes
     ]
     assignments = f"{ensemble_id} 2-3,7\n{ensemble_id} 5\n{ensemble_id} 9\n"
     fitted = subprocess.run(command, cwd=ROOT, input=assignments, capture_output=True, text=True)
