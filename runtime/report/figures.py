@@ -341,7 +341,9 @@ def _rank_histogram_panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -
     low, high = binom.ppf([0.005, 0.995], pit.size, 1.0 / bins)
     ax.axhspan(low, high, color="0.85", zorder=0, lw=0)
     ax.axhline(pit.size / bins, color="0.55", lw=0.8, zorder=1)
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="C0", edgecolor="white", lw=0.5)
+    # One filled outline and one set of separators: forty bars are forty artists to draw, in each panel.
+    ax.stairs(counts, edges, fill=True, color="C0", zorder=2)
+    ax.vlines(edges[1:-1], 0, np.minimum(counts[:-1], counts[1:]), color="white", lw=0.5, zorder=2)
     for level in (low, high):
         ax.axhline(level, color="0.45", lw=0.8, ls="--", zorder=3)
     ax.set_xlim(0.0, scale)
