@@ -58,6 +58,10 @@ SCHEMA = pa.schema(
     ]
 )
 """The table's columns, in the order both files have them."""
+_CSV_SCHEMA = pa.schema(
+    [pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f for f in SCHEMA]
+)
+"""The same columns with the dictionary-encoded ones as plain strings, as CSV has them."""
 
 
 def row_count(table: ScoreTable) -> int:
@@ -102,11 +106,6 @@ def _write_csv(table: ScoreTable, path: Path) -> None:
         with pcsv.CSVWriter(handle, _CSV_SCHEMA, write_options=options) as writer:
             for batch in record_batches(table):
                 writer.write_batch(batch.cast(_CSV_SCHEMA))
-
-
-_CSV_SCHEMA = pa.schema(
-    [pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f for f in SCHEMA]
-)
 
 
 def record_batches(table: ScoreTable) -> Iterator[pa.RecordBatch]:
