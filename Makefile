@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/local_overhead.py --case wide --replicates 60 --iterations 200
 	$(PY) bench/wide_model.py
 	$(PY) bench/collect_scale.py
+	$(PY) bench/verdict_power.py
 	$(PY) bench/aws_calls.py
 	$(PY) bench/aws_cost.py
 
