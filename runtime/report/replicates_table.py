@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.sbc.score_table import ScoreTable
+from runtime.sbc.verdict import quantity_scores
 from runtime.store.atomic_file import atomic_output
 
 if TYPE_CHECKING:
@@ -121,29 +122,11 @@ def record_batches(table: ScoreTable) -> Iterator[pa.RecordBatch]:
 
 
 def _prior_variances(table: ScoreTable) -> np.ndarray:
-    """Each quantity's variance (ddof=1) of its finite true values over the succeeded replicates."""
-    true = table.scores["true_value"]
-    usable = table.present & table.ok[:, None]
-    count = np.zeros(true.shape[1])
-    total = np.zeros(true.shape[1])
-    for rows in _row_blocks(true.shape[0], true.shape[1]):
-        values = np.where(usable[rows] & np.isfinite(true[rows]), true[rows], math.nan)
-        count += np.isfinite(values).sum(axis=0)
-        total += np.nansum(values, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count
-    squares = np.zeros(true.shape[1])
-    for rows in _row_blocks(true.shape[0], true.shape[1]):
-        values = np.where(usable[rows] & np.isfinite(true[rows]), true[rows], math.nan)
-        squares += np.nansum((values - mean) ** 2, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count >= 2, squares / (count - 1), math.nan)
-
-
-def _row_blocks(rows: int, columns: int) -> Iterator[slice]:
-    step = max(1, BATCH_CELLS // max(columns, 1))
-    for start in range(0, rows, step):
-        yield slice(start, start + step)
+    """Each quantity's prior variance over the succeeded replicates, as the verdict defines it."""
+    variances = np.full(len(table.names), math.nan)
+    for column in range(len(table.names)):
+        variances[column] = quantity_scores(table, table.ok, column).prior_variance()
+    return variances
 
 
 def _batch(
