@@ -1,8 +1,10 @@
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from runtime.sbc import uniformity
@@ -81,14 +83,29 @@ def test_gamma_statistic_is_small_for_clustered_values() -> None:
     assert uniformity.gamma_statistic(clustered) < 1e-10
 
 
-def test_gamma_pvalue_smallest_value_and_reproducibility() -> None:
+def test_gamma_pvalue_of_an_impossible_sample_is_the_bonferroni_bound_and_reproducible() -> None:
     clustered = np.full(50, 0.01)
-    assert uniformity.gamma_uniformity_pvalue(clustered) == 1 / (1 + uniformity.GAMMA_NULL_SIMULATIONS)
+    gamma = uniformity.gamma_statistic(clustered)
+    assert gamma < 1e-30  # all 50 values in the first of 50 cells
+    # Far below the exact range the p-value is the bound (K - 1) max(gamma, 1e-30), not 1 / (1 + S).
+    assert uniformity.gamma_uniformity_pvalue(clustered) == pytest.approx(49 * 1e-30, rel=1e-12)
     pit = np.random.default_rng(5).random(40)
     first = uniformity.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
     assert first == uniformity.gamma_uniformity_pvalue(pit, np.random.default_rng(7))
     assert 0 < first <= 1
     assert uniformity.gamma_uniformity_pvalue(pit) == uniformity.gamma_uniformity_pvalue(pit)
+
+
+def test_a_sample_and_its_mirror_image_tie_exactly() -> None:
+    # All of 3 values in the first cell or all in the last: gamma is 2 / 27 for both (rounding must not
+    # split the tie), so p = P(gamma <= 2 / 27) = 2 / 27.
+    for value in (0.0, 0.999):
+        assert uniformity.gamma_uniformity_pvalue(np.full(3, value)) == pytest.approx(2 / 27, rel=1e-12)
+    rng = np.random.default_rng(14)
+    for skew in (1.0, 1.6, 3.0):
+        pit = rng.uniform(size=57) ** skew
+        assert uniformity.gamma_statistic(1 - pit) == uniformity.gamma_statistic(pit)
+        assert uniformity.gamma_uniformity_pvalue(1 - pit) == uniformity.gamma_uniformity_pvalue(pit)
 
 
 def test_gamma_on_empty_sample_is_nan() -> None:
@@ -201,13 +218,144 @@ def test_an_ecdf_leaves_the_gamma_band_exactly_when_the_test_rejects(n: int, lev
     assert outcomes == {True, False}  # both sides of the boundary were seen
 
 
+@pytest.mark.parametrize(("n", "skews"), [(20, (1.0, 2.5, 3.0, 0.3)), (100, (1.0, 1.8, 2.0, 0.5))])
+def test_the_gamma_band_agrees_with_the_test_at_a_tiny_level(n: int, skews: tuple[float, ...]) -> None:
+    level = 1e-6  # 10,000 quantities sharing a family-wise level of 0.01
+    rng = np.random.default_rng(n + 1)
+    z, lower, upper = uniformity.gamma_band(n, level)
+    assert np.all(lower <= z) and np.all(z <= upper)
+    assert np.all(lower <= uniformity.gamma_band(n, 0.01)[1])  # a wider band than at 0.01
+    outcomes = set()
+    for trial in range(200):
+        pit = rng.uniform(size=n) ** skews[trial % 4]
+        ecdf = np.searchsorted(np.sort(pit), z, side="right") / n
+        outside = bool(np.any((ecdf < lower) | (ecdf > upper)))
+        p_value = uniformity.gamma_uniformity_pvalue(pit)
+        assert outside == (p_value <= level), (trial, p_value)
+        outcomes.add(outside)
+    assert outcomes == {True, False}
+
+
 def test_a_level_no_sample_can_reach_gives_a_band_holding_every_ecdf() -> None:
-    z, lower, upper = uniformity.gamma_band(50, 1e-9)
+    z, lower, upper = uniformity.gamma_band(50, 1e-30)  # the smallest p-value is 49 * 1e-30
     np.testing.assert_array_equal(lower, 0.0)
     np.testing.assert_array_equal(upper, 1.0)
     assert z[0] == pytest.approx(1 / 50)
     with pytest.raises(ValueError, match="level"):
         uniformity.gamma_band(50, 1.5)
+
+
+# --- the exact tail ---------------------------------------------------------------------------
+
+
+def _compositions(n: int, k: int) -> np.ndarray:
+    """Every way to put n values into k cells (stars and bars)."""
+    rows = []
+    for bars in itertools.combinations(range(n + k - 1), k - 1):
+        edges = np.array((-1, *bars, n + k - 1))
+        rows.append(np.diff(edges) - 1)
+    return np.array(rows)
+
+
+def _enumerated_null(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gamma and probability of every cell-count vector of n uniform values in k equal cells."""
+    cells = _compositions(n, k)
+    log_prob = math.lgamma(n + 1) - special.gammaln(cells + 1).sum(axis=1) - n * math.log(k)
+    gamma = uniformity._gamma_from_counts(uniformity._gamma_table(n, k), np.cumsum(cells[:, :-1], axis=1))
+    return gamma, np.exp(log_prob)
+
+
+@pytest.mark.parametrize(("n", "k"), [(3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8), (8, 3), (2, 5)])
+def test_the_exact_recursion_matches_enumerating_every_sample(n: int, k: int) -> None:
+    gamma, prob = _enumerated_null(n, k)
+    assert prob.sum() == pytest.approx(1.0, abs=1e-12)
+    thresholds = np.unique(gamma)
+    expected = np.array([prob[gamma <= t].sum() for t in thresholds])
+    exact = uniformity._exact_cdf(n, k, thresholds)
+    np.testing.assert_allclose(exact, expected, rtol=1e-9, atol=1e-12)  # rtol: the rarest outcomes
+    # gamma_pvalues gives that probability wherever it computes it (the tail, as in the product).
+    cells = _compositions(n, k)
+    p_values = uniformity.gamma_pvalues(n, np.cumsum(cells[:, :-1], axis=1))
+    tail = uniformity._tail(n, k, uniformity._switch(uniformity._default_gamma_null(n, k)))
+    assert tail is not None
+    in_tail = (gamma > tail.floor) & (gamma <= tail.switch)
+    assert in_tail.any()
+    exact_at = dict(zip(thresholds.tolist(), expected.tolist(), strict=True))
+    np.testing.assert_allclose(p_values[in_tail], [exact_at[g] for g in gamma[in_tail]], rtol=1e-9)
+
+
+@pytest.mark.parametrize("n", [100, 200])
+def test_the_exact_distribution_agrees_with_the_monte_carlo_null_in_the_body(n: int) -> None:
+    k = uniformity._num_points(n, None)
+    null = uniformity._default_gamma_null(n, k)
+    thresholds = null[[1_000, 5_000, 30_000, 70_000]]
+    exact = uniformity._exact_cdf(n, k, thresholds)
+    simulated = np.searchsorted(null, thresholds, side="right") / null.size
+    sd = np.sqrt(exact * (1 - exact) / null.size)
+    assert np.all(np.abs(simulated - exact) < 4 * sd + 1 / null.size), (exact, simulated)
+
+
+def test_tail_pvalues_are_exact_below_the_monte_carlo_floor() -> None:
+    n, k = 100, 100
+    rng = np.random.default_rng(11)
+    null = uniformity._default_gamma_null(n, k)
+    seen = []
+    for skew in np.linspace(1.4, 1.8, 12):
+        pit = rng.uniform(size=n) ** skew
+        p_value = uniformity.gamma_uniformity_pvalue(pit)
+        gamma = uniformity.gamma_statistic(pit)
+        if 1e-7 <= p_value <= 1e-4:
+            # The recursion run afresh (not the memoized value) gives the same probability.
+            assert p_value == pytest.approx(uniformity._exact_cdf(n, k, np.array([gamma]))[0], rel=1e-12)
+            seen.append((p_value, (1 + np.searchsorted(null, gamma, side="right")) / (1 + null.size)))
+    assert len(seen) >= 3
+    # The old Monte Carlo p-value cannot go below 1 / (1 + S) ~ 1e-5; the exact one does.
+    assert min(p for p, _ in seen) < 1 / (1 + null.size) <= min(old for _, old in seen)
+
+
+def test_the_pvalue_never_decreases_as_gamma_grows() -> None:
+    n, k = 20, 20
+    values = np.unique(uniformity._gamma_table(n, k).values)
+    p_values = uniformity._pvalues(n, k, values, uniformity._default_gamma_null(n, k))
+    assert np.all(np.diff(p_values) >= 0)
+    assert p_values[0] > 0 and p_values[-1] <= 1
+    assert p_values[0] == pytest.approx((k - 1) * max(values[0], 1e-30))  # the Bonferroni bound
+
+
+def test_gamma_pvalues_is_gamma_uniformity_pvalue_for_many_samples_at_once() -> None:
+    n = 57
+    rng = np.random.default_rng(12)
+    pits = rng.uniform(size=(3, 4, n)) ** rng.choice([1.0, 1.5, 2.5], size=(3, 4, 1))
+    z = uniformity.gamma_points(n)
+    counts = (np.sort(pits, axis=-1)[..., None] <= z).sum(axis=-2)
+    p_values = uniformity.gamma_pvalues(n, counts)
+    assert p_values.shape == (3, 4)
+    expected = [[uniformity.gamma_uniformity_pvalue(pit) for pit in row] for row in pits]
+    np.testing.assert_array_equal(p_values, expected)
+    assert p_values.min() < 1e-3 < p_values.max()  # both the tail and the body
+    with pytest.raises(ValueError, match="integer"):
+        uniformity.gamma_pvalues(n, counts / n)
+
+
+def test_where_the_recursion_costs_too_much_the_pvalue_is_monte_carlo_capped_by_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = 57
+    rng = np.random.default_rng(13)
+    pits = [rng.uniform(size=n) ** skew for skew in (1.0, 1.5, 3.0)]
+    exact = [uniformity.gamma_uniformity_pvalue(pit) for pit in pits]
+    monkeypatch.setattr(uniformity, "_EXACT_MAX_WORK", 0.0)
+    uniformity._tail.cache_clear()
+    try:
+        null = uniformity._default_gamma_null(n, n)
+        for pit, p_exact in zip(pits, exact, strict=True):
+            gamma = uniformity.gamma_statistic(pit)
+            monte_carlo = (1 + np.searchsorted(null, gamma, side="right")) / (1 + null.size)
+            p_value = uniformity.gamma_uniformity_pvalue(pit)
+            assert p_value == min(monte_carlo, (n - 1) * max(gamma, 1e-30))
+            assert p_value >= p_exact * 0.5  # never far below the exact value (bound or Monte Carlo)
+    finally:
+        uniformity._tail.cache_clear()
 
 
 def test_interval_coverage_counts_pits_within_half_the_width_of_one_half() -> None:
