@@ -17,7 +17,7 @@ from runtime.pipeline.request import EnsembleRequest, check_types
 from runtime.pipeline.run import run_request
 from runtime.report.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.report.stored import results_store, stored_report, write_ensemble_report
-from runtime.sbc.verdict import DEFAULT_LEVEL, VerdictOptions
+from runtime.sbc.verdict import DEFAULT_LEVEL, PER_VARIABLE, VerdictOptions
 
 _DEFAULT = EnsembleRequest(model=Path(), generator="", replicates=1)
 """The request's defaults, which the keywords below take."""
@@ -44,6 +44,7 @@ def run_ensemble(
     test_quantities: str | Sequence[str] | None = None,
     level: float = _DEFAULT.level,
     exclude_divergent: bool = False,
+    verdict: str = _DEFAULT.verdict,
     fail_on_miscalibration: bool = False,
     retry_failed: bool = False,
     no_progress: bool = False,
@@ -95,6 +96,9 @@ def run_ensemble(
         Family-wise level of the Holm-corrected uniformity tests.
     exclude_divergent
         Give the verdict on the replicates whose fit had no divergent transitions.
+    verdict
+        ``"per-variable"`` (one test per variable, its elements combined; Holm across variables) or
+        ``"per-element"`` (Holm across every scalar).
     fail_on_miscalibration
         Raise StanFleetError (after the report is written) when the verdict is miscalibrated.
     retry_failed
@@ -140,6 +144,7 @@ def load_ensemble(
     replicates: int | None = None,
     level: float = DEFAULT_LEVEL,
     exclude_divergent: bool = False,
+    verdict: str = PER_VARIABLE,
     out: str | Path | None = None,
     stack: str = DEFAULT_STACK,
     region: str | None = None,
@@ -159,6 +164,8 @@ def load_ensemble(
         Family-wise level of the uniformity tests, in (0, 1).
     exclude_divergent
         Judge calibration only on the fits without divergent transitions.
+    verdict
+        ``"per-variable"`` or ``"per-element"``, as for :func:`run_ensemble`.
     out
         Directory to write the report files to. ``None``: no files are written.
     stack, region
@@ -179,6 +186,6 @@ def load_ensemble(
         ensemble_id,
         store=results_store(None if store is None else str(store), stack, region),
         replicates=replicates,
-        options=VerdictOptions(level=level, exclude_divergent=exclude_divergent),
+        options=VerdictOptions(level=level, exclude_divergent=exclude_divergent, mode=verdict),
     )
     return report if out is None else write_ensemble_report(report, Path(out))

@@ -19,7 +19,7 @@ from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.errors import StanFleetError
 from runtime.executors.choice import BACKENDS
-from runtime.sbc.verdict import DEFAULT_LEVEL, VerdictOptions
+from runtime.sbc.verdict import DEFAULT_LEVEL, PER_VARIABLE, VerdictOptions
 
 DEFAULT_STORE = "~/.cache/stanfleet/store"
 _SAMPLER = SamplerSettings()
@@ -40,7 +40,7 @@ class EnsembleRequest:
     """One ensemble run: the model, its generator and data, R, where and how to fit, how to judge.
 
     ``test_quantities`` holds names, comma-separated or as a sequence, or ``"all"``; the sampler fields
-    make :attr:`settings` and ``level`` and ``exclude_divergent`` make :attr:`verdict`.
+    make :attr:`settings`; ``level``, ``exclude_divergent`` and ``verdict`` make :attr:`verdict_options`.
     """
 
     model: Path
@@ -62,6 +62,7 @@ class EnsembleRequest:
     test_quantities: str | Sequence[str] | None = None
     level: float = DEFAULT_LEVEL
     exclude_divergent: bool = False
+    verdict: str = PER_VARIABLE
     fail_on_miscalibration: bool = False
     retry_failed: bool = False
     no_progress: bool = False
@@ -106,9 +107,9 @@ class EnsembleRequest:
         )
 
     @property
-    def verdict(self) -> VerdictOptions:
-        """How the verdict is given: the family-wise level, and whether divergent fits are left out."""
-        return VerdictOptions(level=self.level, exclude_divergent=self.exclude_divergent)
+    def verdict_options(self) -> VerdictOptions:
+        """How the verdict is given: the level, whether divergent fits are left out, per variable or element."""
+        return VerdictOptions(level=self.level, exclude_divergent=self.exclude_divergent, mode=self.verdict)
 
     @property
     def test_quantity_list(self) -> str | None:
@@ -137,7 +138,7 @@ class EnsembleRequest:
                 f"got {per_child}"
             )
         self.settings.validate()
-        self.verdict  # noqa: B018 (VerdictOptions checks the level as it is built)
+        self.verdict_options  # noqa: B018 (VerdictOptions checks the level and mode as it is built)
 
 
 def field_default(name: str) -> object:

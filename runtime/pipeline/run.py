@@ -165,7 +165,7 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
         reused=plan.reused,
         run=record.run,
         pricing=record.pricing,
-        options=request.verdict,
+        options=request.verdict_options,
         machinery_errors=[Failure(u.replicate, u.error) for u in unfitted],
     )
     written = write_ensemble_report(report, request.out)

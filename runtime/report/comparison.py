@@ -37,6 +37,7 @@ from runtime.sbc.verdict import (
     EnsembleSummary,
     QuantityScores,
     QuantitySummary,
+    VariableTest,
     VerdictOptions,
     iter_quantities,
     p_value_sort_key,
@@ -58,9 +59,12 @@ class ComparedEnsemble:
     summary: EnsembleSummary
     quantities: list[QuantityScores]
 
-    def quantity(self, kind: str, name: str) -> QuantitySummary | None:
-        """The summary of one quantity, None if this version does not have it."""
-        return (self.summary.variables if kind == PARAMETER else self.summary.test_quantities).get(name)
+    def quantity(self, kind: str, name: str) -> QuantitySummary | VariableTest | None:
+        """The summary of one quantity, or of a variable's per-variable test; None if this version has neither."""
+        rows = self.summary.variables if kind == PARAMETER else self.summary.test_quantities
+        if name in rows:
+            return rows[name]
+        return next((t for t in self.summary.variable_tests if (t.kind, t.name) == (kind, name)), None)
 
 
 def compare_ensembles(
@@ -102,8 +106,12 @@ def compare_ensembles(
 
 
 def quantity_keys(compared: Sequence[ComparedEnsemble]) -> list[tuple[str, str]]:
-    """Every (kind, name) any version has, parameters first, each group by lowest p-value across versions."""
+    """Every (kind, name) any version has, parameters first, each group by lowest p-value across versions.
+
+    With the per-variable verdict the variables of several elements have rows too, next to their elements'.
+    """
     keys = {(kind, name) for c in compared for kind, name, _ in c.summary.quantities()}
+    keys |= {(t.kind, t.name) for c in compared for t in c.summary.variable_tests if t.elements > 1}
 
     def order(key: tuple[str, str]) -> tuple[bool, Any]:
         summaries = [q for c in compared if (q := c.quantity(*key)) is not None]
@@ -171,6 +179,8 @@ def write_comparison(compared: Sequence[ComparedEnsemble], out_dir: Path) -> lis
     writer.writerows(rows)
     payload = {
         "dataset_id": compared[0].dataset_id,
+        "verdict": compared[0].summary.mode,
+        "family_level": compared[0].summary.family_level,
         "ensembles": [
             {"ensemble_id": c.ensemble_id, "label": c.label, "calibrated": c.summary.calibrated}
             for c in compared
@@ -204,7 +214,8 @@ def comparison_ecdf_png(
     """Every version's PIT ECDF-difference curve in one panel per quantity (PNG).
 
     ``versions`` holds (label, summary, scores) of model versions fitted to the same datasets. The
-    band is the first version's: its uniformity test at level ``family_level / m``.
+    band is the first version's per-element uniformity test, at level ``family_level / m`` for its ``m``
+    scalar quantities.
     """
     by_key: dict[str, list[tuple[int, QuantityScores]]] = {}
     for index, (_, _, quantities) in enumerate(versions):
@@ -219,7 +230,7 @@ def comparison_ecdf_png(
     note = f" ({MAX_PANELS} of {len(keys)} quantities: lowest p-values)" if len(keys) > MAX_PANELS else ""
     first = versions[0][1] if versions else None
     level = "" if first is None else f" at level {first.family_level:g}/{max(first.quantities_checked, 1)}"
-    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's test{level}{note}"
+    title = f"PIT ECDF minus uniform CDF by model version; band: the first version's per-element test{level}{note}"
     if not keys:
         return png_bytes(placeholder_figure(title, "fewer than 2 succeeded replicates"))
     figure, axes = panel_grid(len(keys[:MAX_PANELS]), title)
@@ -231,7 +242,7 @@ def comparison_ecdf_png(
             label, summary, _ = versions[index]
             plot_ecdf_difference(ax, quantity.pit(summary.ensemble_id), color=f"C{index}", label=label)
         band_size = first_quantity.replicates.size
-        ecdf_axes(ax, gamma_band(band_size, first_summary.band_level))
+        ecdf_axes(ax, gamma_band(band_size, first_summary.element_band_level))
         ax.set_title(quantity_label(first_quantity), fontsize=9, y=1.0, pad=4)
     axes[0].legend(fontsize=7, loc="lower left")
     return png_bytes(figure)

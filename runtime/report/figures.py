@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runtime.errors import StanFleetError
+from runtime.sbc.combination import variable_name
 from runtime.sbc.score_table import ScoreTable
 from runtime.sbc.uniformity import gamma_band, gamma_points, interval_coverage
 from runtime.sbc.verdict import (
@@ -52,26 +53,27 @@ COVERAGE_UNCERTAINTY = 0.95
 
 
 class PanelGrids:
-    """Where the panel figures are drawn: a new figure each time, or (``reuse``) one figure redrawn.
+    """Where the panel figures are drawn: a new figure each time, or (``reuse``) one figure per panel count.
 
-    Building two dozen axes and their ticks costs more than drawing in them, and every panel figure of a
-    report shows the same quantities: with ``reuse`` the axes of the previous figure are emptied and
-    drawn again, so a figure stays as drawn only until the next one is.
+    Building two dozen axes and their ticks costs more than drawing in them, and most panel figures of a
+    report show the same quantities: with ``reuse`` the axes of the previous figure with as many panels
+    are emptied and drawn again, so a figure stays as drawn only until the next one of its size is.
     """
 
     def __init__(self, *, reuse: bool) -> None:
         self._reuse = reuse
-        self._kept: tuple[Figure, list[Axes]] | None = None
+        self._kept: dict[int, tuple[Figure, list[Axes]]] = {}
 
     def grid(self, n: int, title: str) -> tuple[Figure, list[Axes]]:
         """A figure with ``n`` empty panels under ``title`` (see :func:`panel_grid`)."""
-        if self._kept is not None and len(self._kept[1]) == n:
-            figure, axes = self._kept
+        if n in self._kept:
+            figure, axes = self._kept[n]
             for ax in axes:
                 _empty_panel(ax)
         else:
             figure, axes = _new_grid(n)
-            self._kept = (figure, axes) if self._reuse else None
+            if self._reuse:
+                self._kept[n] = (figure, axes)
         _lay_out(figure, n, title)
         return figure, axes
 
@@ -117,6 +119,8 @@ def _figures(
     for name in names:
         if name == "diagnostics":
             yield name, _diagnostics_figure(summary, table)
+        elif name == "ecdf_difference" and summary.per_variable:
+            yield name, _variable_ecdf_difference(summary, table, grids)
         else:
             yield name, panel_plots[name](summary, shown, pits, note, grids)
 
@@ -360,8 +364,8 @@ def _ecdf_difference(
 ) -> Figure:
     """ArviZ ECDF-difference plots of the randomized PITs, each with the band of the gamma test.
 
-    The band is at level ``family_level / m`` (:attr:`EnsembleSummary.band_level`): a curve outside it is
-    flagged.
+    The per-element verdict's figure. The band is at level ``family_level / m`` for the ``m`` scalar
+    quantities (:attr:`EnsembleSummary.element_band_level`): a curve outside it is flagged.
     """
     title = (
         f"PIT ECDF minus uniform CDF; band: the uniformity test at level {summary.family_level:g}/"
@@ -370,9 +374,81 @@ def _ecdf_difference(
 
     def panel(ax: Axes, quantity: QuantityScores, pit: np.ndarray) -> None:
         plot_ecdf_difference(ax, pit)
-        ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
+        ecdf_axes(ax, gamma_band(pit.size, summary.element_band_level))
 
     return _panel_figure(summary, shown, pits, title, panel, grids)
+
+
+def _variable_ecdf_difference(summary: EnsembleSummary, table: ScoreTable, grids: PanelGrids) -> Figure:
+    """One ECDF-difference panel per variable, as the R package SBC's ``combine_variables`` overlays them.
+
+    A variable of one element is drawn as in the per-element figure, with the band of its gamma test at
+    :attr:`EnsembleSummary.band_level`. A variable of several elements shows every element's curve (thin)
+    and their pooled ECDF (thick) with the pooled test's band at half that level: the Bonferroni half the
+    pooled test gets in the variable's test. A pooled curve outside its band means the variable is flagged;
+    the Cauchy combination of the elements can flag it too (one element far out), band or not.
+    """
+    judged = table.judged(summary.excluded_divergent is not None)
+    tests = sorted((t for t in summary.variable_tests if t.replicates >= 2), key=p_value_sort_key)
+    note = ""
+    if len(tests) > MAX_PANELS:
+        note = f" ({MAX_PANELS} of {len(tests)} variables: those with the lowest p-values)"
+        tests = tests[:MAX_PANELS]
+    title = (
+        f"PIT ECDF minus uniform CDF per variable; band: the variable's test at level {summary.family_level:g}/"
+        f"{max(summary.family_size, 1)} (a curve outside it is flagged): one element's gamma test, or "
+        f"for several elements their pooled ECDF (thick) at half that level; thin: each element{note}"
+    )
+    if not tests:
+        return placeholder_figure(title, "fewer than 2 succeeded replicates")
+    columns: dict[tuple[str, str], list[int]] = {}
+    for column in np.flatnonzero(table.present[judged].sum(axis=0) >= 2):
+        key = (table.kinds[column], variable_name(table.names[column]))
+        columns.setdefault(key, []).append(int(column))
+    figure, axes = grids.grid(len(tests), title)
+    for ax, test in zip(axes, tests, strict=True):
+        elements = [quantity_scores(table, judged, column) for column in columns[(test.kind, test.name)]]
+        pits = [quantity.pit(summary.ensemble_id) for quantity in elements]
+        if test.elements == 1:
+            plot_ecdf_difference(ax, pits[0])
+            ecdf_axes(ax, gamma_band(pits[0].size, summary.band_level))
+        else:
+            _element_curves(ax, pits)
+            if test.pooled is not None:
+                pooled = test.pooled
+                ax.plot(pooled.z, pooled.ecdf - pooled.z, drawstyle="steps-pre", color="black", lw=1.4)
+                ecdf_axes(ax, (pooled.z, *pooled.band(summary.band_level / 2)))
+            else:
+                z = gamma_points(test.replicates)
+                ecdf_axes(ax, (z, z, z))
+        verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[test.calibrated]
+        size = f" ({test.elements} elements)" if test.elements > 1 else ""
+        p_value = "p = -" if test.p_value is None else f"p = {test.p_value:.3g}"
+        ax.set_title(
+            f"{test.label}{size}\n{p_value}{verdict}",
+            fontsize=9,
+            color="C3" if test.calibrated is False else "black",
+            y=1.0,
+            pad=4,
+        )
+    return figure
+
+
+def _element_curves(ax: Axes, pits: list[np.ndarray]) -> None:
+    """Each element's ECDF difference at its gamma test's points, as one collection of thin steps."""
+    from matplotlib.collections import LineCollection
+
+    segments = []
+    for pit in pits:
+        z = gamma_points(pit.size)
+        difference = np.searchsorted(np.sort(pit), z, side="right") / pit.size - z
+        # steps-pre: the value at z_i is drawn over the step that ends at z_i.
+        xs = np.repeat(np.concatenate([[0.0], z]), 2)[1:-1]
+        ys = np.repeat(difference, 2)
+        segments.append(np.column_stack([xs, ys]))
+    alpha = min(0.6, max(0.08, 4.0 / len(pits)))
+    ax.add_collection(LineCollection(segments, colors="C0", linewidths=0.7, alpha=alpha))
+    ax.autoscale_view()
 
 
 def plot_ecdf_difference(ax: Axes, pit: np.ndarray, **plot_kwargs: Any) -> None:

@@ -159,6 +159,7 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes], table_fil
         f"<h1>SBC report: {_e(model)}</h1>",
         f"<p>Ensemble <code>{_e(summary.ensemble_id)}</code></p>",
         _verdict(summary),
+        *(["<h2>Variables</h2>", _variable_table(summary)] if summary.per_variable else []),
         "<h2>Quantities</h2>",
         _quantity_table(summary, interactive=True),
         "<h2>Plots</h2>",
@@ -186,16 +187,19 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes], table_fil
 
 def summary_html(summary: EnsembleSummary) -> str:
     """The verdict and the table of quantities as an HTML fragment (a notebook's view of a report)."""
-    return f"<div><style>{_STYLE_SUMMARY}</style>{_verdict(summary)}{_quantity_table(summary, interactive=False)}</div>"
+    variables = _variable_table(summary) if summary.per_variable else ""
+    quantities = _quantity_table(summary, interactive=False)
+    return f"<div><style>{_STYLE_SUMMARY}</style>{_verdict(summary)}{variables}{quantities}</div>"
 
 
 def verdict_text(summary: EnsembleSummary) -> str:
     """The verdict in words, as the top of the page says it."""
+    unit = summary.family_unit
     if summary.calibrated is None:
-        return "UNDETERMINED: fewer than 2 succeeded replicates per quantity"
+        return f"UNDETERMINED: fewer than 2 succeeded replicates per {unit[:-1]}"
     if summary.calibrated:
-        return f"CALIBRATED: all {summary.quantities_checked} quantities pass"
-    return f"NOT CALIBRATED: {len(summary.flagged)} of {summary.quantities_checked} quantities flagged"
+        return f"CALIBRATED: all {summary.family_size} {unit} pass"
+    return f"NOT CALIBRATED: {len(summary.flagged)} of {summary.family_size} {unit} flagged"
 
 
 def _verdict(summary: EnsembleSummary) -> str:
@@ -203,12 +207,44 @@ def _verdict(summary: EnsembleSummary) -> str:
     details = [
         f"{summary.succeeded} of {summary.requested} replicates succeeded, {summary.failed} failed, "
         f"{summary.reused} reused",
-        f"{CORRECTION.capitalize()}-corrected gamma uniformity tests at family-wise level "
+        f"{CORRECTION.capitalize()}-corrected {summary.mode} uniformity tests at family-wise level "
         f"{summary.family_level:g}; each ECDF band at level {summary.band_level:.3g}",
     ]
     details += [note for note in (summary.missing_note, summary.exclusion_note) if note is not None]
     items = "".join(f"<li>{_e(d)}</li>" for d in details)
     return f'<div class="verdict {css}">{_e(verdict_text(summary))}</div>\n<ul>{items}</ul>'
+
+
+def _variable_table(summary: EnsembleSummary) -> str:
+    """The per-variable tests, lowest p-value first, each naming its elements with the lowest p-values."""
+    tests = sorted(summary.variable_tests, key=p_value_sort_key)
+    named = ("variable", "kind", "lowest p-values")
+    labels = ("variable", "kind", "elements", "p-value", "verdict", "mean z", "lowest p-values")
+    head = "".join(
+        f'<th class="name">{label}</th>' if label in named else f"<th>{label}</th>" for label in labels
+    )
+    rows = []
+    for test in tests:
+        verdict = {None: "-", True: "calibrated", False: "NOT calibrated"}[test.calibrated]
+        css = ' class="flagged"' if test.calibrated is False else ""
+        kind = "parameter" if test.kind == PARAMETER else "test quantity"
+        cells = [
+            f'<td class="name">{_e(test.name)}</td>',
+            f'<td class="name">{kind}</td>',
+            _numeric_cell(test.elements, "d"),
+            _numeric_cell(test.p_value, ".3g"),
+            f"<td>{verdict}</td>",
+            _numeric_cell(test.mean_z_score, ".2f"),
+            f'<td class="name">{_e(test.lowest_note)}</td>',
+        ]
+        rows.append(f"<tr{css}>{''.join(cells)}</tr>")
+    return (
+        f"<p>{len(tests)} variables, lowest p-value first. A variable of several elements is tested as one: "
+        "the Cauchy combination of its elements' p-values and a pooled-ECDF test, Bonferroni-combined.</p>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table></div>"
+    )
 
 
 def _quantity_table(summary: EnsembleSummary, *, interactive: bool) -> str:
@@ -371,9 +407,16 @@ def _how_to_read(summary: EnsembleSummary) -> str:
         "Simulation-based calibration draws parameters from the prior, simulates data from them, fits the "
         "model to each dataset and asks where the true value falls among the posterior draws (its rank). "
         "If the model and the sampler are right, every rank is equally likely.",
-        f"Each quantity's ranks are tested for uniformity; the verdict corrects for testing "
-        f"{summary.quantities_checked} quantities at once (Holm, family-wise level {summary.family_level:g}). "
-        "A flagged quantity means the posterior is systematically off for it: too narrow, too wide, or "
+        (
+            "Each variable's ranks are tested for uniformity, all its elements together (for z[1..J]: the "
+            "Cauchy combination of the elements' p-values and a test of their pooled ECDF); the verdict "
+            f"corrects for testing {summary.family_size} variables at once (Holm, family-wise level "
+            f"{summary.family_level:g}). A variable's elements with the lowest p-values show where it fails. "
+            if summary.per_variable
+            else f"Each quantity's ranks are tested for uniformity; the verdict corrects for testing "
+            f"{summary.family_size} quantities at once (Holm, family-wise level {summary.family_level:g}). "
+        )
+        + "A flagged quantity means the posterior is systematically off for it: too narrow, too wide, or "
         "shifted. The ECDF-difference plot shows which.",
         "Parameters alone miss some bugs: a model that leaves out its likelihood recovers its prior and "
         "passes. Data-dependent test quantities such as the log-likelihood catch that "

@@ -9,7 +9,62 @@ MAX_TABLE_ROWS = 30
 
 
 def verdict_table(summary: EnsembleSummary) -> str:
-    """A short fixed-width verdict for the terminal: one row per quantity, then totals and verdict."""
+    """A short fixed-width verdict for the terminal: one row per variable or quantity, then totals and verdict.
+
+    With the per-variable verdict a row is a variable (with how many elements it has and those with the
+    lowest p-values); with the per-element verdict, a scalar quantity.
+    """
+    lines = _variable_rows(summary) if summary.per_variable else _quantity_rows(summary)
+    lines.append(
+        f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
+        f"({summary.requested} requested)"
+    )
+    for note in (summary.missing_note, summary.exclusion_note):
+        if note is not None:
+            lines.append(note)
+    d = summary.diagnostics
+    lines.append(
+        f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "
+        f"{d.replicates_with_max_treedepth} hit max treedepth, "
+        f"{d.replicates_with_low_ebfmi} E-BFMI < {d.ebfmi_threshold:g}, "
+        f"{d.replicates_with_high_rhat} R-hat > {d.rhat_threshold:g}, "
+        f"{d.replicates_with_low_ess} ESS < {d.ess_threshold:g}"
+    )
+    unit = summary.family_unit
+    method = "per-variable" if summary.per_variable else "per-element"
+    test = f"{CORRECTION.capitalize()}-corrected {method} gamma tests, family-wise level {summary.family_level:g}"
+    if summary.calibrated is None:
+        verdict = f"UNDETERMINED (fewer than 2 succeeded replicates per {unit[:-1]})"
+    elif summary.calibrated:
+        verdict = f"CALIBRATED ({summary.family_size} {unit}, {test})"
+    else:
+        verdict = f"NOT CALIBRATED ({len(summary.flagged)} of {summary.family_size} {unit}, {test})"
+    lines.append(f"verdict: {verdict}")
+    return "\n".join(lines)
+
+
+def _variable_rows(summary: EnsembleSummary) -> list[str]:
+    tests = summary.variable_tests
+    hidden = 0
+    if len(tests) > MAX_TABLE_ROWS:
+        hidden = len(tests) - MAX_TABLE_ROWS
+        tests = sorted(tests, key=p_value_sort_key)[:MAX_TABLE_ROWS]
+    width = max([len("variable"), *(len(t.label) for t in tests)])
+    lines = [
+        f"{'variable':<{width}}  {'elements':>8}  {'p-value':>8}  {'calibrated':<10}  {'mean z':>7}  "
+        f"{'mean contraction':>16}  lowest p-values"
+    ]
+    for t in tests:
+        lines.append(
+            f"{t.label:<{width}}  {t.elements:>8}  {_fmt_p(t.p_value):>8}  {_yes_no(t.calibrated):<10}  "
+            f"{_fmt(t.mean_z_score, '7.2f')}  {_fmt(t.mean_contraction, '16.2f')}  {t.lowest_note}".rstrip()
+        )
+    if hidden:
+        lines.append(f"... {hidden} more variables with higher p-values not shown (see summary.json)")
+    return lines
+
+
+def _quantity_rows(summary: EnsembleSummary) -> list[str]:
     rows = summary.quantities()
     hidden = 0
     if len(rows) > MAX_TABLE_ROWS:
@@ -27,32 +82,7 @@ def verdict_table(summary: EnsembleSummary) -> str:
         )
     if hidden:
         lines.append(f"... {hidden} more quantities with higher p-values not shown (see summary.json)")
-    lines.append(
-        f"replicates: {summary.succeeded} succeeded, {summary.failed} failed, {summary.reused} reused "
-        f"({summary.requested} requested)"
-    )
-    for note in (summary.missing_note, summary.exclusion_note):
-        if note is not None:
-            lines.append(note)
-    d = summary.diagnostics
-    lines.append(
-        f"diagnostics (replicates): {d.replicates_with_divergences} with divergences, "
-        f"{d.replicates_with_max_treedepth} hit max treedepth, "
-        f"{d.replicates_with_low_ebfmi} E-BFMI < {d.ebfmi_threshold:g}, "
-        f"{d.replicates_with_high_rhat} R-hat > {d.rhat_threshold:g}, "
-        f"{d.replicates_with_low_ess} ESS < {d.ess_threshold:g}"
-    )
-    test = f"{CORRECTION.capitalize()}-corrected gamma test, family-wise level {summary.family_level:g}"
-    if summary.calibrated is None:
-        verdict = "UNDETERMINED (fewer than 2 succeeded replicates per quantity)"
-    elif summary.calibrated:
-        verdict = f"CALIBRATED ({summary.quantities_checked} quantities, {test})"
-    else:
-        verdict = (
-            f"NOT CALIBRATED ({len(summary.flagged)} of {summary.quantities_checked} quantities, {test})"
-        )
-    lines.append(f"verdict: {verdict}")
-    return "\n".join(lines)
+    return lines
 
 
 def _fmt(value: float | None, spec: str) -> str:

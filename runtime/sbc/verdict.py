@@ -7,9 +7,12 @@
 Pure NumPy (SciPy through :mod:`runtime.sbc.uniformity`): no matplotlib or ArviZ.
 
 The uniformity test of each quantity is the gamma statistic of Säilynoja et al. (2022) on
-randomized PIT values ``u = (rank + U(0,1)) / (max_rank + 1)``; the verdicts of all quantities are
-Holm-corrected together at a family-wise level (``--level``, 0.01 by default). With
-``--exclude-divergent`` the verdict leaves out the replicates whose fit had divergent transitions.
+randomized PIT values ``u = (rank + U(0,1)) / (max_rank + 1)``. With ``--verdict per-variable`` (the
+default) the elements of each variable are combined into one test per variable
+(:mod:`runtime.sbc.combination`) and the variables are Holm-corrected together at a family-wise level
+(``--level``, 0.01 by default); with ``--verdict per-element`` every scalar is its own member of the Holm
+family. With ``--exclude-divergent`` the verdict leaves out the replicates whose fit had divergent
+transitions.
 
 References
 ----------
@@ -22,13 +25,22 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from runtime.errors import StanFleetError
+from runtime.sbc.combination import (
+    COMBINATION_METHOD,
+    PooledEcdf,
+    bonferroni_pair,
+    bootstrap_seed,
+    cauchy_combination,
+    pooled_ecdf_test,
+    variable_name,
+)
 from runtime.sbc.score_table import PARAMETER, TEST_QUANTITY, ScoreTable
 from runtime.sbc.uniformity import gamma_uniformity_pvalue, randomized_pit
 
@@ -45,6 +57,13 @@ ESS_THRESHOLD = 400.0
 """A replicate with any bulk or tail ESS below this is flagged (100 per chain for 4 chains)."""
 DEFAULT_LEVEL = 0.01
 """The family-wise level of the verdict unless ``--level`` says otherwise."""
+PER_VARIABLE = "per-variable"
+"""One test per variable (its elements combined), Holm across variables: the default."""
+PER_ELEMENT = "per-element"
+"""One test per scalar element, Holm across all of them."""
+VERDICT_MODES = (PER_VARIABLE, PER_ELEMENT)
+LOWEST_ELEMENTS = 3
+"""A variable's test names at most this many of its elements, those with the lowest p-values."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +76,20 @@ class VerdictOptions:
         The family-wise level of the Holm-corrected uniformity tests.
     exclude_divergent
         Whether replicates whose fit had divergent transitions are left out.
+    mode
+        ``per-variable`` (Holm across variables, each variable's elements combined) or ``per-element``
+        (Holm across every scalar).
     """
 
     level: float = DEFAULT_LEVEL
     exclude_divergent: bool = False
+    mode: str = PER_VARIABLE
 
     def __post_init__(self) -> None:
         if not 0 < self.level < 1:
             raise StanFleetError(f"--level must lie strictly between 0 and 1, got {self.level:g}")
+        if self.mode not in VERDICT_MODES:
+            raise StanFleetError(f"--verdict must be one of {', '.join(VERDICT_MODES)}, got {self.mode!r}")
 
 
 DEFAULT_VERDICT = VerdictOptions()
@@ -98,6 +123,65 @@ class QuantitySummary:
             "max_rank": self.max_rank,
             "prior_variance": self.prior_variance,
             "replicates": self.replicates,
+        }
+
+
+@dataclass(frozen=True)
+class VariableTest:
+    """The per-variable uniformity test of one variable, all its elements together.
+
+    For a scalar, ``p_value`` is its gamma-test p-value; for several elements it is the Bonferroni of
+    ``cauchy_p_value`` (Cauchy combination of the elements' p-values) and ``pooled_p_value`` (the pooled-ECDF
+    test over the ``replicates`` that scored every element; None with fewer than two). ``lowest`` names
+    the elements with the lowest p-values. ``calibrated`` is the verdict of Holm across variables (None
+    without a p-value); ``mean_z_score`` and ``mean_contraction`` average the elements' means.
+    """
+
+    kind: str
+    name: str
+    elements: int
+    replicates: int
+    p_value: float | None
+    calibrated: bool | None
+    cauchy_p_value: float | None
+    pooled_p_value: float | None
+    lowest: tuple[tuple[str, float], ...]
+    mean_z_score: float | None
+    mean_contraction: float | None
+    pooled: PooledEcdf | None = field(default=None, compare=False, repr=False)
+    """The pooled-ECDF test itself (for the report's per-variable panel); not part of summary.json."""
+
+    @property
+    def key(self) -> str:
+        """``kind:name``, unique across parameters and test quantities."""
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def label(self) -> str:
+        """The name, with ``(test)`` after a test quantity's."""
+        return self.name if self.kind == PARAMETER else f"{self.name} (test)"
+
+    @property
+    def lowest_note(self) -> str:
+        """``z[22] p = 1e-04, z[7] p = 0.003``: the elements with the lowest p-values (empty for a scalar)."""
+        if self.elements < 2:
+            return ""
+        return ", ".join(f"{name} p = {p:.2g}" for name, p in self.lowest)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "elements": self.elements,
+            "replicates": self.replicates,
+            "p_value": self.p_value,
+            "calibrated": self.calibrated,
+            "cauchy_p_value": self.cauchy_p_value,
+            "pooled_p_value": self.pooled_p_value,
+            "lowest_elements": [{"name": name, "p_value": p} for name, p in self.lowest],
+            "mean_z_score": self.mean_z_score,
+            "mean_contraction": self.mean_contraction,
         }
 
 
@@ -154,6 +238,8 @@ class EnsembleSummary:
     run: dict[str, Any] = field(default_factory=dict)
     excluded_divergent: int | None = None
     machinery_errors: list[Failure] = field(default_factory=list)
+    mode: str = PER_VARIABLE
+    variable_tests: list[VariableTest] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
@@ -175,8 +261,20 @@ class EnsembleSummary:
         return self.succeeded - (self.excluded_divergent or 0)
 
     @property
+    def per_variable(self) -> bool:
+        """Whether the Holm family is the variables (each variable's elements combined), not the scalars."""
+        return self.mode == PER_VARIABLE
+
+    @property
+    def family_unit(self) -> str:
+        """What the Holm family's members are: ``variables`` or ``quantities``."""
+        return "variables" if self.per_variable else "quantities"
+
+    @property
     def flagged(self) -> list[str]:
-        """Names of the quantities the verdict flags (not calibrated)."""
+        """Names of the variables (per-variable verdict) or quantities (per-element) the verdict flags."""
+        if self.per_variable:
+            return [test.name for test in self.variable_tests if test.calibrated is False]
         return [name for _, name, q in self.quantities() if q.calibrated is False]
 
     @property
@@ -190,16 +288,32 @@ class EnsembleSummary:
         )
 
     @property
-    def quantities_checked(self) -> int:
-        """Number of quantities in the Holm family (those with a p-value)."""
-        return sum(q.p_value is not None for _, _, q in self.quantities())
+    def family_size(self) -> int:
+        """Number of members of the Holm family (those with a p-value): variables, or scalar quantities."""
+        if self.per_variable:
+            return sum(test.p_value is not None for test in self.variable_tests)
+        return self.quantities_checked
 
     @property
     def band_level(self) -> float:
-        """The level of each quantity's ECDF band: ``family_level / m`` for the ``m`` checked quantities.
+        """The level of each member's ECDF band: ``family_level / m`` for the ``m`` members of the Holm family.
 
-        Holm's first step tests at this level, so an ECDF outside its band means the quantity is flagged
-        (Holm's later steps may also flag a quantity whose ECDF stays inside).
+        Holm's first step tests at this level, so an ECDF outside its band means the member is flagged
+        (Holm's later steps may also flag one whose ECDF stays inside). A variable of several elements is
+        flagged when its pooled ECDF leaves its band at half this level, or by its Cauchy combination.
+        """
+        return self.family_level / max(self.family_size, 1)
+
+    @property
+    def quantities_checked(self) -> int:
+        """Number of scalar quantities with a p-value (the per-element verdict's Holm family)."""
+        return sum(q.p_value is not None for _, _, q in self.quantities())
+
+    @property
+    def element_band_level(self) -> float:
+        """``family_level / m`` for the :attr:`quantities_checked` ``m``: Holm's first step over elements.
+
+        The per-element verdict's band level; plots of single elements draw their band at it.
         """
         return self.family_level / max(self.quantities_checked, 1)
 
@@ -226,13 +340,18 @@ class EnsembleSummary:
                 },
                 "uniformity_test": {
                     "method": UNIFORMITY_METHOD,
+                    "verdict": self.mode,
+                    "variable_combination": COMBINATION_METHOD if self.per_variable else None,
                     "family_level": self.family_level,
                     "correction": CORRECTION,
                     "exclude_divergent": self.excluded_divergent is not None,
                     "excluded_divergent": self.excluded_divergent or 0,
+                    "family": self.family_unit,
+                    "family_size": self.family_size,
                     "quantities_checked": self.quantities_checked,
                     "ecdf_band_level": self.band_level,
                 },
+                "variable_tests": [test.to_dict() for test in self.variable_tests],
                 "variables": {name: q.to_dict() for name, q in self.variables.items()},
                 "test_quantities": {name: q.to_dict() for name, q in self.test_quantities.items()},
                 "diagnostics": self.diagnostics.to_dict(),
@@ -321,36 +440,34 @@ def summarize(
         Per-quantity statistics are None for quantities scored by fewer than two replicates.
     """
     judged = table.judged(options.exclude_divergent)
-    p_values: dict[str, float] = {}
-    stats: dict[tuple[str, str], dict[str, Any]] = {}
-    for quantity in iter_quantities(table, judged):
-        n = quantity.replicates.size
-        p_value = None
-        if n >= 2:
-            # rng=None: the null distribution is simulated once per sample size with a fixed seed.
-            p_value = _finite_or_none(gamma_uniformity_pvalue(quantity.pit(ensemble_id)))
-        if p_value is not None:
-            p_values[quantity.key] = p_value
-        stats[(quantity.kind, quantity.name)] = {
-            "replicates": n,
-            "p_value": p_value,
-            "mean_z_score": _finite_mean(quantity.z_scores()) if n >= 2 else None,
-            "mean_contraction": _finite_mean(quantity.contraction()) if n >= 2 else None,
-            "mean_rank": _finite_mean(quantity.rank.astype(float)) if n >= 2 else None,
-            "max_rank": int(quantity.max_rank.max()) if n >= 2 else None,
-            "prior_variance": _finite_or_none(quantity.prior_variance()),
+    per_variable = options.mode == PER_VARIABLE
+    stats, variable_tests = _score_quantities(table, judged, ensemble_id, combine=per_variable)
+    if per_variable:
+        family = {test.key: test.p_value for test in variable_tests if test.p_value is not None}
+        verdicts = holm_calibrated(family, options.level) if family else {}
+        variable_tests = [replace(test, calibrated=verdicts.get(test.key)) for test in variable_tests]
+        # A scalar is its own variable; an element of a larger variable is judged with it, not alone.
+        element_verdicts = {
+            (test.kind, test.lowest[0][0]): test.calibrated
+            for test in variable_tests
+            if test.elements == 1 and test.lowest
         }
-    verdicts = holm_calibrated(p_values, options.level) if p_values else {}
+        family_verdicts = [test.calibrated for test in variable_tests]
+    else:
+        p_values = {
+            f"{kind}:{name}": q["p_value"] for (kind, name), q in stats.items() if q["p_value"] is not None
+        }
+        verdicts = holm_calibrated(p_values, options.level) if p_values else {}
+        element_verdicts = {(kind, name): verdicts.get(f"{kind}:{name}") for kind, name in stats}
+        family_verdicts = list(element_verdicts.values())
     summaries: dict[str, dict[str, QuantitySummary]] = {PARAMETER: {}, TEST_QUANTITY: {}}
     for (kind, name), quantity_stats in stats.items():
-        verdict = verdicts.get(f"{kind}:{name}")
         summaries[kind][name] = QuantitySummary(
-            calibrated=None if verdict is None else bool(verdict), **quantity_stats
+            calibrated=element_verdicts.get((kind, name)), **quantity_stats
         )
-    all_verdicts = [q.calibrated for kind in summaries.values() for q in kind.values()]
     overall = None
-    if all_verdicts and all(v is not None for v in all_verdicts):
-        overall = all(all_verdicts)
+    if family_verdicts and None not in family_verdicts:
+        overall = all(family_verdicts)
     return EnsembleSummary(
         ensemble_id=ensemble_id,
         calibrated=overall,
@@ -369,10 +486,111 @@ def summarize(
         run=dict(run or {}),
         excluded_divergent=table.succeeded - int(judged.sum()) if options.exclude_divergent else None,
         machinery_errors=sorted(machinery_errors, key=lambda f: f.replicate),
+        mode=options.mode,
+        variable_tests=variable_tests,
     )
 
 
 # --- aggregation helpers ---------------------------------------------------------------------
+
+
+def _score_quantities(
+    table: ScoreTable, judged: np.ndarray, ensemble_id: str, *, combine: bool
+) -> tuple[dict[tuple[str, str], dict[str, Any]], list[VariableTest]]:
+    """Each quantity's statistics by ``(kind, name)``, and with ``combine`` each variable's test.
+
+    The statistics are the fields of a :class:`QuantitySummary` but ``calibrated``; the tests' verdicts
+    are still open (Holm across them decides).
+    """
+    stats: dict[tuple[str, str], dict[str, Any]] = {}
+    tests: list[VariableTest] = []
+    for (kind, variable), columns in _variables(table, judged).items():
+        # The pooled test's units: the replicates that scored every element of the variable.
+        common = judged & table.present[:, columns].all(axis=1)
+        pooled_pits: list[np.ndarray] = []
+        for column in columns:
+            quantity = quantity_scores(table, judged, column)
+            p_value = None
+            if quantity.replicates.size >= 2:
+                pit = quantity.pit(ensemble_id)
+                # rng=None: the null distribution is computed once per sample size.
+                p_value = _finite_or_none(gamma_uniformity_pvalue(pit))
+                if combine and len(columns) > 1:
+                    pooled_pits.append(pit[common[judged & table.present[:, column]]])
+            stats[(kind, quantity.name)] = _quantity_stats(quantity, p_value)
+        if combine:
+            elements = [stats[(kind, table.names[c])] | {"name": table.names[c]} for c in columns]
+            tests.append(
+                _variable_test(kind, variable, elements, pooled_pits, int(common.sum()), ensemble_id)
+            )
+    return stats, tests
+
+
+def _variables(table: ScoreTable, rows: np.ndarray) -> dict[tuple[str, str], list[int]]:
+    """The columns of each variable ``(kind, name)`` that some row of ``rows`` scored, in table order."""
+    scored = table.present[rows].any(axis=0)
+    variables: dict[tuple[str, str], list[int]] = {}
+    for column in np.flatnonzero(scored):
+        key = (table.kinds[column], variable_name(table.names[column]))
+        variables.setdefault(key, []).append(int(column))
+    return variables
+
+
+def _quantity_stats(quantity: QuantityScores, p_value: float | None) -> dict[str, Any]:
+    """The fields of a :class:`QuantitySummary` but ``calibrated``."""
+    n = quantity.replicates.size
+    return {
+        "replicates": n,
+        "p_value": p_value,
+        "mean_z_score": _finite_mean(quantity.z_scores()) if n >= 2 else None,
+        "mean_contraction": _finite_mean(quantity.contraction()) if n >= 2 else None,
+        "mean_rank": _finite_mean(quantity.rank.astype(float)) if n >= 2 else None,
+        "max_rank": int(quantity.max_rank.max()) if n >= 2 else None,
+        "prior_variance": _finite_or_none(quantity.prior_variance()),
+    }
+
+
+def _variable_test(
+    kind: str,
+    variable: str,
+    elements: list[dict[str, Any]],
+    pooled_pits: list[np.ndarray],
+    common_replicates: int,
+    ensemble_id: str,
+) -> VariableTest:
+    """The per-variable test (its verdict still open) from its elements' statistics and pooled PITs."""
+    tested = sorted((e for e in elements if e["p_value"] is not None), key=lambda e: e["p_value"])
+    cauchy = pooled = None
+    if len(elements) == 1:
+        p_value = elements[0]["p_value"]
+    elif tested:
+        cauchy = float(cauchy_combination([e["p_value"] for e in tested]))
+        if common_replicates >= 2 and len(pooled_pits) == len(elements):
+            pooled = pooled_ecdf_test(
+                np.column_stack(pooled_pits), bootstrap_seed(ensemble_id, kind, variable)
+            )
+        p_value = cauchy if pooled is None else bonferroni_pair(cauchy, pooled.p_value)
+    else:
+        p_value = None
+    return VariableTest(
+        kind=kind,
+        name=variable,
+        elements=len(elements),
+        replicates=common_replicates if len(elements) > 1 else elements[0]["replicates"],
+        p_value=p_value,
+        calibrated=None,
+        cauchy_p_value=cauchy,
+        pooled_p_value=None if pooled is None else pooled.p_value,
+        lowest=tuple((e["name"], e["p_value"]) for e in tested[:LOWEST_ELEMENTS]),
+        mean_z_score=_mean_of(e["mean_z_score"] for e in elements),
+        mean_contraction=_mean_of(e["mean_contraction"] for e in elements),
+        pooled=pooled,
+    )
+
+
+def _mean_of(values: Iterator[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
 
 
 def quantity_scores(table: ScoreTable, rows: np.ndarray, column: int) -> QuantityScores:
@@ -446,8 +664,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def p_value_sort_key(q: QuantitySummary) -> float:
-    """Sort key putting the lowest p-values first and quantities without one last."""
+def p_value_sort_key(q: QuantitySummary | VariableTest) -> float:
+    """Sort key putting the lowest p-values first and quantities (or variables) without one last."""
     return q.p_value if q.p_value is not None else math.inf
 
 

@@ -56,9 +56,9 @@ def test_run_ensemble_returns_the_report_it_wrote(ran: tuple[EnsembleReport, Pat
     assert list(table.columns) == (tmp / "out" / "replicates.csv").read_text().splitlines()[0].split(",")
     assert sorted(set(table["quantity"])) == ["lambda", "log_lik"]
     html = report._repr_html_()
-    assert "CALIBRATED: all 2 quantities pass" in html and "<table>" in html and "lambda" in html
+    assert "CALIBRATED: all 2 variables pass" in html and "<table>" in html and "lambda" in html
     assert "NOT CALIBRATED" not in html
-    assert "verdict: CALIBRATED (2 quantities, " in str(report)
+    assert "verdict: CALIBRATED (2 variables, " in str(report)
     assert repr(report) == (
         f"EnsembleReport(ensemble_id={report.ensemble_id!r}, calibrated=True, quantities=2, succeeded=10, failed=0)"
     )
@@ -88,6 +88,8 @@ def test_load_ensemble_reads_the_same_report_back_without_refitting(ran: tuple[E
     assert [path.stat().st_mtime_ns for path in results] == stamps
     judged = load_ensemble(report.ensemble_id, tmp / "store", level=0.2, out=tmp / "reloaded")
     assert judged.summary["uniformity_test"]["family_level"] == 0.2
+    per_element = load_ensemble(report.ensemble_id, tmp / "store", verdict="per-element")
+    assert per_element.summary["uniformity_test"]["verdict"] == "per-element"
     assert (tmp / "reloaded" / "index.html").is_file()
 
 
@@ -97,6 +99,10 @@ def test_load_ensemble_reads_the_same_report_back_without_refitting(ran: tuple[E
         ({"replicates": "ten"}, r"^replicates must be an integer, got 'ten'$"),
         ({"replicates": 0}, r"^--replicates must be an integer in 1\.\.1,000,000, got 0$"),
         ({"level": 2.0}, r"^--level must lie strictly between 0 and 1, got 2$"),
+        (
+            {"verdict": "per-scalar"},
+            r"^--verdict must be one of per-variable, per-element, got 'per-scalar'$",
+        ),
         ({"engine": "jax"}, r"^--engine must be one of auto, cmdstanpy, pystan, got 'jax'$"),
         ({"wait": "yes"}, r"^wait must be True or False, got 'yes'$"),
         ({"model": ROOT / "no_such.stan"}, r"no_such\.stan: cannot read the Stan program"),

@@ -170,6 +170,17 @@ def test_replicates_limits_the_report_to_the_first_r(
     assert summary["replicates"]["succeeded"] == 8
 
 
+def test_the_verdict_flag_chooses_the_holm_family(store: LocalDirectoryStore, tmp_path: Path) -> None:
+    add_results(store, list(range(12)))
+    for verdict in ("per-element", "per-variable"):
+        assert collect(store, tmp_path, "--verdict", verdict) == 0
+        test = json.loads((tmp_path / "report" / "summary.json").read_text())["uniformity_test"]
+        assert test["verdict"] == verdict
+    with pytest.raises(SystemExit) as exit_info:
+        collect(store, tmp_path, "--verdict", "per-scalar")
+    assert exit_info.value.code == 2
+
+
 @pytest.mark.parametrize(
     ("ensemble_id", "extra", "results", "message"),
     [

@@ -54,6 +54,7 @@ def test_versions_are_summarized_side_by_side(store: LocalDirectoryStore, tmp_pa
     assert main([good, bad, "--store", store.uri, "--out", str(tmp_path / "cmp")]) == 0
     written = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert written["dataset_id"] == DATASET.dataset_id
+    assert (written["verdict"], written["family_level"]) == ("per-variable", 0.01)
     rows = {(row["quantity"], row["label"].split()[0]): row for row in written["rows"]}
     assert rows[("lambda", "good")]["calibrated"] is True
     assert rows[("lambda", "bad")]["calibrated"] is False
@@ -93,3 +94,20 @@ def test_the_smallest_r_is_compared(store: LocalDirectoryStore) -> None:
     compared = compare_ensembles(store, [good, bad])
     assert [c.summary.requested for c in compared] == [20, 20]
     assert np.all([c.summary.succeeded == 20 for c in compared])
+
+
+def test_the_verdict_flags_reach_the_comparison(store: LocalDirectoryStore, tmp_path: Path) -> None:
+    good, bad = publish(store, GOOD, uniform_rank), publish(store, BAD, high_rank)
+    flags = [
+        "--store",
+        store.uri,
+        "--out",
+        str(tmp_path / "cmp"),
+        "--verdict",
+        "per-element",
+        "--level",
+        "0.05",
+    ]
+    assert main([good, bad, *flags]) == 0
+    written = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert (written["verdict"], written["family_level"]) == ("per-element", 0.05)

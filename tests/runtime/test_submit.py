@@ -238,7 +238,7 @@ def test_missing_likelihood_is_caught_by_a_data_dependent_test_quantity_only(
     assert verdicts == {"log_lik": False, "log_lambda": True, "y_rep_mean": True}
     assert summary["uniformity_test"]["quantities_checked"] == 4
     assert summary["calibrated"] is False
-    assert "verdict: NOT CALIBRATED (1 of 4 quantities" in capsys.readouterr().out
+    assert "verdict: NOT CALIBRATED (1 of 4 variables" in capsys.readouterr().out
     # Without the flag the same ensemble still exits 0: it ran, and nothing is refitted.
     assert run(tmp_path, *chosen, model=model, engine=engine) == 0
     assert "nothing to fit" in capsys.readouterr().out
@@ -283,6 +283,13 @@ def test_a_wide_hierarchical_model_runs_end_to_end(tmp_path: Path, engine: str) 
     assert summary["replicates"]["succeeded"] == 6
     assert set(summary["variables"]) == {"mu", "tau", *(f"z[{j}]" for j in range(1, 101))}
     assert summary["uniformity_test"]["quantities_checked"] == 102 + len(summary["test_quantities"])
+    # The per-variable verdict: mu, tau and z (its 100 elements combined).
+    assert (summary["uniformity_test"]["verdict"], summary["uniformity_test"]["family_size"]) == (
+        "per-variable",
+        3,
+    )
+    (z,) = [test for test in summary["variable_tests"] if test["name"] == "z"]
+    assert z["elements"] == 100 and z["pooled_p_value"] is not None and len(z["lowest_elements"]) == 3
     for result_file in result_files(tmp_path):
         scores = json.loads(result_file.read_text())["variables"]
         assert len(scores) == 102
@@ -315,7 +322,8 @@ def test_level_and_exclude_divergent_change_the_verdict_and_never_the_fits(
         diverged,
     )
     assert test["quantities_checked"] == 10  # mu, tau, theta[1..8]
-    assert test["ecdf_band_level"] == pytest.approx(0.05 / 10)
+    assert (test["verdict"], test["family_size"]) == ("per-variable", 3)  # mu, tau, theta
+    assert test["ecdf_band_level"] == pytest.approx(0.05 / 3)
     assert summary["replicates"]["judged"] == 10 - diverged
     assert {q["replicates"] for q in summary["variables"].values()} == {10 - diverged}
     assert f"--exclude-divergent: {diverged} replicates with divergent transitions left out" in output
@@ -325,6 +333,11 @@ def test_level_and_exclude_divergent_change_the_verdict_and_never_the_fits(
     assert "nothing to fit" in capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["replicates"]["judged"], summary["uniformity_test"]["family_level"]) == (10, 0.01)
+    # --verdict per-element judges the same fits with every scalar in the Holm family.
+    assert run(tmp_path, "--replicates", "10", "--verdict", "per-element", **files) == 0
+    assert "nothing to fit" in capsys.readouterr().out
+    test = json.loads((tmp_path / "out" / "summary.json").read_text())["uniformity_test"]
+    assert (test["verdict"], test["family_size"], test["ecdf_band_level"]) == ("per-element", 10, 0.001)
 
 
 BAD_STAN_GENERATOR = "generated quantities { real lambda = 1 }"

@@ -109,3 +109,20 @@ def all_quantities(results: list[ReplicateResult]) -> list[QuantityScores]:
     """Every quantity's scores across the succeeded replicates."""
     table = table_of(results)
     return list(iter_quantities(table, table.ok))
+
+
+def leaning_vector(elements: int, replicates: int, shift: float, seed: int = 7) -> list[ReplicateResult]:
+    """``z[1..elements]`` whose ranks all lean the same way: ``u = Phi(x + shift)``, ``rank = floor(100 u)``.
+
+    ``shift = 0`` gives uniform ranks. The elements are independent within a replicate.
+    """
+    from scipy.special import ndtr
+
+    rng = np.random.default_rng(seed)
+    ranks = np.minimum(
+        (ndtr(rng.normal(size=(replicates, elements)) + shift) * (MAX_RANK + 1)).astype(int), MAX_RANK
+    )
+    return [
+        ok_result(r, {f"z[{j + 1}]": score(float(rng.normal()), int(ranks[r, j])) for j in range(elements)})
+        for r in range(replicates)
+    ]

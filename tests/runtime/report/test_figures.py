@@ -11,13 +11,14 @@ from runtime.errors import StanFleetError
 from runtime.report import figures as plots
 from runtime.report.figures import FIGURE_NAMES, draw_figures, png_bytes, rank_histogram_bins
 from runtime.sbc import uniformity as stats
-from runtime.sbc.verdict import VerdictOptions, summarize
-from tests.runtime.helpers.sbc_results import all_quantities, many_quantities, table_of
+from runtime.sbc.verdict import PER_ELEMENT, VerdictOptions, summarize
+from tests.runtime.helpers.sbc_results import all_quantities, leaning_vector, many_quantities, table_of
 
 
 def test_plots_cap_the_panels_at_the_lowest_p_values(monkeypatch: pytest.MonkeyPatch) -> None:
     results = many_quantities(10, 60)
-    summary = summarize(table_of(results), ensemble_id="ens-many", requested=60, reused=0)
+    options = VerdictOptions(mode=PER_ELEMENT)
+    summary = summarize(table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=options)
     assert summary.calibrated is False
     grids: list[tuple[int, str]] = []
     grid = plots.PanelGrids.grid
@@ -63,7 +64,11 @@ def test_each_ecdf_band_is_the_test_at_level_over_m_so_outside_means_flagged(
 ) -> None:
     results = many_quantities(10, 60)
     summary = summarize(
-        table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.05)
+        table_of(results),
+        ensemble_id="ens-many",
+        requested=60,
+        reused=0,
+        options=VerdictOptions(0.05, mode=PER_ELEMENT),
     )
     quantities = all_quantities(results)
     pits = {q.key: q.pit(summary.ensemble_id) for q in quantities}
@@ -98,7 +103,8 @@ def test_every_figure_is_drawn_and_an_unknown_one_is_named() -> None:
     assert list(figures) == list(FIGURE_NAMES)
     for name, figure in figures.items():
         panels = [ax for ax in figure.axes if ax.get_visible()]
-        assert len(panels) == (5 if name == "diagnostics" else 3), name
+        # The per-variable ECDF figure has one panel for theta[1..3]; the others one per element.
+        assert len(panels) == {"diagnostics": 5, "ecdf_difference": 1}.get(name, 3), name
         assert png_bytes(figure).startswith(b"\x89PNG")
     assert list(draw_figures(summary, table_of(results), ["coverage"])) == ["coverage"]
     with pytest.raises(StanFleetError, match=r"no figure 'funnel'; the figures are rank_histograms, "):
@@ -154,3 +160,30 @@ def test_figures_redrawn_on_one_reused_grid_equal_freshly_drawn_ones(order: tupl
     reused = plots.figure_pngs(summary, table, order)
     assert list(reused) == list(order)
     assert reused == fresh  # byte for byte: emptying a panel leaves nothing of the previous figure
+
+
+@pytest.mark.parametrize(("shift", "flagged"), [(0.0, False), (0.1, True)])
+def test_the_per_variable_panel_overlays_the_elements_and_bands_their_pooled_ecdf(
+    shift: float, flagged: bool
+) -> None:
+    from matplotlib.collections import LineCollection
+
+    table = table_of(leaning_vector(40, 100, shift=shift))
+    summary = summarize(table, ensemble_id="ens-lean", requested=100, reused=0)
+    (test,) = summary.variable_tests
+    assert (test.calibrated is False) == flagged
+    figure = draw_figures(summary, table, ["ecdf_difference"])["ecdf_difference"]
+    (ax,) = [ax for ax in figure.axes if ax.get_visible()]
+    assert ax.get_title().startswith("z (40 elements)\np = ")
+    assert ax.get_title().endswith(", NOT calibrated" if flagged else ", calibrated")
+    title = " ".join(figure.get_suptitle().split())
+    assert "per variable" in title and "at half that level" in title
+    (elements,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(elements.get_segments()) == 40
+    # The thick pooled curve and its band at half the band level: outside exactly when the pooled test rejects.
+    pooled = test.pooled
+    curve = next(line for line in ax.lines if line.get_linewidth() == pytest.approx(1.4))
+    np.testing.assert_allclose(curve.get_ydata(), pooled.ecdf - pooled.z)
+    lower, upper = pooled.band(summary.band_level / 2)
+    outside = bool(np.any((pooled.ecdf < lower) | (pooled.ecdf > upper)))
+    assert outside == (pooled.p_value <= summary.band_level / 2) == flagged

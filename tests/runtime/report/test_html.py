@@ -12,7 +12,7 @@ import pytest
 from runtime.report.figures import FIGURE_NAMES
 from runtime.report.files import INDEX, write_report
 from runtime.report.html import verdict_text
-from runtime.sbc.verdict import EnsembleSummary, p_value_sort_key, summarize
+from runtime.sbc.verdict import PER_ELEMENT, EnsembleSummary, VerdictOptions, p_value_sort_key, summarize
 from runtime.submit import main as submit_main
 from tests.runtime.helpers.browser import dump_dom, requires_chromium
 from tests.runtime.helpers.poisson_example import QUICK_SAMPLER, example_arguments
@@ -63,10 +63,33 @@ def sixty_quantity_report(out: Path) -> EnsembleSummary:
     results = many_quantities(60, 40)  # every fifth theta has ranks piled up at the top
     results.append(failed_result(40, "RuntimeError: <b>chain 2</b> & died"))
     summary = summarize(
-        table_of(results), ensemble_id="ens-sixty-quantities", requested=41, reused=0, run=RUN
+        table_of(results),
+        ensemble_id="ens-sixty-quantities",
+        requested=41,
+        reused=0,
+        run=RUN,
+        options=VerdictOptions(mode=PER_ELEMENT),
     )
     write_report(summary, table_of(results), out)
     return summary
+
+
+def test_the_per_variable_page_lists_each_variable_with_its_worst_elements(tmp_path: Path) -> None:
+    results = many_quantities(20, 40)
+    summary = summarize(table_of(results), ensemble_id="ens-twenty", requested=40, reused=0, run=RUN)
+    write_report(summary, table_of(results), tmp_path)
+    text = (tmp_path / INDEX).read_text(encoding="utf-8")
+    assert verdict_text(summary) == "NOT CALIBRATED: 1 of 1 variables flagged"
+    assert (
+        text.index(verdict_text(summary))
+        < text.index("<h2>Variables</h2>")
+        < text.index("<h2>Quantities</h2>")
+    )
+    variables = text[text.index("<h2>Variables</h2>") : text.index("<h2>Quantities</h2>")]
+    (row,) = re.findall(r'<tr class="flagged">(.*?)</tr>', variables)
+    assert '<td class="name">theta</td>' in row and "NOT calibrated" in row
+    assert re.search(r"theta\[(5|10|15|20)\] p = ", row)
+    assert "corrects for testing 1 variables at once" in text
 
 
 @pytest.mark.slow

@@ -15,8 +15,12 @@ import pytest
 
 from runtime.errors import StanFleetError
 from runtime.report.table import verdict_table
+from runtime.sbc.combination import variable_name
 from runtime.sbc.results import FitDiagnostics, ReplicateResult
 from runtime.sbc.verdict import (
+    PER_ELEMENT,
+    PER_VARIABLE,
+    EnsembleSummary,
     Failure,
     VerdictOptions,
     contraction,
@@ -29,6 +33,7 @@ from tests.runtime.helpers.sbc_results import (
     ensemble,
     failed_result,
     high_rank,
+    leaning_vector,
     many_quantities,
     ok_result,
     score,
@@ -54,7 +59,7 @@ def test_uniform_ranks_are_calibrated(uniform_results: list[ReplicateResult]) ->
     data = summary.to_dict()
     assert data["uniformity_test"]["correction"] == "holm"
     assert data["uniformity_test"]["family_level"] == 0.01
-    assert data["uniformity_test"]["quantities_checked"] == 3
+    assert data["uniformity_test"]["family_size"] == 3
     assert "gamma" in data["uniformity_test"]["method"]
     assert data["replicates"] == {
         "requested": 100,
@@ -100,7 +105,7 @@ def test_one_biased_quantity_makes_the_ensemble_uncalibrated(uniform_results: li
     assert summary.calibrated is False
     assert summary.variables["sigma"].calibrated is False
     assert summary.variables["lambda"].calibrated is True
-    assert summary.quantities_checked == 4
+    assert summary.family_size == 4
 
 
 def test_failed_replicate_is_counted_and_listed(uniform_results: list[ReplicateResult]) -> None:
@@ -174,7 +179,7 @@ def test_fewer_than_two_succeeded_gives_nulls(n_ok: int) -> None:
     data = summary.to_dict()
     json.dumps(data, allow_nan=False)
     assert data["calibrated"] is None
-    assert data["uniformity_test"]["quantities_checked"] == 0
+    assert data["uniformity_test"]["family_size"] == 0
     for group in ("variables", "test_quantities"):
         for stats in data[group].values():
             assert stats["calibrated"] is None
@@ -231,19 +236,20 @@ def test_importing_summary_loads_no_plotting_library() -> None:
 
 def test_the_level_sets_the_family_the_band_and_the_table() -> None:
     results = many_quantities(10, 60)
-    loose = summarize(
-        table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(0.2)
-    )
-    strict = summarize(
-        table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=VerdictOptions(1e-5)
-    )
+
+    def judged(level: float) -> EnsembleSummary:
+        options = VerdictOptions(level, mode=PER_ELEMENT)
+        return summarize(table_of(results), ensemble_id="ens-many", requested=60, reused=0, options=options)
+
+    loose = judged(0.2)
+    strict = judged(min(q.p_value for _, _, q in loose.quantities()) / 2)
     flagged = [sum(q.calibrated is False for _, _, q in s.quantities()) for s in (loose, strict)]
     assert flagged[0] >= 2 and flagged[1] == 0  # the p-values are the same; only the level moved
     assert loose.band_level == pytest.approx(0.2 / 10)
     test = loose.to_dict()["uniformity_test"]
     assert (test["family_level"], test["ecdf_band_level"]) == (0.2, pytest.approx(0.02))
     assert "family-wise level 0.2)" in verdict_table(loose)
-    assert "family-wise level 1e-05)" in verdict_table(strict)
+    assert f"family-wise level {strict.family_level:g})" in verdict_table(strict)
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, -0.1, math.nan])
@@ -327,3 +333,56 @@ def test_contraction() -> None:
     np.testing.assert_allclose(contraction([0.5, 1.0, 2.0], 4.0), [1 - 0.25 / 4, 0.75, 0.0])
     for bad in (0.0, -1.0, math.inf, math.nan):
         assert np.all(np.isnan(contraction([0.5, 1.0], bad)))
+
+
+def test_per_variable_flags_the_variable_and_names_its_worst_elements() -> None:
+    results = many_quantities(10, 60)  # theta[5] and theta[10] pile up at the top
+    summary = summarize(table_of(results), ensemble_id="ens-many", requested=60, reused=0)
+    assert summary.mode == PER_VARIABLE and summary.calibrated is False
+    assert summary.flagged == ["theta"] and summary.family_size == 1
+    (test,) = summary.variable_tests
+    assert (test.name, test.elements, test.replicates, test.calibrated) == ("theta", 10, 60, False)
+    assert {name for name, _ in test.lowest[:2]} == {"theta[5]", "theta[10]"}
+    assert test.p_value == pytest.approx(min(1.0, 2 * min(test.cauchy_p_value, test.pooled_p_value)))
+    # An element of a larger variable is judged with it: its own p-value stays, its verdict is the variable's.
+    assert all(q.calibrated is None and q.p_value is not None for _, _, q in summary.quantities())
+    saved = json.loads(json.dumps(summary.to_dict()))
+    assert saved["uniformity_test"]["verdict"] == "per-variable"
+    assert saved["uniformity_test"]["family"] == "variables"
+    assert saved["variable_tests"][0]["lowest_elements"][0]["name"] in {"theta[5]", "theta[10]"}
+    assert "theta" in verdict_table(summary) and "NOT CALIBRATED (1 of 1 variables" in verdict_table(summary)
+
+
+def test_a_small_lean_of_every_element_is_flagged_per_variable_and_missed_per_element() -> None:
+    table = table_of(leaning_vector(100, 100, shift=0.1))
+    per_variable, per_element = (
+        summarize(table, ensemble_id="ens-lean", requested=100, reused=0, options=VerdictOptions(mode=mode))
+        for mode in (PER_VARIABLE, PER_ELEMENT)
+    )
+    assert per_element.calibrated is True and per_element.family_size == 100
+    assert per_variable.calibrated is False and per_variable.flagged == ["z"]
+    assert per_variable.variable_tests[0].pooled_p_value < 0.001
+
+
+def test_per_variable_raises_no_alarm_on_uniform_ranks_of_many_elements() -> None:
+    table = table_of(leaning_vector(100, 100, shift=0.0))
+    summary = summarize(table, ensemble_id="ens-flat", requested=100, reused=0)
+    assert summary.calibrated is True
+    assert summary.variable_tests[0].p_value > 0.01
+
+
+def test_a_scalar_is_its_own_variable(uniform_results: list[ReplicateResult]) -> None:
+    summary = summarize(table_of(uniform_results), ensemble_id="ens-uniform", requested=100, reused=0)
+    tests = {test.key: test for test in summary.variable_tests}
+    assert set(tests) == {"parameter:lambda", "parameter:beta", "test_quantity:log_lik"}
+    for kind, name, q in summary.quantities():
+        test = tests[f"{kind}:{variable_name(name)}"]
+        assert (test.elements, test.p_value, test.calibrated) == (1, q.p_value, q.calibrated)
+        assert test.cauchy_p_value is None and test.pooled_p_value is None
+
+
+def test_an_unknown_verdict_mode_is_refused() -> None:
+    with pytest.raises(
+        StanFleetError, match=r"^--verdict must be one of per-variable, per-element, got 'both'"
+    ):
+        VerdictOptions(mode="both")
