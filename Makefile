@@ -46,7 +46,9 @@ bench: $(STAMP)
 	$(PY) bench/local_overhead.py --case wide --replicates 60 --iterations 200
 	$(PY) bench/wide_model.py
 	$(PY) bench/collect_scale.py
+	$(PY) bench/gamma_tail.py
 	$(PY) bench/verdict_power.py
+	$(PY) bench/verdict_real_fits.py
 	$(PY) bench/aws_calls.py
 	$(PY) bench/aws_cost.py
 

@@ -526,8 +526,8 @@ def print_element_sizes(results: Sequence[SettingResult]) -> None:
     """How often one element's gamma p-value is at most t under the null, over t (1 = exact)."""
     print(
         "\nOne element's gamma p-value under the null: P(p <= t) / t, all settings of each R pooled "
-        "(exact below p ~ 0.015, so 1 up to simulation error; holm-elements at J rejects when some "
-        "p_j <= 0.01 / J)"
+        "(exact below p ~ 0.015, so at most 1 up to simulation error, which is larger than binomial: the "
+        "elements of an ensemble are correlated; holm-elements at J rejects when some p_j <= 0.01 / J)"
     )
     print(f"{'R':>6}{'p-values':>14}" + "".join(f"{'t=' + format(t, 'g'):>12}" for t in ELEMENT_THRESHOLDS))
     for r in sorted({result.setting.replicates for result in results}):

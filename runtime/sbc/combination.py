@@ -105,21 +105,46 @@ class PooledEcdf:
         return self.z - critical * self.weights, self.z + critical * self.weights
 
 
+class PooledCounts:
+    """Per replicate, how many of a variable's elements fall between consecutive evaluation points.
+
+    Elements are added one at a time (:meth:`add`), so a variable of 1000 elements over 10,000 replicates
+    takes 4 MB here, not a copy of its 80 MB of PIT values.
+    """
+
+    def __init__(self, replicates: int) -> None:
+        if replicates < 2:
+            raise ValueError("the pooled-ECDF test needs at least two replicates")
+        self.z = gamma_points(replicates)
+        self.counts = np.zeros((replicates, self.z.size + 1), dtype=np.int32)
+        self.elements = 0
+
+    def add(self, pit: np.ndarray) -> None:
+        """Count one element's PIT values, one per replicate in the order of the others."""
+        rows = np.arange(self.counts.shape[0])
+        # One value per row, so the (row, interval) pairs are distinct and += counts each once.
+        self.counts[rows, np.searchsorted(self.z, pit, side="left")] += 1
+        self.elements += 1
+
+    def test(self, seed: int) -> PooledEcdf:
+        """The pooled-ECDF test of the elements added; ``seed`` seeds the bootstrap."""
+        return _pooled_test(self.z, self.counts, self.elements, seed)
+
+
 def pooled_ecdf_test(pit: np.ndarray, seed: int) -> PooledEcdf:
     """The pooled-ECDF test of PIT values shaped ``(replicates, elements)``; ``seed`` seeds the bootstrap.
 
     Needs at least two replicates. The evaluation points are the gamma test's for that many replicates.
     """
     values = np.asarray(pit, dtype=float)
-    n, elements = values.shape
-    if n < 2:
-        raise ValueError("the pooled-ECDF test needs at least two replicates")
-    z = gamma_points(n)
-    k = z.size + 1
-    # Per replicate, how many elements fall in each interval between points; cumulated, #{u <= z_i}.
-    interval = np.searchsorted(z, values, side="left")
-    offsets = np.arange(n)[:, None] * k
-    counts = np.bincount((interval + offsets).reshape(-1), minlength=n * k).reshape(n, k)
+    counts = PooledCounts(values.shape[0])
+    for column in values.T:
+        counts.add(column)
+    return counts.test(seed)
+
+
+def _pooled_test(z: np.ndarray, counts: np.ndarray, elements: int, seed: int) -> PooledEcdf:
+    n = counts.shape[0]
     g = np.cumsum(counts, axis=1)[:, :-1] / elements
     ecdf = g.mean(axis=0)
     weights = np.sqrt(z * (1 - z))

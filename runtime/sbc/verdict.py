@@ -34,11 +34,11 @@ import numpy.typing as npt
 from runtime.errors import StanFleetError
 from runtime.sbc.combination import (
     COMBINATION_METHOD,
+    PooledCounts,
     PooledEcdf,
     bonferroni_pair,
     bootstrap_seed,
     cauchy_combination,
-    pooled_ecdf_test,
     variable_name,
 )
 from runtime.sbc.score_table import PARAMETER, TEST_QUANTITY, ScoreTable
@@ -507,7 +507,9 @@ def _score_quantities(
     for (kind, variable), columns in _variables(table, judged).items():
         # The pooled test's units: the replicates that scored every element of the variable.
         common = judged & table.present[:, columns].all(axis=1)
-        pooled_pits: list[np.ndarray] = []
+        pooled = (
+            PooledCounts(int(common.sum())) if combine and len(columns) > 1 and common.sum() >= 2 else None
+        )
         for column in columns:
             quantity = quantity_scores(table, judged, column)
             p_value = None
@@ -515,14 +517,12 @@ def _score_quantities(
                 pit = quantity.pit(ensemble_id)
                 # rng=None: the null distribution is computed once per sample size.
                 p_value = _finite_or_none(gamma_uniformity_pvalue(pit))
-                if combine and len(columns) > 1:
-                    pooled_pits.append(pit[common[judged & table.present[:, column]]])
+                if pooled is not None:
+                    pooled.add(pit[common[judged & table.present[:, column]]])
             stats[(kind, quantity.name)] = _quantity_stats(quantity, p_value)
         if combine:
             elements = [stats[(kind, table.names[c])] | {"name": table.names[c]} for c in columns]
-            tests.append(
-                _variable_test(kind, variable, elements, pooled_pits, int(common.sum()), ensemble_id)
-            )
+            tests.append(_variable_test(kind, variable, elements, pooled, int(common.sum()), ensemble_id))
     return stats, tests
 
 
@@ -554,21 +554,19 @@ def _variable_test(
     kind: str,
     variable: str,
     elements: list[dict[str, Any]],
-    pooled_pits: list[np.ndarray],
+    counts: PooledCounts | None,
     common_replicates: int,
     ensemble_id: str,
 ) -> VariableTest:
-    """The per-variable test (its verdict still open) from its elements' statistics and pooled PITs."""
+    """The per-variable test (its verdict still open) from its elements' statistics and pooled counts."""
     tested = sorted((e for e in elements if e["p_value"] is not None), key=lambda e: e["p_value"])
     cauchy = pooled = None
     if len(elements) == 1:
         p_value = elements[0]["p_value"]
     elif tested:
         cauchy = float(cauchy_combination([e["p_value"] for e in tested]))
-        if common_replicates >= 2 and len(pooled_pits) == len(elements):
-            pooled = pooled_ecdf_test(
-                np.column_stack(pooled_pits), bootstrap_seed(ensemble_id, kind, variable)
-            )
+        if counts is not None and counts.elements == len(elements):
+            pooled = counts.test(bootstrap_seed(ensemble_id, kind, variable))
         p_value = cauchy if pooled is None else bonferroni_pair(cauchy, pooled.p_value)
     else:
         p_value = None
