@@ -256,13 +256,18 @@ def placeholder_figure(title: str, message: str) -> Figure:
 
 def _panel_title(ax: Axes, summary: EnsembleSummary, quantity: QuantityScores) -> None:
     q = quantity_summary(summary, quantity)
-    p_value = "p = -" if q.p_value is None else f"p = {q.p_value:.3g}"
-    verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[q.calibrated]
+    _verdict_title(ax, quantity_label(quantity), q.p_value, q.calibrated)
+
+
+def _verdict_title(ax: Axes, label: str, p_value: float | None, calibrated: bool | None) -> None:
+    """``label``, then the p-value and the verdict, in red when not calibrated."""
+    p_text = "p = -" if p_value is None else f"p = {p_value:.3g}"
+    verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[calibrated]
     # An explicit y skips matplotlib's costly automatic title placement.
     ax.set_title(
-        f"{quantity_label(quantity)}\n{p_value}{verdict}",
+        f"{label}\n{p_text}{verdict}",
         fontsize=9,
-        color="C3" if q.calibrated is False else "black",
+        color="C3" if calibrated is False else "black",
         y=1.0,
         pad=4,
     )
@@ -425,16 +430,8 @@ def _variable_ecdf_difference(summary: EnsembleSummary, table: ScoreTable, grids
             else:
                 z = gamma_points(test.replicates)
                 ecdf_axes(ax, (z, z, z))
-        verdict = {None: "", True: ", calibrated", False: ", NOT calibrated"}[test.calibrated]
         size = f" ({test.elements} elements)" if test.elements > 1 else ""
-        p_value = "p = -" if test.p_value is None else f"p = {test.p_value:.3g}"
-        ax.set_title(
-            f"{test.label}{size}\n{p_value}{verdict}",
-            fontsize=9,
-            color="C3" if test.calibrated is False else "black",
-            y=1.0,
-            pad=4,
-        )
+        _verdict_title(ax, f"{test.label}{size}", test.p_value, test.calibrated)
     return figure
 
 
