@@ -400,9 +400,9 @@ def _variable_ecdf_difference(summary: EnsembleSummary, table: ScoreTable, grids
         note = f" ({MAX_PANELS} of {len(tests)} variables: those with the lowest p-values)"
         tests = tests[:MAX_PANELS]
     title = (
-        f"PIT ECDF minus uniform CDF per variable; band: the variable's test at level {summary.family_level:g}/"
-        f"{max(summary.family_size, 1)} (a curve outside it is flagged): one element's gamma test, or "
-        f"for several elements their pooled ECDF (thick) at half that level; thin: each element{note}"
+        f"PIT ECDF minus uniform CDF per variable (thin: each element; thick: their pooled ECDF); band: the "
+        f"variable's test at level {summary.family_level:g}/{max(summary.family_size, 1)}, the pooled ECDF's "
+        f"at half that level; a curve outside it is flagged{note}"
     )
     if not tests:
         return placeholder_figure(title, "fewer than 2 succeeded replicates")
@@ -425,8 +425,12 @@ def _variable_ecdf_difference(summary: EnsembleSummary, table: ScoreTable, grids
             _element_curves(ax, pits)
             if test.pooled is not None:
                 pooled = test.pooled
+                lower, upper = pooled.band(summary.band_level / 2)
                 ax.plot(pooled.z, pooled.ecdf - pooled.z, drawstyle="steps-pre", color="black", lw=1.4)
-                ecdf_axes(ax, (pooled.z, *pooled.band(summary.band_level / 2)))
+                ecdf_axes(ax, (pooled.z, lower, upper))
+                # The band's edges drawn over the elements' curves, which would hide its shading.
+                for edge in (lower, upper):
+                    ax.plot(pooled.z, edge - pooled.z, drawstyle="steps-pre", color="black", lw=0.8, ls="--")
             else:
                 z = gamma_points(test.replicates)
                 ecdf_axes(ax, (z, z, z))

@@ -177,7 +177,7 @@ def test_the_per_variable_panel_overlays_the_elements_and_bands_their_pooled_ecd
     assert ax.get_title().startswith("z (40 elements)\np = ")
     assert ax.get_title().endswith(", NOT calibrated" if flagged else ", calibrated")
     title = " ".join(figure.get_suptitle().split())
-    assert "per variable" in title and "at half that level" in title
+    assert "per variable" in title and "pooled ECDF's at half that level" in title
     (elements,) = [c for c in ax.collections if isinstance(c, LineCollection)]
     assert len(elements.get_segments()) == 40
     # The thick pooled curve and its band at half the band level: outside exactly when the pooled test rejects.
