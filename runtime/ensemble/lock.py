@@ -51,8 +51,9 @@ def fitting_lock(
     """Hold the ensemble's lock for the block.
 
     While another process holds it, call ``on_wait`` once with a line saying who, then wait (Ctrl-C stops
-    the wait). The lock file is removed on release, so a submission that stops on bad input leaves the
-    store as it found it.
+    the wait). Once it holds the lock, the temporary files of writes a killed submitter left unfinished in
+    the ensemble's folder are deleted. The lock file is removed on release, so a submission that stops on
+    bad input leaves the store as it found it.
 
     A store on a filesystem without working locks gets a one-line warning on stderr, and no lock.
     """
@@ -75,6 +76,8 @@ def fitting_lock(
         return
     try:
         _record_holder(descriptor)
+        # The holder is the ensemble's only writer: a partial write in its folder is a killed writer's.
+        store.remove_partial_writes(ensemble_prefix(ensemble_id))
         yield
     finally:
         path.unlink(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,28 @@ class LocalDirectoryStore:
     def delete(self, key: str) -> None:
         """Remove the object's file; nothing happens if it does not exist."""
         self._path(key).unlink(missing_ok=True)
+
+    def remove_partial_writes(self, folder: str) -> int:
+        """Delete the temporary files that writes under ``folder`` left unfinished; return how many.
+
+        A writer killed with SIGKILL leaves its temporary file (``.<name>.<random>.tmp``) behind. Call
+        this only where no write under ``folder`` can be in flight.
+        """
+        removed = 0
+        pending = [str(self._path(folder))]
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix``; temporary files of writes in flight are skipped."""

@@ -82,7 +82,7 @@ def result_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "store").glob("ensembles/*/results/*.json"))
 
 
-PYSTAN_SMALL_ENSEMBLE_P_VALUES = {"lambda": 0.0461, "log_lik": 0.2048}
+PYSTAN_SMALL_ENSEMBLE_P_VALUES = {"lambda": 0.0489, "log_lik": 0.2048}
 """The p-values the seeded 20-replicate ensemble of test_small_ensemble_end_to_end gives with PyStan (its
 wheel is pinned). CmdStan's depend on the installed version (0.0800 and 0.0800 with 2.35.0), so there
 the test asserts the verdict only."""

@@ -138,3 +138,16 @@ def test_a_store_without_working_locks_is_warned_about_in_one_line(
     warning = capsys.readouterr().err
     assert warning.count("\n") == 1
     assert warning.startswith(f"warning: the store {tmp_path} is on a filesystem without working file locks")
+
+
+def test_taking_the_lock_clears_what_a_killed_submitters_writes_left_half_done(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    store.put("ensembles/e1/results/000000.json", b"{}")
+    partial = tmp_path / "ensembles" / "e1" / "results" / ".000003.json.hj9laudb.tmp"
+    partial.write_bytes(b'{"replic')  # SIGKILL mid-write leaves the temporary file
+    other = tmp_path / "ensembles" / "e2" / "results" / ".000001.json.abc.tmp"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"{")  # another ensemble's writer may still be at work
+    with fitting_lock(store, "e1", on_wait=lambda line: None):
+        assert not partial.exists()
+    assert other.exists() and store.exists("ensembles/e1/results/000000.json")
