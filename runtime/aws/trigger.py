@@ -40,7 +40,7 @@ from runtime.aws.manifest import Manifest, ManifestError, parse_manifest
 from runtime.store.keys import (
     claim_key,
     compiled_marker_key,
-    replicate_of_result_key,
+    replicates_of_result_key,
     results_prefix,
     spec_key,
 )
@@ -242,7 +242,7 @@ def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
         .paginate(Bucket=bucket, Prefix=results_prefix(manifest.ensemble_id))
     )
     for page in pages:
-        done.update(replicate_of_result_key(item["Key"]) for item in page.get("Contents", []))
+        done.update(r for item in page.get("Contents", []) for r in replicates_of_result_key(item["Key"]))
     return [r for r in range(manifest.replicates) if r not in done]
 
 

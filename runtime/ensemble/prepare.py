@@ -16,17 +16,18 @@ from typing import Any
 from runtime.engines.base import CompiledModel
 from runtime.ensemble.generators import Generator
 from runtime.ensemble.spec import EnsembleSpec
-from runtime.ensemble.stored_results import load_results
+from runtime.ensemble.stored_results import result_keys, stored_objects
 from runtime.errors import StanFleetError
 from runtime.model.conform import ReplicateInputs, SimulatedReplicate, conform_replicate
 from runtime.model.stan_info import ModelInfo
+from runtime.sbc.results import ReplicateResult
 from runtime.store.inputs import InputReader, publish_inputs, published_packs
 from runtime.store.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
     dataset_spec_key,
-    replicate_of_result_key,
-    result_key,
+    replicates_of_result_key,
+    result_batch_key,
     results_prefix,
     retried_failure_key,
     spec_key,
@@ -52,19 +53,33 @@ def set_aside_failed_results(store: ObjectStore, ensemble_id: str, requested: in
     """Move the failed results of replicates ``0..requested-1`` out of the results; return how many.
 
     The failed results are kept, with the time, under ``retried-failures/``; their replicates count as
-    missing and are fitted again.
+    missing and are fitted again. A batch that holds failed results is written again without them.
     """
-    failed = [result for result in load_results(store, ensemble_id, requested) if result.status != "ok"]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for result in failed:  # the copy first: a crash in between leaves both, never neither
-        store.put(retried_failure_key(ensemble_id, result.replicate, stamp), result.to_json())
-        store.delete(result_key(ensemble_id, result.replicate))
-    return len(failed)
+    moved = 0
+    for key, results in stored_objects(store, result_keys(store, ensemble_id, requested)):
+        failed = {
+            r for r, line in results if r < requested and ReplicateResult.from_json(line).status != "ok"
+        }
+        if not failed:
+            continue
+        for replicate, line in results:  # the copies first: a crash in between leaves both, never neither
+            if replicate in failed:
+                store.put(retried_failure_key(ensemble_id, replicate, stamp), line)
+        kept = [(replicate, line) for replicate, line in results if replicate not in failed]
+        if kept:
+            rewritten = result_batch_key(ensemble_id, [replicate for replicate, _ in kept], f"r{stamp}")
+            store.put(rewritten, b"\n".join(line for _, line in kept))
+        store.delete(key)
+        moved += len(failed)
+    return moved
 
 
 def plan_ensemble(spec: EnsembleSpec, store: ObjectStore, requested: int) -> EnsemblePlan:
     """List the replicates ``0..requested-1`` that have no result in the store."""
-    done = {replicate_of_result_key(key) for key in store.list_keys(results_prefix(spec.ensemble_id))}
+    done = {
+        r for key in store.list_keys(results_prefix(spec.ensemble_id)) for r in replicates_of_result_key(key)
+    }
     return EnsemblePlan(spec, requested, [r for r in range(requested) if r not in done])
 
 

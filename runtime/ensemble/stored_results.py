@@ -2,7 +2,9 @@
 
 One listing, then the reads run on ``RESULT_READERS`` threads (a remote store's reads are latency-bound,
 so R = 10,000 results take seconds instead of minutes), a bounded window of them ahead of the reader: the
-payloads never sit in memory all together.
+payloads never sit in memory all together. A result is an object of its own or a line of a batch
+(:func:`runtime.store.keys.result_batch_key`); a replicate stored twice (a batch rewritten after a retry)
+is read once, from the object listed first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.score_table import ScoreTable, ScoreTableBuilder
-from runtime.store.keys import replicate_of_result_key, results_prefix
+from runtime.store.keys import is_result_batch_key, replicates_of_result_key, results_prefix
 from runtime.store.protocol import ObjectStore
 
 RESULT_READERS = 10
@@ -24,12 +26,18 @@ TASKS_AHEAD = 2 * RESULT_READERS
 
 
 def result_keys(store: ObjectStore, ensemble_id: str, requested: int) -> list[str]:
-    """The keys of the stored results of replicates ``0..requested-1``, in replicate order."""
-    return sorted(
+    """The keys of the objects holding results of replicates ``0..requested-1``, by first replicate."""
+    listed = [(replicates_of_result_key(key), key) for key in store.list_keys(results_prefix(ensemble_id))]
+    return [
         key
-        for key in store.list_keys(results_prefix(ensemble_id))
-        if replicate_of_result_key(key) < requested
-    )
+        for replicates, key in sorted(listed, key=lambda item: (item[0][0], item[1]))
+        if replicates[0] < requested
+    ]
+
+
+def stored_replicates(keys: list[str], requested: int) -> set[int]:
+    """The replicates ``0..requested-1`` the objects at ``keys`` hold results of."""
+    return {r for key in keys for r in replicates_of_result_key(key) if r < requested}
 
 
 def stored_payloads(store: ObjectStore, keys: list[str]) -> Iterator[bytes]:
@@ -45,16 +53,37 @@ def stored_payloads(store: ObjectStore, keys: list[str]) -> Iterator[bytes]:
                 yield from payloads
 
 
+def stored_objects(store: ObjectStore, keys: list[str]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    """Each object at ``keys`` with its results: ``(key, [(replicate, result JSON), ...])``."""
+    for key, payload in zip(keys, stored_payloads(store, keys), strict=True):
+        replicates = replicates_of_result_key(key)
+        lines = payload.splitlines() if is_result_batch_key(key) else [payload]
+        if len(lines) != len(replicates):
+            raise ValueError(f"{key} holds {len(lines)} results, its name lists {len(replicates)}")
+        yield key, list(zip(replicates, lines, strict=True))
+
+
+def result_payloads(store: ObjectStore, keys: list[str], requested: int) -> Iterator[bytes]:
+    """Each result of replicates ``0..requested-1`` in the objects at ``keys``, once, as JSON bytes."""
+    seen: set[int] = set()
+    for _, results in stored_objects(store, keys):
+        for replicate, line in results:
+            if replicate < requested and replicate not in seen:
+                seen.add(replicate)
+                yield line
+
+
 def load_results(store: ObjectStore, ensemble_id: str, requested: int) -> list[ReplicateResult]:
     """Every result of replicates ``0..requested-1`` present in the store, in replicate order."""
     keys = result_keys(store, ensemble_id, requested)
-    return [ReplicateResult.from_json(payload) for payload in stored_payloads(store, keys)]
+    results = [ReplicateResult.from_json(payload) for payload in result_payloads(store, keys, requested)]
+    return sorted(results, key=lambda result: result.replicate)
 
 
 def load_score_table(store: ObjectStore, ensemble_id: str, requested: int) -> ScoreTable:
     """The score table of every result of replicates ``0..requested-1`` present in the store."""
     keys = result_keys(store, ensemble_id, requested)
-    builder = ScoreTableBuilder(expected=len(keys))
-    for payload in stored_payloads(store, keys):
+    builder = ScoreTableBuilder(expected=len(stored_replicates(keys, requested)))
+    for payload in result_payloads(store, keys, requested):
         builder.add(payload)
     return builder.build()

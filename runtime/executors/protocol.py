@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from runtime.store.keys import replicate_of_result_key, results_prefix
+from runtime.store.keys import replicates_of_result_key, results_prefix
 from runtime.store.protocol import ObjectStore
 
 
@@ -57,7 +57,7 @@ class Executor(Protocol):
 
 def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int]) -> int:
     """How many of ``replicates`` have a result in the store."""
-    wanted = set(replicates)
-    return sum(
-        1 for key in store.list_keys(results_prefix(ensemble_id)) if replicate_of_result_key(key) in wanted
-    )
+    stored = {
+        r for key in store.list_keys(results_prefix(ensemble_id)) for r in replicates_of_result_key(key)
+    }
+    return len(stored.intersection(replicates))

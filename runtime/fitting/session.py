@@ -26,7 +26,7 @@ from runtime.model.files import materialize_stan_program
 from runtime.model.stan_info import ModelInfo, read_model_info
 from runtime.sbc.results import ReplicateResult
 from runtime.store.inputs import InputReader
-from runtime.store.keys import replicate_of_result_key, result_key, results_prefix
+from runtime.store.keys import replicates_of_result_key, result_key, results_prefix
 from runtime.store.protocol import ObjectStore
 
 MACHINERY_ATTEMPTS = 3
@@ -79,7 +79,9 @@ class WorkerSession:
                 get_engine(spec.engine, cores=self._cores), program, self._store, publish=False
             )
             done = {
-                replicate_of_result_key(key) for key in self._store.list_keys(results_prefix(ensemble_id))
+                replicate
+                for key in self._store.list_keys(results_prefix(ensemble_id))
+                for replicate in replicates_of_result_key(key)
             }
             self._work = _EnsembleWork(
                 spec, read_model_info(program), model, done, InputReader(self._store, spec.dataset_id)

@@ -24,7 +24,7 @@ from runtime.report.files import INDEX, keep_nulls_on_disk, write_report
 from runtime.report.table import verdict_table
 from runtime.sbc.verdict import DEFAULT_VERDICT, Failure, VerdictOptions, summarize
 from runtime.store.choice import open_store
-from runtime.store.keys import manifest_key, replicate_of_result_key, results_prefix
+from runtime.store.keys import manifest_key, replicates_of_result_key, results_prefix
 from runtime.store.protocol import ObjectStore
 from runtime.store.s3 import S3Store
 
@@ -92,7 +92,7 @@ def requested_replicates(store: ObjectStore, ensemble_id: str) -> int:
     try:
         return int(json.loads(store.get(manifest_key(ensemble_id)))["replicates"])
     except KeyError:
-        done = [replicate_of_result_key(key) for key in store.list_keys(results_prefix(ensemble_id))]
+        done = [max(replicates_of_result_key(key)) for key in store.list_keys(results_prefix(ensemble_id))]
         if not done:
             raise StanFleetError(f"ensemble {ensemble_id} has no results in {store.uri} yet") from None
         return max(done) + 1

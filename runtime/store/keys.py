@@ -9,6 +9,10 @@
     ensembles/<id>/spec.json                    the ensemble spec (immutable once written), naming its dataset
     ensembles/<id>/run.json                     how the submitter ran it (runtime.ensemble.run_record), for collect
     ensembles/<id>/results/<r:06d>.json         one ReplicateResult per replicate, written when done
+    ensembles/<id>/results/batch.<ranges>.<writer>.jsonl
+                                                a batch of results, one per line in replicate order;
+                                                <ranges> lists its replicates (000020-000039_000041).
+                                                Readers read both kinds, a replicate in two objects once
     models/compiled/<hash>.json                 a compile job's "done" marker (AWS): later submissions of
                                                 the same model to the same job definition skip the compile job
 """
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 DATASETS = "datasets/"
 """``datasets/<dataset id>/spec.json`` and ``inputs/...``: simulated datasets, shared by every ensemble
@@ -95,13 +100,50 @@ def results_prefix(ensemble_id: str) -> str:
 
 
 def result_key(ensemble_id: str, replicate: int) -> str:
-    """Key of one replicate's result."""
+    """Key of one replicate's result, an object of its own."""
     return f"{results_prefix(ensemble_id)}{replicate:06d}.json"
 
 
-def replicate_of_result_key(key: str) -> int:
-    """Inverse of :func:`result_key` for the replicate number."""
-    return int(key.rsplit("/", 1)[1].removesuffix(".json"))
+RESULT_BATCH_PREFIX = "batch."
+RESULT_BATCH_SUFFIX = ".jsonl"
+
+
+def result_batch_key(ensemble_id: str, replicates: Sequence[int], writer: str) -> str:
+    """Key of a batch of results written as one object: one result's JSON per line, in replicate order.
+
+    The name lists the replicates as ranges (``batch.000020-000039_000041.<writer>.jsonl``), so that a
+    listing alone says which replicates have a result; ``writer`` (letters and digits) keeps apart the
+    batches of two writers of the same replicates.
+    """
+    ordered = sorted(set(replicates))
+    if not ordered or not writer.isalnum():
+        raise ValueError(f"a batch needs replicates and an alphanumeric writer, got {ordered!r}, {writer!r}")
+    runs: list[list[int]] = []
+    for replicate in ordered:
+        if runs and replicate == runs[-1][1] + 1:
+            runs[-1][1] = replicate
+        else:
+            runs.append([replicate, replicate])
+    ranges = "_".join(f"{a:06d}" if a == b else f"{a:06d}-{b:06d}" for a, b in runs)
+    return f"{results_prefix(ensemble_id)}{RESULT_BATCH_PREFIX}{ranges}.{writer}{RESULT_BATCH_SUFFIX}"
+
+
+def is_result_batch_key(key: str) -> bool:
+    """Whether the key is a batch of results (:func:`result_batch_key`), not one result."""
+    return key.rsplit("/", 1)[-1].startswith(RESULT_BATCH_PREFIX)
+
+
+def replicates_of_result_key(key: str) -> list[int]:
+    """The replicates whose results the object at ``key`` holds, ascending (one for :func:`result_key`)."""
+    name = key.rsplit("/", 1)[-1]
+    if not name.startswith(RESULT_BATCH_PREFIX):
+        return [int(name.removesuffix(".json"))]
+    ranges = name.removeprefix(RESULT_BATCH_PREFIX).removesuffix(RESULT_BATCH_SUFFIX).rpartition(".")[0]
+    replicates: list[int] = []
+    for part in ranges.split("_"):
+        first, _, last = part.partition("-")
+        replicates.extend(range(int(first), int(last or first) + 1))
+    return replicates
 
 
 def retried_failure_key(ensemble_id: str, replicate: int, stamp: str) -> str:

@@ -35,7 +35,7 @@ from runtime.aws import trigger
 from runtime.aws.manifest import Manifest
 from runtime.collect import main as collect_main
 from runtime.executors import batch as batch_executor
-from runtime.store.keys import replicate_of_result_key, result_key, results_prefix
+from runtime.store.keys import replicates_of_result_key, result_key, results_prefix
 from runtime.submit import main as submit_main
 from tests.runtime.helpers.batch_runner import (
     CREDENTIALS,
@@ -274,7 +274,7 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     assert {child.environment.get("STANFLEET_CHILD_OFFSET") for child in children[1:]} == {"0"}
     assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
     written = aws.result_versions(ensemble_id)
-    assert sorted(replicate_of_result_key(key) for key in written) == list(range(12))
+    assert sorted(replicates_of_result_key(key)[0] for key in written) == list(range(12))
     assert all(len(versions) == 1 for versions in written.values())  # each child fitted its own share
     assert {json.loads(body)["engine"] for [(_, _, body)] in written.values()} == {engine}
     if engine == "cmdstanpy":  # the compile job published the executable; the children fetched it
@@ -397,12 +397,12 @@ def test_a_child_killed_mid_way_and_retried_loses_and_repeats_nothing(
     with ThreadPoolExecutor(max_workers=2) as pool:  # Batch's retry (the same child) and the other child
         assert_succeeded(list(pool.map(aws.runner.run, [first, second])))
     after = aws.result_versions(ensemble_id)
-    assert sorted(replicate_of_result_key(key) for key in after) == list(range(10))
+    assert sorted(replicates_of_result_key(key)[0] for key in after) == list(range(10))
     assert all(len(versions) == 1 for versions in after.values())  # no result written twice
     for key, versions in survivors.items():
         assert after[key] == versions  # same version, modification time and bytes
     for key, [(_, _, body)] in after.items():
-        assert json.loads(body)["replicate"] == replicate_of_result_key(key)
+        assert json.loads(body)["replicate"] == replicates_of_result_key(key)[0]
         assert json.loads(body)["status"] == "ok"
 
 
@@ -446,7 +446,7 @@ def test_an_ensemble_larger_than_one_array_job_fits_every_replicate_once(
         fit_jobs[1],
     ]
     versions = aws.result_versions(ensemble_id)
-    assert sorted(replicate_of_result_key(key) for key in versions) == list(range(3))
+    assert sorted(replicates_of_result_key(key)[0] for key in versions) == list(range(3))
     assert all(len(written) == 1 for written in versions.values())
 
 
@@ -482,7 +482,9 @@ def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.Cap
     assert described["jobDefinition"] == aws.stack.fit_job_definition_arn
     assert not described.get("dependsOn")
     assert_succeeded(aws.runner.run_jobs(grown["job_ids"]))
-    assert sorted(replicate_of_result_key(key) for key in aws.result_versions(ensemble_id)) == list(range(6))
+    assert sorted(replicates_of_result_key(key)[0] for key in aws.result_versions(ensemble_id)) == list(
+        range(6)
+    )
 
 
 class RunOnSubmit:

@@ -16,7 +16,7 @@ from runtime.ensemble.run_record import RunRecord, save_run_record
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.errors import StanFleetError
 from runtime.report.stored import requested_replicates
-from runtime.store.keys import manifest_key, result_key, run_key, spec_key
+from runtime.store.keys import manifest_key, result_batch_key, result_key, run_key, spec_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.sbc_results import ensemble, uniform_rank
 
@@ -59,6 +59,18 @@ def test_r_comes_from_the_manifest(store: LocalDirectoryStore) -> None:
 def test_without_a_manifest_r_is_one_past_the_highest_result(store: LocalDirectoryStore) -> None:
     add_results(store, [0, 1, 6])
     assert requested_replicates(store, ENSEMBLE) == 7
+    results = ensemble(10, uniform_rank)
+    store.put(result_batch_key(ENSEMBLE, [8, 9], "w"), results[8].to_json() + b"\n" + results[9].to_json())
+    assert requested_replicates(store, ENSEMBLE) == 10
+
+
+def test_a_report_reads_batched_and_single_results_alike(store: LocalDirectoryStore, tmp_path: Path) -> None:
+    add_results(store, [0, 1, 2])
+    results = ensemble(6, uniform_rank)
+    store.put(result_batch_key(ENSEMBLE, [3, 4, 5], "w"), b"\n".join(r.to_json() for r in results[3:]))
+    assert collect(store, tmp_path, "--replicates", "6") == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert (summary["replicates"]["succeeded"], summary["replicates"]["missing"]) == (6, 0)
 
 
 def test_without_a_manifest_or_results_r_is_unknown(store: LocalDirectoryStore) -> None:

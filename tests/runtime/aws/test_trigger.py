@@ -23,7 +23,8 @@ from runtime.aws import trigger
 from runtime.aws.manifest import Manifest
 from runtime.store.keys import (
     compiled_marker_key,
-    replicate_of_result_key,
+    replicates_of_result_key,
+    result_batch_key,
     result_key,
     results_prefix,
     spec_key,
@@ -94,8 +95,8 @@ def jobs(batch: Any, queue: str) -> list[dict[str, Any]]:
 
 def test_manifest_becomes_a_compile_job_and_a_dependent_array_job(aws: dict[str, Any]) -> None:
     s3 = aws["s3"]
-    for replicate in (0, 3):
-        s3.put_object(Bucket=BUCKET, Key=result_key(ENSEMBLE, replicate), Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key=result_key(ENSEMBLE, 0), Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key=result_batch_key(ENSEMBLE, [3], "w"), Body=b"{}")  # a batch of one
     outcome = trigger.handler(upload(s3, manifest(10, 3)), None)["outcomes"][0]
     assert outcome["status"] == "submitted"
     compile_id, fit_id = outcome["job_ids"]
@@ -511,7 +512,7 @@ def test_two_manifests_uploaded_at_once_fit_every_replicate_once(
         )
         assert_succeeded(runner.run_jobs(held.job_ids()))
     versions = s3.list_object_versions(Bucket=bucket, Prefix=results_prefix(spec.ensemble_id))["Versions"]
-    assert sorted(replicate_of_result_key(v["Key"]) for v in versions) == list(range(4))  # one each
+    assert sorted(replicates_of_result_key(v["Key"])[0] for v in versions) == list(range(4))  # one each
     for version in versions:
         body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
         assert json.loads(body)["status"] == "ok"

@@ -15,6 +15,7 @@ from runtime.ensemble.prepare import (
     chunk_sizes,
     plan_ensemble,
     publish_specs,
+    set_aside_failed_results,
 )
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec
 from runtime.ensemble.stored_results import load_results
@@ -28,7 +29,9 @@ from runtime.store.keys import (
     dataset_spec_key,
     inputs_pack_key,
     inputs_prefix,
+    result_batch_key,
     result_key,
+    results_prefix,
     spec_key,
 )
 from runtime.store.local import LocalDirectoryStore
@@ -62,6 +65,37 @@ def test_plan_lists_missing_replicates_and_counts_reuse(tmp_path: Path) -> None:
     assert plan.missing == [1, 3, 4]
     assert plan.reused == 2
     assert [r.replicate for r in load_results(store, spec.ensemble_id, 5)] == [0, 2]
+
+
+def ok_result(replicate: int) -> bytes:
+    return ReplicateResult(replicate=replicate, seed=1, status="ok", engine="pystan").to_json()
+
+
+def test_replicates_in_a_batch_count_as_done(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    spec = make_spec(PythonGenerator("examples.poisson.generator:simulate", BASE))
+    store.put(result_key(spec.ensemble_id, 0), ok_result(0))
+    store.put(result_batch_key(spec.ensemble_id, [2, 3], "w"), ok_result(2) + b"\n" + ok_result(3))
+    assert plan_ensemble(spec, store, 6).missing == [1, 4, 5]
+
+
+def test_failed_results_are_set_aside_from_batches_and_single_objects(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    spec = make_spec(PythonGenerator("examples.poisson.generator:simulate", BASE))
+    ensemble_id = spec.ensemble_id
+    store.put(result_key(ensemble_id, 0), failed_result(0))
+    store.put(result_key(ensemble_id, 1), ok_result(1))
+    lines = [failed_result(2), ok_result(3), failed_result(4), failed_result(9)]
+    store.put(result_batch_key(ensemble_id, [2, 3, 4, 9], "w"), b"\n".join(lines))
+    assert set_aside_failed_results(store, ensemble_id, 9) == 3  # 0, 2 and 4; 9 is not requested
+    assert plan_ensemble(spec, store, 10).missing == [0, 2, 4, 5, 6, 7, 8]
+    kept = {r.replicate: r.status for r in load_results(store, ensemble_id, 10)}
+    assert kept == {1: "ok", 3: "ok", 9: "failed"}
+    (batch,) = [key for key in store.list_keys(results_prefix(ensemble_id)) if "batch." in key]
+    assert batch.endswith(".jsonl") and "batch.000003_000009." in batch
+    aside = sorted(store.list_keys(f"ensembles/{ensemble_id}/retried-failures/"))
+    assert [key.rsplit("/", 1)[1][:6] for key in aside] == ["000000", "000002", "000004"]
+    assert ReplicateResult.from_json(store.get(aside[1])).replicate == 2
 
 
 def test_chunks_grow_from_one_block_to_the_largest_and_cover_every_block() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import runtime.ensemble.stored_results as stored_results
 from runtime.ensemble.stored_results import RESULT_READERS, load_results, load_score_table, result_keys
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.score_table import ScoreTable
-from runtime.store.keys import result_key
+from runtime.store.keys import result_batch_key, result_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.sbc_results import ensemble
 
@@ -43,3 +44,33 @@ def test_the_score_table_streams_every_requested_result_in_windows(tmp_path: Pat
     assert table.names == expected.names
     np.testing.assert_array_equal(table.scores["rank"], expected.scores["rank"])
     np.testing.assert_array_equal(table.scores["mean"], expected.scores["mean"])
+
+
+def test_batches_and_single_results_read_together_each_replicate_once(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    results = ensemble(12, lambda rng: int(rng.integers(0, 100)))
+    for result in results[:3]:  # written one object per replicate, as before batches
+        store.put(result_key(ENSEMBLE, result.replicate), result.to_json())
+    batch = [results[r] for r in (3, 4, 5, 7, 10, 11)]
+    store.put(
+        result_batch_key(ENSEMBLE, [r.replicate for r in batch], "a1"), b"\n".join(r.to_json() for r in batch)
+    )
+    # A replicate stored twice (a batch rewritten after a retry) counts once.
+    again = [results[r] for r in (5, 6)]
+    store.put(result_batch_key(ENSEMBLE, [5, 6], "b2"), b"\n".join(r.to_json() for r in again))
+    loaded = load_results(store, ENSEMBLE, 11)
+    assert [r.replicate for r in loaded] == [0, 1, 2, 3, 4, 5, 6, 7, 10]
+    assert [r.to_json() for r in loaded] == [results[r].to_json() for r in (0, 1, 2, 3, 4, 5, 6, 7, 10)]
+    table = load_score_table(store, ENSEMBLE, 11)
+    assert list(table.replicate) == [0, 1, 2, 3, 4, 5, 6, 7, 10]
+    np.testing.assert_array_equal(
+        table.scores["rank"],
+        ScoreTable.from_results([results[r] for r in list(table.replicate)]).scores["rank"],
+    )
+
+
+def test_a_batch_whose_lines_do_not_match_its_name_is_refused(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    store.put(result_batch_key(ENSEMBLE, [0, 1], "a"), failed_result(0))
+    with pytest.raises(ValueError, match=r"batch\.000000-000001\.a\.jsonl holds 1 results, its name lists 2"):
+        load_results(store, ENSEMBLE, 2)

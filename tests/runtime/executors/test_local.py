@@ -16,7 +16,7 @@ from runtime.executors.local import LocalProcessExecutor, has_exited, reap_with_
 from runtime.executors.protocol import count_results
 from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
 from runtime.sbc.results import ReplicateResult
-from runtime.store.keys import INPUT_BLOCK_SIZE, result_key
+from runtime.store.keys import INPUT_BLOCK_SIZE, result_batch_key, result_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
 
@@ -25,7 +25,8 @@ def test_count_results_counts_only_the_listed_replicates(tmp_path: Path) -> None
     store = LocalDirectoryStore(tmp_path)
     for replicate in (0, 2, 5):
         store.put(result_key("e", replicate), b"{}")
-    assert count_results(store, "e", [0, 1, 2, 3]) == 2
+    store.put(result_batch_key("e", [2, 3, 9], "w"), b"{}\n{}\n{}")  # 2 again, in a batch: counted once
+    assert count_results(store, "e", [0, 1, 2, 3]) == 3
     assert count_results(store, "other", [0]) == 0
 
 

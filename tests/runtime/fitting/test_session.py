@@ -16,7 +16,7 @@ from runtime.errors import StanFleetError
 from runtime.fitting import session
 from runtime.fitting.session import run_worker, serve_assignments
 from runtime.sbc.results import ReplicateResult
-from runtime.store.keys import result_key, spec_key
+from runtime.store.keys import result_batch_key, result_key, spec_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.engines_present import ENGINES
 from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
@@ -44,9 +44,11 @@ def test_skips_replicates_that_have_a_result(tmp_path: Path) -> None:
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates=set())
     store.put(result_key(ensemble_id, 0), b"kept as is")
-    run_worker(store, ensemble_id, [0, 1])
+    store.put(result_batch_key(ensemble_id, [2], "w"), b"kept in a batch")
+    run_worker(store, ensemble_id, [0, 1, 2])
     assert store.get(result_key(ensemble_id, 0)) == b"kept as is"
     assert json.loads(store.get(result_key(ensemble_id, 1)))["status"] == "ok"
+    assert not store.exists(result_key(ensemble_id, 2))  # the batch holds its result
 
 
 class FlakyStore(LocalDirectoryStore):

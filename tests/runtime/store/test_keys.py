@@ -1,3 +1,5 @@
+import pytest
+
 from runtime.store.keys import (
     INPUT_BLOCK_SIZE,
     block_of,
@@ -6,7 +8,9 @@ from runtime.store.keys import (
     compiled_marker_key,
     dataset_spec_key,
     inputs_pack_key,
-    replicate_of_result_key,
+    is_result_batch_key,
+    replicates_of_result_key,
+    result_batch_key,
     result_key,
     run_key,
     spec_key,
@@ -22,7 +26,21 @@ def test_layout_is_stable() -> None:
 
 
 def test_result_key_round_trips() -> None:
-    assert replicate_of_result_key(result_key("abc", 1234)) == 1234
+    assert replicates_of_result_key(result_key("abc", 1234)) == [1234]
+    assert not is_result_batch_key(result_key("abc", 1234))
+
+
+def test_a_batch_key_names_its_replicates_as_ranges_and_round_trips() -> None:
+    key = result_batch_key("abc", [41, 20, 21, 22, 39, 38, 7], "w3f9")
+    assert key == "ensembles/abc/results/batch.000007_000020-000022_000038-000039_000041.w3f9.jsonl"
+    assert is_result_batch_key(key)
+    assert replicates_of_result_key(key) == [7, 20, 21, 22, 38, 39, 41]
+    assert replicates_of_result_key(result_batch_key("abc", range(1000, 1200), "a")) == list(
+        range(1000, 1200)
+    )
+    for replicates, writer in (([], "a"), ([1], "a.b"), ([1], "")):
+        with pytest.raises(ValueError, match="a batch needs replicates and an alphanumeric writer"):
+            result_batch_key("abc", replicates, writer)
 
 
 def test_blocks_partition_replicates() -> None:
