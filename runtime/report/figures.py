@@ -208,11 +208,15 @@ def _new_grid(n: int) -> tuple[Figure, list[Axes]]:
     return figure, axes[:n]
 
 
+MIN_FIGURE_WIDTH = 6.6
+"""Inches: a figure of one panel is as wide as one of two, so its title does not wrap into a column."""
+
+
 def _lay_out(figure: Figure, n: int, title: str) -> None:
     """Size the figure of ``n`` panels for ``title`` (wrapped to its width), place the panels, set the title."""
     ncols = min(max(n, 1), 4)
     nrows = math.ceil(max(n, 1) / ncols)
-    width = 3.3 * ncols
+    width = max(3.3 * ncols, MIN_FIGURE_WIDTH)
     title = textwrap.fill(title, width=int(width * 10))
     title_height = 0.25 * (title.count("\n") + 1)
     height = 2.6 * nrows + 0.25 + title_height
