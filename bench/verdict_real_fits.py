@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.api import load_ensemble, run_ensemble  # noqa: E402
 from runtime.report.ensemble_report import EnsembleReport  # noqa: E402
+from runtime.sbc.combination import variable_name  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 GROUPS = DATA / "wide_noncentered.json"
@@ -120,7 +121,7 @@ def describe(summary: dict[str, Any]) -> str:
     threshold = test["family_level"] / test["family_size"]
     smallest: dict[str, tuple[float, str]] = {}
     for name, q in summary["variables"].items():
-        variable = name.partition("[")[0]
+        variable = variable_name(name)
         smallest[variable] = min(smallest.get(variable, (2.0, "")), (q["p_value"], name))
     flagged = [name for name, q in summary["variables"].items() if q["calibrated"] is False]
     parts = [f"{variable} min p = {p:.2g} ({name})" for variable, (p, name) in smallest.items()]

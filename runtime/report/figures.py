@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runtime.errors import StanFleetError
-from runtime.sbc.combination import variable_name
 from runtime.sbc.score_table import ScoreTable
 from runtime.sbc.uniformity import gamma_band, gamma_points, interval_coverage
 from runtime.sbc.verdict import (
@@ -29,6 +28,7 @@ from runtime.sbc.verdict import (
     QuantitySummary,
     p_value_sort_key,
     quantity_scores,
+    variable_columns,
 )
 
 if TYPE_CHECKING:
@@ -410,34 +410,25 @@ def _variable_ecdf_difference(summary: EnsembleSummary, table: ScoreTable, grids
     )
     if not tests:
         return placeholder_figure(title, "fewer than 2 succeeded replicates")
-    columns: dict[tuple[str, str], list[int]] = {}
-    for column in np.flatnonzero(table.present[judged].sum(axis=0) >= 2):
-        key = (table.kinds[column], variable_name(table.names[column]))
-        columns.setdefault(key, []).append(int(column))
+    columns = variable_columns(table, judged)
     figure, axes = grids.grid(len(tests), title)
     for ax, test in zip(axes, tests, strict=True):
         # One element's PITs at a time: a variable of 1000 elements over 10^4 replicates is 80 MB of them.
-        pits = (
-            quantity_scores(table, judged, column).pit(summary.ensemble_id)
-            for column in columns[(test.kind, test.name)]
-        )
-        if test.elements == 1:
+        elements = (quantity_scores(table, judged, column) for column in columns[(test.kind, test.name)])
+        pits = (q.pit(summary.ensemble_id) for q in elements if q.replicates.size >= 2)
+        if test.pooled is None:  # one element (a variable of several with two replicates has its pooled test)
             pit = next(pits)
             plot_ecdf_difference(ax, pit)
             ecdf_axes(ax, gamma_band(pit.size, summary.band_level))
         else:
             _element_curves(ax, pits)
-            if test.pooled is not None:
-                pooled = test.pooled
-                lower, upper = pooled.band(summary.band_level / 2)
-                ax.plot(pooled.z, pooled.ecdf - pooled.z, drawstyle="steps-pre", color="black", lw=1.4)
-                ecdf_axes(ax, (pooled.z, lower, upper))
-                # The band's edges drawn over the elements' curves, which would hide its shading.
-                for edge in (lower, upper):
-                    ax.plot(pooled.z, edge - pooled.z, drawstyle="steps-pre", color="black", lw=0.8, ls="--")
-            else:
-                z = gamma_points(test.replicates)
-                ecdf_axes(ax, (z, z, z))
+            pooled = test.pooled
+            lower, upper = pooled.band(summary.band_level / 2)
+            ax.plot(pooled.z, pooled.ecdf - pooled.z, drawstyle="steps-pre", color="black", lw=1.4)
+            ecdf_axes(ax, (pooled.z, lower, upper))
+            # The band's edges drawn over the elements' curves, which would hide its shading.
+            for edge in (lower, upper):
+                ax.plot(pooled.z, edge - pooled.z, drawstyle="steps-pre", color="black", lw=0.8, ls="--")
         size = f" ({test.elements} elements)" if test.elements > 1 else ""
         _verdict_title(ax, f"{test.label}{size}", test.p_value, test.calibrated)
     return figure

@@ -504,7 +504,7 @@ def _score_quantities(
     """
     stats: dict[tuple[str, str], dict[str, Any]] = {}
     tests: list[VariableTest] = []
-    for (kind, variable), columns in _variables(table, judged).items():
+    for (kind, variable), columns in variable_columns(table, judged).items():
         # The pooled test's units: the replicates that scored every element of the variable.
         common = judged & table.present[:, columns].all(axis=1)
         pooled = (
@@ -526,7 +526,7 @@ def _score_quantities(
     return stats, tests
 
 
-def _variables(table: ScoreTable, rows: np.ndarray) -> dict[tuple[str, str], list[int]]:
+def variable_columns(table: ScoreTable, rows: np.ndarray) -> dict[tuple[str, str], list[int]]:
     """The columns of each variable ``(kind, name)`` that some row of ``rows`` scored, in table order."""
     scored = table.present[rows].any(axis=0)
     variables: dict[tuple[str, str], list[int]] = {}
