@@ -4,8 +4,8 @@ Four forms, all with ``--store URI``:
 
 - ``--ensemble-id ID --replicates 0-9,12``: fit these.
 - ``--assignment-on-stdin [--engine NAME]``: start, then fit the replicates of each line ``ID 0-9,12``
-  read from stdin, writing each replicate's number to stdout once its result is stored; exit at an
-  empty line or the end of input (the local executor starts its workers before it knows their work and
+  read from stdin, reporting on stdout what became of each (``runtime.fitting.session.serve_assignments``);
+  exit at an empty line or the end of input (the local executor starts its workers before it knows their work and
   hands it out a little at a time). ``--engine`` loads that engine while the first line is awaited.
 - ``--ensemble-id ID --plan KEY``: an AWS Batch array child; its replicates are its slice of the plan
   object at KEY, child index = ``STANFLEET_CHILD_OFFSET`` + ``AWS_BATCH_JOB_ARRAY_INDEX`` (both default
@@ -13,15 +13,20 @@ Four forms, all with ``--store URI``:
 - ``--ensemble-id ID --compile-only [--compiled-marker KEY]``: compile the model and publish the build
   to the store (the compile job), then write KEY for the trigger to find next time.
 
-Replicates that already have a result when the worker opens the ensemble (one listing) are skipped, and each
-result is written the moment it is done, so a killed worker (or a reclaimed spot instance) loses at
-most the fit in flight. A fit that hits an error of the machinery rather than the model (a killed
-sampler process, an I/O or store error: :class:`~runtime.errors.MachineryError`) is retried up to
-MACHINERY_ATTEMPTS times in all; if it persists, the replicate gets no result (a rerun fits it again)
-and is reported as ``REPLICATE error-line`` on stdout, or, in the other forms, makes the worker exit 1
-once the rest are fitted. A fit may use ``STANFLEET_WORKER_CORES`` cores (default 1). Processes the
-worker forks (PyStan's sampler pool) die with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local
-executor sets it), the worker dies with its parent.
+Replicates that already have a result when the worker opens the ensemble (one listing) are skipped.
+Results are held in memory and written in batches, one object per window (a Batch child: 100 results
+or 30 s; a local worker: 100 results or 2 s; ``STANFLEET_BATCH_RESULTS`` and
+``STANFLEET_BATCH_SECONDS`` override both), so a worker killed without warning loses at most one
+window of fits. SIGTERM or SIGINT (ECS stopping the container, the local executor stopping its worker)
+makes the worker write what it holds, then exit with status 128 + the signal's number; in a Batch job,
+a spot interruption notice makes it write each result at once from then on. A fit that hits an error
+of the machinery rather than the model (a killed sampler process, an I/O or store error:
+:class:`~runtime.errors.MachineryError`) is retried up to MACHINERY_ATTEMPTS times in all; if it
+persists, the replicate gets no result (a rerun fits it again) and is reported as ``unfitted R ERROR``
+on stdout, or, in the other forms, makes the worker exit 1 once the rest are fitted. A fit may use
+``STANFLEET_WORKER_CORES`` cores (default 1). Processes the worker forks (PyStan's sampler pool) die
+with it; with ``STANFLEET_DIE_WITH_PARENT`` set (the local executor sets it), the worker is sent
+SIGTERM when its parent dies.
 """
 
 from __future__ import annotations
@@ -32,11 +37,26 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from runtime.aws.spot_notice import watch_for_interruption
 from runtime.engines.choice import get_engine
 from runtime.errors import exit_status
 from runtime.executors.lifetime import exit_quickly, follow_parent, forked_children_die_with_this_process
-from runtime.fitting.session import compile_ensemble_model, replicates_of_child, run_worker, serve_assignments
-from runtime.fitting.worker_interface import child_index, parse_replicates, worker_cores
+from runtime.fitting.session import (
+    WorkerSession,
+    compile_ensemble_model,
+    replicates_of_child,
+    run_worker,
+    serve_assignments,
+)
+from runtime.fitting.stop_signals import StopRequested, raise_on_stop_signals
+from runtime.fitting.worker_interface import (
+    ARRAY_CHILD_WINDOW,
+    LOCAL_WORKER_WINDOW,
+    batch_window,
+    child_index,
+    parse_replicates,
+    worker_cores,
+)
 from runtime.store.choice import open_store
 
 
@@ -85,24 +105,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--ensemble-id is required, except with --assignment-on-stdin (which reads it)")
 
     def fit_or_compile() -> int:
+        raise_on_stop_signals()
         follow_parent(os.environ)
         forked_children_die_with_this_process()
         store = open_store(args.store)
         ensemble_id, replicates = args.ensemble_id, args.replicates
+        cores = worker_cores(os.environ)
         if args.assignment_on_stdin:
             if args.engine is not None:
                 get_engine(args.engine)  # its imports take a third of a second: before the work comes
-            serve_assignments(store, sys.stdin, report_channel(), cores=worker_cores(os.environ))
+            window = batch_window(os.environ, LOCAL_WORKER_WINDOW)
+            serve_assignments(store, sys.stdin, report_channel(), cores=cores, window=window)
             return 0
         if args.compile_only:
             compile_ensemble_model(store, ensemble_id, args.compiled_marker)
             return 0
         if args.plan is not None:
             replicates = replicates_of_child(store, args.plan, child_index(os.environ))
-        run_worker(store, ensemble_id, replicates, cores=worker_cores(os.environ))
+
+        def watch_for_spot_reclaim(session: WorkerSession) -> None:
+            watch_for_interruption(lambda notice: session.write_each_from_now())
+
+        window = batch_window(os.environ, ARRAY_CHILD_WINDOW)
+        run_worker(store, ensemble_id, replicates, cores=cores, window=window, on_open=watch_for_spot_reclaim)
         return 0
 
-    return exit_status(fit_or_compile)
+    try:
+        return exit_status(fit_or_compile)
+    except StopRequested as stop:
+        print(f"{stop}: the results held were written", file=sys.stderr, flush=True)
+        return stop.exit_status
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 from runtime.engines.base import CompiledModel
 from runtime.ensemble.generators import Generator
 from runtime.ensemble.spec import EnsembleSpec
-from runtime.ensemble.stored_results import result_keys, stored_objects
+from runtime.ensemble.stored_results import batch_payload, result_keys, stored_objects
 from runtime.errors import StanFleetError
 from runtime.model.conform import ReplicateInputs, SimulatedReplicate, conform_replicate
 from runtime.model.stan_info import ModelInfo
@@ -69,7 +69,7 @@ def set_aside_failed_results(store: ObjectStore, ensemble_id: str, requested: in
         kept = [(replicate, line) for replicate, line in results if replicate not in failed]
         if kept:
             rewritten = result_batch_key(ensemble_id, [replicate for replicate, _ in kept], f"r{stamp}")
-            store.put(rewritten, b"\n".join(line for _, line in kept))
+            store.put(rewritten, batch_payload([line for _, line in kept]))
         store.delete(key)
         moved += len(failed)
     return moved

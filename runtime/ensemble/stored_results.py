@@ -53,6 +53,11 @@ def stored_payloads(store: ObjectStore, keys: list[str]) -> Iterator[bytes]:
                 yield from payloads
 
 
+def batch_payload(results: list[bytes]) -> bytes:
+    """A batch object's content: one result's JSON per line, in the order of the key's replicates."""
+    return b"\n".join(results)
+
+
 def stored_objects(store: ObjectStore, keys: list[str]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
     """Each object at ``keys`` with its results: ``(key, [(replicate, result JSON), ...])``."""
     for key, payload in zip(keys, stored_payloads(store, keys), strict=True):

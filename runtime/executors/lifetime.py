@@ -1,6 +1,7 @@
 """Tie processes' lifetimes together, and end a command quickly.
 
-With lifetimes tied, a killed process leaves no orphans behind; a command ends without waiting for the
+With lifetimes tied, a killed process leaves no orphans behind (a worker is told to stop, with
+SIGTERM, and writes what it holds first); a command ends without waiting for the
 interpreter's final garbage collections.
 
 Linux's ``PR_SET_PDEATHSIG`` asks the kernel to signal a process when its parent dies; elsewhere these
@@ -23,12 +24,12 @@ PARENT_PID_VARIABLE = "STANFLEET_DIE_WITH_PARENT"
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Have the kernel send this process SIGKILL when its parent dies (Linux only)."""
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """Have the kernel send this process ``signum`` (default SIGKILL) when its parent dies (Linux only)."""
     if sys.platform != "linux":
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
@@ -49,11 +50,14 @@ _FORK_HOOK_REGISTERED = False
 
 
 def follow_parent(environment: Mapping[str, str]) -> None:
-    """Die with the process named by :data:`PARENT_PID_VARIABLE`, if set; exit now if it is gone."""
+    """Stop with the process named by :data:`PARENT_PID_VARIABLE`, if set; exit now if it is gone.
+
+    The kernel sends SIGTERM when that process dies, so a worker writes the results it holds first.
+    """
     parent = environment.get(PARENT_PID_VARIABLE)
     if parent is None:
         return
-    die_with_parent()
+    die_with_parent(signal.SIGTERM)
     if os.getppid() != int(parent):  # it died before the request took effect
         os._exit(1)
 

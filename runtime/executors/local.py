@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,6 +39,19 @@ def kill_process_group(group: int) -> None:
     """SIGKILL every process left in a process group."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
+
+
+STOP_GRACE_SECONDS = 10.0
+"""How long a worker sent SIGTERM has to write the results it holds before it is killed."""
+
+
+def stop_within(process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Give a process sent SIGTERM up to ``seconds`` to exit, then kill what is left of its group, reap it."""
+    deadline = time.monotonic() + seconds
+    while not has_exited(process) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill_process_group(process.pid)
+    reap_with_group(process)
 
 
 def reap_with_group(process: subprocess.Popen[bytes]) -> None:
@@ -149,10 +163,13 @@ class LocalProcessExecutor:
             done = _dispatch(ensemble_id, workers, events, on_progress, unfitted)
         finally:
             stop_publishing.set()
+            for worker in workers:  # interrupted: the workers write what they hold, then stop
+                if worker.process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.send_signal(signal.SIGTERM)
             for worker in workers:
-                if worker.process.returncode is None:  # interrupted: stop the worker and its samplers
-                    kill_process_group(worker.process.pid)
-                    reap_with_group(worker.process)
+                if worker.process.returncode is None:
+                    stop_within(worker.process, STOP_GRACE_SECONDS)
         failed = [worker for worker in workers if worker.process.returncode != 0]
         if not failed and done + len(unfitted) < len(replicates):
             raise StanFleetError(f"the workers exited with {len(replicates) - done} replicates unfitted")
@@ -196,14 +213,14 @@ def _dispatch(
             all_published = True
         elif kind == "failed":
             raise payload
-        elif kind == "result" and source is not None:
+        elif kind == "fitted" and source is not None:
             source.outstanding -= 1
+        elif kind == "stored":
+            done += len(payload)
+            on_progress(done)
+        elif kind == "unfitted" and source is not None:
             replicate, error = payload
-            if error is None:
-                done += 1
-                on_progress(done)
-            else:
-                unfitted.append(Unfitted(replicate, error, str(source.log_path)))
+            unfitted.append(Unfitted(replicate, error, str(source.log_path)))
         elif kind == "exited" and source is not None:
             reap_with_group(source.process)
     return done
@@ -255,12 +272,19 @@ class _Worker:
 def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
     """Forward a worker's reports until it exits.
 
-    A report is ``REPLICATE`` for a stored result, ``REPLICATE ERROR`` for a replicate given up on.
+    A report is ``fitted R`` (the worker is done with an assigned replicate), ``stored R1,R2,...``
+    (results in the store) or ``unfitted R ERROR`` (a replicate given up on).
     """
     assert worker.process.stdout is not None
     for line in worker.process.stdout:
-        replicate, _, error = line.decode(errors="replace").rstrip("\n").partition(" ")
-        events.put(("result", worker, (int(replicate), error or None)))
+        kind, _, rest = line.decode(errors="replace").rstrip("\n").partition(" ")
+        if kind == "fitted":
+            events.put(("fitted", worker, int(rest)))
+        elif kind == "stored":
+            events.put(("stored", worker, [int(replicate) for replicate in rest.split(",")]))
+        elif kind == "unfitted":
+            replicate, _, error = rest.partition(" ")
+            events.put(("unfitted", worker, (int(replicate), error)))
     with contextlib.suppress(ChildProcessError):  # already reaped: the dispatch loop has ended
         os.waitid(os.P_PID, worker.process.pid, os.WEXITED | os.WNOWAIT)
     events.put(("exited", worker, None))

@@ -1,6 +1,7 @@
 """The worker's loop: open an ensemble once and fit the replicates it is handed.
 
-Each result is stored the moment it is done, and errors of the machinery are retried.
+Results are written in batches (:mod:`runtime.fitting.result_batches`), and errors of the machinery
+are retried.
 ``python -m runtime.worker`` (:mod:`runtime.worker`) runs the loop in its four forms.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,15 +20,21 @@ from runtime.engines.choice import get_engine
 from runtime.ensemble.spec import EnsembleSpec, fit_seed, load_spec
 from runtime.errors import StanFleetError
 from runtime.fitting.fit_replicate import describe_failure, fit_replicate
+from runtime.fitting.result_batches import ResultBatcher, StoredCallback
 from runtime.fitting.scoring import LOG_LIK_NAME
 from runtime.fitting.shared_builds import compile_shared
-from runtime.fitting.worker_interface import parse_replicates
+from runtime.fitting.worker_interface import (
+    ARRAY_CHILD_WINDOW,
+    LOCAL_WORKER_WINDOW,
+    BatchWindow,
+    parse_replicates,
+)
 from runtime.model.conform import conform_replicate
 from runtime.model.files import materialize_stan_program
 from runtime.model.stan_info import ModelInfo, read_model_info
 from runtime.sbc.results import ReplicateResult
 from runtime.store.inputs import InputReader
-from runtime.store.keys import replicates_of_result_key, result_key, results_prefix
+from runtime.store.keys import replicates_of_result_key, results_prefix
 from runtime.store.protocol import ObjectStore
 
 MACHINERY_ATTEMPTS = 3
@@ -57,22 +65,55 @@ class _EnsembleWork:
     model: CompiledModel
     done: set[int]
     datasets: InputReader
+    results: ResultBatcher
 
 
 class WorkerSession:
-    """Fits replicates of the store's ensembles.
+    """Fits replicates of the store's ensembles and writes their results in batches.
 
-    It keeps the current ensemble's spec, compiled model and input reader between assignments (the local
-    executor hands out a few replicates at a time).
+    It keeps the current ensemble's spec, compiled model, input reader and the results not yet written
+    between assignments (the local executor hands out a few replicates at a time). ``on_stored`` is
+    called, on any thread, with replicates once their results are in the store (error None; replicates
+    that had a result already are reported so too), or with the error's line that left them without one:
+    a fit whose machinery kept failing, a batch the store kept refusing. Close the session (or use it as
+    a context manager) to write the last batch.
     """
 
-    def __init__(self, store: ObjectStore, *, cores: int = 1) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        cores: int = 1,
+        window: BatchWindow = ARRAY_CHILD_WINDOW,
+        on_stored: StoredCallback = lambda replicates, error: None,
+    ) -> None:
         self._store = store
         self._cores = cores
+        self._window = window
+        self._on_stored = on_stored
         self._work: _EnsembleWork | None = None  # one ensemble at a time
+
+    def __enter__(self) -> WorkerSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write the results held."""
+        if self._work is not None:
+            self._work.results.close()
+
+    def write_each_from_now(self) -> None:
+        """Write the results held now, and each later one the moment it is fitted (a spot notice)."""
+        self._window = BatchWindow(max_results=1, max_seconds=0.0)
+        work = self._work
+        if work is not None:
+            work.results.write_each_from_now()
 
     def _ensemble(self, ensemble_id: str) -> _EnsembleWork:
         if self._work is None or self._work.spec.ensemble_id != ensemble_id:
+            self.close()
             spec = load_spec(self._store, ensemble_id)
             program = materialize_stan_program(spec.model_code, spec.model_name)
             model = compile_shared(
@@ -83,8 +124,20 @@ class WorkerSession:
                 for key in self._store.list_keys(results_prefix(ensemble_id))
                 for replicate in replicates_of_result_key(key)
             }
+
+            def stored(replicates: list[int], error: str | None) -> None:
+                if error is None:
+                    done.update(replicates)
+                self._on_stored(replicates, error)
+
+            results = ResultBatcher(self._store, ensemble_id, self._window, on_stored=stored)
             self._work = _EnsembleWork(
-                spec, read_model_info(program), model, done, InputReader(self._store, spec.dataset_id)
+                spec,
+                read_model_info(program),
+                model,
+                done,
+                InputReader(self._store, spec.dataset_id),
+                results,
             )
         return self._work
 
@@ -92,34 +145,37 @@ class WorkerSession:
         self,
         ensemble_id: str,
         replicates: Sequence[int],
-        on_result: Callable[[int, str | None], None] = lambda replicate, error: None,
-    ) -> list[int]:
+        on_fitted: Callable[[int], None] = lambda replicate: None,
+    ) -> None:
         """Fit and score every listed replicate that had no result when the ensemble was first opened.
 
-        ``on_result`` is called with each replicate once its result is stored (or was there already),
-        and None; or, for a replicate left without a result by a persistent error of the machinery, with
-        that error's line. Returns the replicates left so.
+        ``on_fitted`` is called with each replicate once the worker is done with it (its result held for
+        the next batch, or there already, or given up on); ``on_stored`` says what became of it.
         """
         work = self._ensemble(ensemble_id)
         work.datasets.prefetch([replicate for replicate in replicates if replicate not in work.done])
-        unfitted = []
         for replicate in replicates:
-            error = None if replicate in work.done else self._fit_and_store(work, replicate)
-            if error is None:
-                work.done.add(replicate)
+            if replicate in work.done:
+                self._on_stored([replicate], None)
             else:
-                unfitted.append(replicate)
-            on_result(replicate, error)
-        return unfitted
+                result, error = self._fit_with_retries(work, replicate)
+                if result is not None:
+                    print(
+                        f"replicate {replicate}: fitted ({result.status}, {result.total_seconds:.2f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    work.results.add(result)
+                else:
+                    self._on_stored([replicate], error)
+            on_fitted(replicate)
 
-    def _fit_and_store(self, work: _EnsembleWork, replicate: int) -> str | None:
-        """Fit and store one replicate, retrying errors of the machinery; None, or the last such error."""
-        key = result_key(work.spec.ensemble_id, replicate)
+    def _fit_with_retries(self, work: _EnsembleWork, replicate: int) -> tuple[ReplicateResult | None, str]:
+        """Fit one replicate, retrying errors of the machinery: the result, or None and the last error."""
         error = ""
         for attempt in range(1, MACHINERY_ATTEMPTS + 1):
             try:
-                self._store.put(key, self._fit_one(work, replicate).to_json())
-                return None
+                return self._fit_one(work, replicate), ""
             except (
                 Exception
             ) as exc:  # fit_one returns the model's failures: anything raised is the machinery's
@@ -132,7 +188,7 @@ class WorkerSession:
                 )
                 if attempt < MACHINERY_ATTEMPTS:
                     time.sleep(RETRY_DELAY_SECONDS * attempt)
-        return error
+        return None, error
 
     def _fit_one(self, work: _EnsembleWork, replicate: int) -> ReplicateResult:
         spec = work.spec
@@ -153,14 +209,33 @@ class WorkerSession:
         )
 
 
-def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], *, cores: int = 1) -> None:
+def run_worker(
+    store: ObjectStore,
+    ensemble_id: str,
+    replicates: Sequence[int],
+    *,
+    cores: int = 1,
+    window: BatchWindow = ARRAY_CHILD_WINDOW,
+    on_open: Callable[[WorkerSession], None] = lambda session: None,
+) -> None:
     """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
 
-    Raises StanFleetError, once the others are fitted, if errors of the machinery left some without
-    a result.
+    Results are written in batches (``window``), the last one on the way out, also when a
+    :class:`~runtime.fitting.stop_signals.StopRequested` (SIGTERM) unwinds the fits. ``on_open`` is
+    given the session before the first fit. Raises StanFleetError, once the others are fitted and
+    stored, if errors of the machinery left some without a result.
     """
-    unfitted = WorkerSession(store, cores=cores).fit(ensemble_id, replicates)
+    unfitted: list[int] = []
+
+    def stored(replicates: list[int], error: str | None) -> None:
+        if error is not None:
+            unfitted.extend(replicates)
+
+    with WorkerSession(store, cores=cores, window=window, on_stored=stored) as session:
+        on_open(session)
+        session.fit(ensemble_id, replicates)
     if unfitted:
+        unfitted.sort()
         raise StanFleetError(
             f"{len(unfitted)} replicate(s) of ensemble {ensemble_id} hit errors of the machinery "
             f"{MACHINERY_ATTEMPTS} times and have no result (replicates {', '.join(map(str, unfitted[:10]))}"
@@ -168,23 +243,41 @@ def run_worker(store: ObjectStore, ensemble_id: str, replicates: Sequence[int], 
         )
 
 
-def serve_assignments(store: ObjectStore, assignments: TextIO, reports: TextIO, *, cores: int = 1) -> None:
+def serve_assignments(
+    store: ObjectStore,
+    assignments: TextIO,
+    reports: TextIO,
+    *,
+    cores: int = 1,
+    window: BatchWindow = LOCAL_WORKER_WINDOW,
+) -> None:
     """Fit each ``ENSEMBLE_ID REPLICATES`` line read from ``assignments`` until an empty line or the end.
 
-    Write each replicate's number as a line to ``reports`` once its result is stored, followed by the
-    error's line when errors of the machinery left it without one.
+    Report on ``reports``, one line each: ``fitted R`` once the worker is done with an assigned replicate
+    (ready for more work), ``stored R1,R2,...`` once results are in the store (or were already), and
+    ``unfitted R ERROR`` for a replicate that errors of the machinery left without a result. The results
+    held are written before returning, also when a StopRequested (SIGTERM) unwinds the fits.
     """
+    lock = threading.Lock()  # batches are written, and reported, from the timer thread too
 
-    def report(replicate: int, error: str | None) -> None:
-        reports.write(f"{replicate}\n" if error is None else f"{replicate} {error}\n")
-        reports.flush()
+    def report(line: str) -> None:
+        with lock:
+            reports.write(line + "\n")
+            reports.flush()
 
-    session = WorkerSession(store, cores=cores)
-    for line in iter(assignments.readline, ""):
-        if not line.strip():  # the end of the work
-            return
-        ensemble_id, replicates = line.split()
-        session.fit(ensemble_id, parse_replicates(replicates), on_result=report)
+    def stored(replicates: list[int], error: str | None) -> None:
+        if error is None:
+            report("stored " + ",".join(map(str, replicates)))
+        else:
+            for replicate in replicates:
+                report(f"unfitted {replicate} {error}")
+
+    with WorkerSession(store, cores=cores, window=window, on_stored=stored) as session:
+        for line in iter(assignments.readline, ""):
+            if not line.strip():  # the end of the work
+                return
+            ensemble_id, replicates = line.split()
+            session.fit(ensemble_id, parse_replicates(replicates), on_fitted=lambda r: report(f"fitted {r}"))
 
 
 def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[int]:

@@ -1,5 +1,5 @@
-"""The worker's loop (runtime.fitting.session) with real fits on a store built by hand: results stored as fits
-finish, replicates with a result skipped, errors of the machinery retried."""
+"""The worker's loop (runtime.fitting.session) with real fits on a store built by hand: results written in
+batches, replicates with a result skipped, errors of the machinery retried, what became of each reported."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 
 from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.stored_results import load_results, stored_replicates
 from runtime.errors import StanFleetError
-from runtime.fitting import session
+from runtime.fitting import result_batches, session
 from runtime.fitting.session import run_worker, serve_assignments
-from runtime.sbc.results import ReplicateResult
-from runtime.store.keys import result_batch_key, result_key, spec_key
+from runtime.fitting.worker_interface import BatchWindow
+from runtime.store.keys import (
+    replicates_of_result_key,
+    result_batch_key,
+    result_key,
+    results_prefix,
+    spec_key,
+)
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.engines_present import ENGINES
 from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
@@ -27,7 +34,9 @@ def test_fits_each_replicate_and_records_a_failed_fit_as_data(tmp_path: Path) ->
     store = LocalDirectoryStore(tmp_path)
     ensemble_id = publish_ensemble(store, bad_replicates={1})
     run_worker(store, ensemble_id, [0, 1, 2])
-    results = [ReplicateResult.from_json(store.get(result_key(ensemble_id, r))) for r in range(3)]
+    (key,) = store.list_keys(results_prefix(ensemble_id))  # one batch: the window holds 100 results
+    assert replicates_of_result_key(key) == [0, 1, 2]
+    results = load_results(store, ensemble_id, 3)
     assert [r.status for r in results] == ["ok", "failed", "ok"]
     assert results[1].error is not None
     assert "y[1] is -1" in results[1].error
@@ -47,8 +56,33 @@ def test_skips_replicates_that_have_a_result(tmp_path: Path) -> None:
     store.put(result_batch_key(ensemble_id, [2], "w"), b"kept in a batch")
     run_worker(store, ensemble_id, [0, 1, 2])
     assert store.get(result_key(ensemble_id, 0)) == b"kept as is"
-    assert json.loads(store.get(result_key(ensemble_id, 1)))["status"] == "ok"
-    assert not store.exists(result_key(ensemble_id, 2))  # the batch holds its result
+    assert store.get(result_batch_key(ensemble_id, [2], "w")) == b"kept in a batch"
+    (written,) = set(store.list_keys(results_prefix(ensemble_id))) - {
+        result_key(ensemble_id, 0),
+        result_batch_key(ensemble_id, [2], "w"),
+    }
+    assert replicates_of_result_key(written) == [1]
+    assert json.loads(store.get(written))["status"] == "ok"
+
+
+def test_a_full_window_is_written_at_once_and_the_rest_at_the_end(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    run_worker(store, ensemble_id, [0, 1, 2], window=BatchWindow(max_results=2, max_seconds=600))
+    keys = sorted(store.list_keys(results_prefix(ensemble_id)), key=replicates_of_result_key)
+    assert [replicates_of_result_key(key) for key in keys] == [[0, 1], [2]]
+    assert [r.replicate for r in load_results(store, ensemble_id, 3)] == [0, 1, 2]
+
+
+def test_reports_each_replicate_fitted_then_stored(tmp_path: Path) -> None:
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    store.put(result_key(ensemble_id, 2), b"kept as is")
+    reports = io.StringIO()
+    assignments = io.StringIO(f"{ensemble_id} 0-1\n{ensemble_id} 2\n")
+    serve_assignments(store, assignments, reports, window=BatchWindow(max_results=100, max_seconds=600))
+    # replicate 2 had a result: stored at once; 0 and 1 are held and written together at the end
+    assert reports.getvalue() == "fitted 0\nfitted 1\nstored 2\nfitted 2\nstored 0,1\n"
 
 
 class FlakyStore(LocalDirectoryStore):
@@ -68,39 +102,45 @@ class FlakyStore(LocalDirectoryStore):
 @pytest.fixture
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session, "RETRY_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(result_batches, "RETRY_DELAY_SECONDS", 0.0)
 
 
 @pytest.mark.usefixtures("no_retry_delay")
-def test_a_store_error_is_retried_and_the_result_stored(
+def test_a_store_error_is_retried_and_the_batch_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = FlakyStore(tmp_path, failures=2)
     ensemble_id = publish_ensemble(store, bad_replicates=set())
     reports = io.StringIO()
     serve_assignments(store, io.StringIO(f"{ensemble_id} 0\n"), reports)
-    assert reports.getvalue() == "0\n"
-    assert ReplicateResult.from_json(store.get(result_key(ensemble_id, 0))).status == "ok"
+    assert reports.getvalue() == "fitted 0\nstored 0\n"
+    assert [r.status for r in load_results(store, ensemble_id, 1)] == ["ok"]
     log = capsys.readouterr().err
-    assert "replicate 0: attempt 1 of 3 hit an error of the machinery, not the model: OSError" in log
+    assert "batch of 1 results" in log and "attempt 1 of 3 at writing it failed: OSError" in log
     assert "attempt 2 of 3" in log and "attempt 3" not in log
 
 
 @pytest.mark.usefixtures("no_retry_delay")
-def test_a_persistent_error_of_the_machinery_leaves_no_result_and_is_reported(tmp_path: Path) -> None:
-    store = FlakyStore(tmp_path, failures=session.MACHINERY_ATTEMPTS)
+def test_a_batch_the_store_keeps_refusing_leaves_its_replicates_unfitted_and_reported(tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path, failures=result_batches.WRITE_ATTEMPTS)
     ensemble_id = publish_ensemble(store, bad_replicates=set())
     reports = io.StringIO()
-    serve_assignments(store, io.StringIO(f"{ensemble_id} 0-1\n"), reports)
-    assert reports.getvalue() == "0 OSError: [Errno 28] No space left on device\n1\n"
-    assert list(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [result_key(ensemble_id, 1)]
+    window = BatchWindow(max_results=2, max_seconds=600)
+    serve_assignments(store, io.StringIO(f"{ensemble_id} 0-2\n"), reports, window=window)
+    error = "OSError: [Errno 28] No space left on device"
+    assert reports.getvalue() == (
+        f"fitted 0\nunfitted 0 {error}\nunfitted 1 {error}\nfitted 1\nfitted 2\nstored 2\n"
+    )
+    (key,) = store.list_keys(results_prefix(ensemble_id))
+    assert replicates_of_result_key(key) == [2]
     # the array child's form: fits the rest, then fails, so Batch marks the job failed
-    store.failures = session.MACHINERY_ATTEMPTS
+    store.failures = result_batches.WRITE_ATTEMPTS
     with pytest.raises(
-        StanFleetError, match=r"^1 replicate\(s\) of ensemble \w+ hit errors of the machinery"
+        StanFleetError,
+        match=r"^2 replicate\(s\) of ensemble \w+ hit errors of the machinery .*\(replicates 0, 1\)",
     ):
-        run_worker(store, ensemble_id, [0, 2])
-    assert not store.exists(result_key(ensemble_id, 0))
-    assert store.exists(result_key(ensemble_id, 2))
+        run_worker(store, ensemble_id, [0, 1, 2], window=window)
+    assert stored_replicates(list(store.list_keys(results_prefix(ensemble_id))), 3) == {2}
 
 
 @pytest.mark.slow
@@ -123,5 +163,5 @@ def test_a_sampler_killed_mid_fit_is_retried_and_not_stored_as_a_failure(
     finally:
         killer.join()
     assert killed
-    assert ReplicateResult.from_json(store.get(result_key(spec.ensemble_id, 0))).status == "ok"
+    assert [r.status for r in load_results(store, spec.ensemble_id, 1)] == ["ok"]
     assert "replicate 0: attempt 1 of 3 hit an error of the machinery" in capsys.readouterr().err
