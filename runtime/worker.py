@@ -134,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_status(fit_or_compile)
     except StopRequested as stop:
         print(f"{stop}: the results held were written", file=sys.stderr, flush=True)
-        return stop.exit_status
+        sys.stdout.flush()
+        os._exit(stop.exit_status)  # at once: an interrupted sampler pool can hold up a normal exit
 
 
 if __name__ == "__main__":

@@ -95,12 +95,20 @@ class ResultBatcher:
             self._write_held()
 
     def close(self) -> None:
-        """Write the results held, then stop the timer."""
-        with self._lock:
-            self._write_held()
-            self._closed = True
-            self._lock.notify_all()
-        self._timer.join()
+        """Write the results held, then stop the timer.
+
+        A stop signal that cuts this last write short (it ignores later ones) gets it done once more.
+        """
+        try:
+            self.flush()
+        except BaseException:
+            self.flush()
+            raise
+        finally:
+            with self._lock:
+                self._closed = True
+                self._lock.notify_all()
+            self._timer.join()
 
     def _write_when_due(self) -> None:
         with self._lock:

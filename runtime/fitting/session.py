@@ -160,12 +160,12 @@ class WorkerSession:
             else:
                 result, error = self._fit_with_retries(work, replicate)
                 if result is not None:
+                    work.results.add(result)
                     print(
                         f"replicate {replicate}: fitted ({result.status}, {result.total_seconds:.2f} s)",
                         file=sys.stderr,
                         flush=True,
                     )
-                    work.results.add(result)
                 else:
                     self._on_stored([replicate], error)
             on_fitted(replicate)

@@ -13,15 +13,20 @@ from types import FrameType
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class StopRequested(BaseException):
-    """Raised in the main thread by SIGTERM or SIGINT.
+class StopRequested(SystemExit):
+    """Raised in the main thread by SIGTERM or SIGINT; its exit status is the shell's, 128 + the number.
 
-    A BaseException, so that the worker's handlers of fit errors (``except Exception``) let it through.
+    A SystemExit, so that it gets through the worker's handlers of fit errors (``except Exception``) and
+    through asyncio's event loop (PyStan's client runs in one), which swallows any other BaseException
+    raised in a callback and carries on.
     """
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        super().__init__(128 + signum)
         self.signum = signum
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"
 
     @property
     def exit_status(self) -> int:

@@ -7,6 +7,12 @@ which claims it and submits the jobs to moto's Batch. The Batch runner (tests/ru
 then runs each job and array child as the container would: ``python -m runtime.worker`` with the job
 definition's command and the child's environment, in a subprocess talking to the same moto server.
 ``python -m runtime.collect`` writes the report. Fits are real (every engine present, small sampler settings).
+
+Workers write their results in batches, one object per window of results (``results/batch.<ranges>.<writer>.jsonl``);
+stores of the previous version hold one object per replicate (``results/000003.json``). The tests count
+results per replicate, across every version of every result object (:meth:`Aws.stored_results`), and
+follow a child's work through its log: ``replicate 7: fitted (...)`` per fit, ``wrote 3 results: KEY``
+per batch.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +40,21 @@ from moto.server import ThreadedMotoServer
 
 from runtime.aws import trigger
 from runtime.aws.manifest import Manifest
+from runtime.aws.spot_notice import METADATA_ENDPOINT_VARIABLE
 from runtime.collect import main as collect_main
+from runtime.ensemble.stored_results import result_keys, result_payloads
 from runtime.executors import batch as batch_executor
-from runtime.store.keys import replicates_of_result_key, result_key, results_prefix
+from runtime.fitting.worker_interface import BATCH_RESULTS_VARIABLE, BATCH_SECONDS_VARIABLE
+from runtime.store.keys import (
+    is_result_batch_key,
+    manifest_key,
+    replicates_of_result_key,
+    result_key,
+    results_prefix,
+)
+from runtime.store.local import LocalDirectoryStore
+from runtime.store.protocol import ObjectStore
+from runtime.store.s3 import S3Store
 from runtime.submit import main as submit_main
 from tests.runtime.helpers.batch_runner import (
     CREDENTIALS,
@@ -47,6 +66,7 @@ from tests.runtime.helpers.batch_runner import (
     manifest_events,
 )
 from tests.runtime.helpers.engines_present import ENGINES
+from tests.runtime.helpers.fake_imds import FakeImds, running_fake_imds
 from tests.runtime.helpers.poisson_example import MODEL, QUICK_SAMPLER, ROOT, example_arguments
 
 pytestmark = pytest.mark.aws_e2e
@@ -160,8 +180,99 @@ class Aws:
             )
         return versions
 
+    def stored_results(self, ensemble_id: str) -> dict[int, list[StoredResult]]:
+        """Each replicate's results in every version of every result object, by replicate.
+
+        A replicate written once has one; a result object rewritten, or a replicate fitted twice, more.
+        """
+        stored: dict[int, list[StoredResult]] = {}
+        for key, versions in self.result_versions(ensemble_id).items():
+            for version, _, body in versions:
+                for replicate, line in results_in(key, body):
+                    stored.setdefault(replicate, []).append(StoredResult(key, version, line))
+        return stored
+
     def read_json(self, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=self.stack.bucket, Key=key)["Body"].read())
+
+    def share(self, outcome: dict[str, Any], child: int) -> list[int]:
+        """The replicates the trigger's plan gives the array child ``child`` of a submission."""
+        plan = self.read_json(outcome["claim"])
+        size = plan["replicates_per_child"]
+        return list(plan["missing"][child * size : (child + 1) * size])
+
+    def store(self) -> ObjectStore:
+        """The stack's bucket as the runtime's readers see it."""
+        return S3Store(self.stack.bucket)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One replicate's result as stored: the object and version holding it, and its JSON."""
+
+    key: str
+    version: str
+    body: bytes
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+def results_in(key: str, body: bytes) -> list[tuple[int, bytes]]:
+    """The results an object of ``results/`` holds: one per line of a batch, else the object itself."""
+    replicates = replicates_of_result_key(key)
+    lines = body.splitlines() if is_result_batch_key(key) else [body]
+    assert len(lines) == len(replicates), f"{key} holds {len(lines)} results"
+    return list(zip(replicates, lines, strict=True))
+
+
+def assert_each_written_once(aws: Aws, ensemble_id: str, replicates: int) -> dict[int, StoredResult]:
+    """Every replicate ``0..replicates-1`` has exactly one result in the bucket, ever, and only they do.
+
+    Returns them by replicate.
+    """
+    stored = aws.stored_results(ensemble_id)
+    assert sorted(stored) == list(range(replicates))
+    twice = {
+        r: [(copy.key, copy.version) for copy in copies] for r, copies in stored.items() if len(copies) > 1
+    }
+    assert not twice, f"written more than once: {twice}"
+    once = {replicate: copy for replicate, [copy] in stored.items()}
+    assert all(result.fields["replicate"] == replicate for replicate, result in once.items())
+    return once
+
+
+FITTED = re.compile(r"^replicate (\d+): fitted \(", re.MULTILINE)
+WROTE = re.compile(r"^wrote \d+ results: (\S+)$", re.MULTILINE)
+
+
+def fitted_in(log: str) -> list[int]:
+    """The replicates a worker's log says it fitted, in the order it fitted them."""
+    return [int(replicate) for replicate in FITTED.findall(log)]
+
+
+def batches_written_in(log: str) -> list[list[int]]:
+    """The replicates of each batch a worker's log says it wrote, in the order it wrote them."""
+    return [replicates_of_result_key(key) for key in WROTE.findall(log)]
+
+
+def wait_until(
+    condition: Callable[[], object],
+    process: subprocess.Popen[bytes],
+    log: Callable[[], str],
+    *,
+    within: float = 120,
+) -> None:
+    """Check ``condition`` every 20 ms while the child's ``process`` runs.
+
+    Fails, showing the child's ``log``, if the process ends first or ``within`` seconds pass.
+    """
+    deadline = time.monotonic() + within
+    while not condition():
+        assert process.poll() is None, f"the child ended (status {process.returncode}) first:\n{log()}"
+        assert time.monotonic() < deadline, f"not within {within} s:\n{log()}"
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -185,9 +296,19 @@ def aws(
         environment={**CREDENTIALS, "AWS_ENDPOINT_URL": moto_endpoint},
         log_dir=tmp_path / "batch-logs",
     )
-    yield Aws(stack, boto3.client("s3"), boto3.client("sqs"), batch, runner, tmp_path)
-    for client in clients:
-        client.cache_clear()
+    try:
+        yield Aws(stack, boto3.client("s3"), boto3.client("sqs"), batch, runner, tmp_path)
+    finally:
+        runner.stop_all()  # a child a failed test left running
+        for client in clients:
+            client.cache_clear()
+
+
+@pytest.fixture
+def imds() -> Iterator[FakeImds]:
+    """A fake EC2 metadata service for a child to poll for a spot interruption notice."""
+    with running_fake_imds() as server:
+        yield server
 
 
 def ensemble_of(output: str) -> str:
@@ -225,6 +346,14 @@ def without_timings(result: bytes) -> dict[str, Any]:
     for name in TIMINGS:
         fields.pop(name)
     return fields
+
+
+def results_by_replicate(store: ObjectStore, ensemble_id: str, requested: int) -> dict[int, dict[str, Any]]:
+    """The results of ``0..requested-1`` in ``store`` as collect reads them (either layout), without
+    their timings, by replicate."""
+    keys = result_keys(store, ensemble_id, requested)
+    results = [without_timings(payload) for payload in result_payloads(store, keys, requested)]
+    return {result["replicate"]: result for result in results}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -273,10 +402,12 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     assert [child.environment.get("AWS_BATCH_JOB_ARRAY_INDEX") for child in children] == [None, "0", "1", "2"]
     assert {child.environment.get("STANFLEET_CHILD_OFFSET") for child in children[1:]} == {"0"}
     assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
-    written = aws.result_versions(ensemble_id)
-    assert sorted(replicates_of_result_key(key)[0] for key in written) == list(range(12))
-    assert all(len(versions) == 1 for versions in written.values())  # each child fitted its own share
-    assert {json.loads(body)["engine"] for [(_, _, body)] in written.values()} == {engine}
+    written = assert_each_written_once(aws, ensemble_id, 12)
+    shares = [set(aws.share(outcome, child)) for child in range(3)]
+    for key in aws.keys(results_prefix(ensemble_id)):  # each child fitted and wrote its own share
+        assert is_result_batch_key(key)
+        assert any(set(replicates_of_result_key(key)) <= share for share in shares), key
+    assert {result.fields["engine"] for result in written.values()} == {engine}
     if engine == "cmdstanpy":  # the compile job published the executable; the children fetched it
         (build,) = aws.keys("models/cmdstan-")
         executable = aws.s3.get_object(Bucket=aws.stack.bucket, Key=build)["Body"].read()
@@ -332,9 +463,11 @@ def test_aws_run_collects_the_same_report_as_a_local_run(
     assert expected_run.pop("backend") == "local"
     assert collected_run == expected_run
 
-    for key in aws.keys(results_prefix(ensemble_id)):  # the same fits: same seeds, same draws
-        body = aws.s3.get_object(Bucket=aws.stack.bucket, Key=key)["Body"].read()
-        assert without_timings(body) == without_timings((local_store / key).read_bytes())
+    # The same fits: same seeds, same draws. Each side batches its results its own way (other writer
+    # tokens, other groupings), so the results are compared replicate by replicate, as collect reads them.
+    local_results = results_by_replicate(LocalDirectoryStore(local_store), ensemble_id, 12)
+    assert sorted(local_results) == list(range(12))
+    assert results_by_replicate(aws.store(), ensemble_id, 12) == local_results
 
 
 def test_duplicate_events_submit_once(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
@@ -372,38 +505,85 @@ def test_a_malformed_manifest_is_rejected_without_submission_or_claim(aws: Aws, 
     assert aws.keys("claims/") == []
 
 
+SMALL_WINDOW = 2
+"""Results a child holds at most before it writes them, where a test needs batches to land early."""
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_child_killed_mid_way_and_retried_loses_and_repeats_nothing(
     aws: Aws, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
+    """A child SIGKILLed mid-share (its spot instance reclaimed without warning) loses at most one window
+    of fits, the results it held; Batch's retry fits exactly those and the rest of its share, and leaves
+    the batches the first attempt wrote untouched."""
     ensemble_id, outcome = launch(aws, capsys, replicates=10, per_child=5, engine=engine)
     compile_job, first, second = aws.runner.children(outcome["job_ids"])
+    first = first.with_environment(
+        **{BATCH_RESULTS_VARIABLE: str(SMALL_WINDOW), BATCH_SECONDS_VARIABLE: "600"}
+    )  # a batch every 2 fits
     assert_succeeded([aws.runner.run(compile_job)])
-    plan = aws.read_json(outcome["claim"])
-    first_share = {result_key(ensemble_id, r) for r in plan["missing"][:5]}
+    first_share = set(aws.share(outcome, 0))
 
     process = aws.runner.start(first)
-    deadline = time.monotonic() + 120
-    while not aws.keys(results_prefix(ensemble_id)) and process.poll() is None:
-        assert time.monotonic() < deadline, aws.runner.output(first)
-        time.sleep(0.02)
+    wait_until(lambda: aws.keys(results_prefix(ensemble_id)), process, lambda: aws.runner.output(first))
     os.killpg(process.pid, signal.SIGKILL)  # the container, as a reclaimed spot instance would, mid-share
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, aws.runner.output(first)
+    returncode = aws.runner.wait(process)
+    log = aws.runner.output(first)
+    assert returncode == -signal.SIGKILL, log
     survivors = aws.result_versions(ensemble_id)
-    assert 1 <= len(survivors) < 5
-    assert set(survivors) <= first_share
+    saved = {replicate for key in survivors for replicate in replicates_of_result_key(key)}
+    assert saved < first_share  # at least one batch landed, and not the whole share
+    assert all(
+        len(versions) == 1 and len(replicates_of_result_key(key)) <= SMALL_WINDOW
+        for key, versions in survivors.items()
+    )
+    fitted = set(fitted_in(log))
+    assert saved <= fitted
+    assert len(fitted - saved) <= SMALL_WINDOW, log  # lost: what it held, at most one window
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # Batch's retry (the same child) and the other child
         assert_succeeded(list(pool.map(aws.runner.run, [first, second])))
+    assert sorted(fitted_in(aws.runner.output(first))) == sorted(first_share - saved)  # the retry's log
     after = aws.result_versions(ensemble_id)
-    assert sorted(replicates_of_result_key(key)[0] for key in after) == list(range(10))
-    assert all(len(versions) == 1 for versions in after.values())  # no result written twice
     for key, versions in survivors.items():
         assert after[key] == versions  # same version, modification time and bytes
-    for key, [(_, _, body)] in after.items():
-        assert json.loads(body)["replicate"] == replicates_of_result_key(key)[0]
-        assert json.loads(body)["status"] == "ok"
+    stored = assert_each_written_once(aws, ensemble_id, 10)
+    assert {result.fields["status"] for result in stored.values()} == {"ok"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_child_stopped_with_sigterm_writes_what_it_fitted_and_its_retry_fits_the_rest(
+    aws: Aws, capsys: pytest.CaptureFixture[str], engine: str
+) -> None:
+    """ECS stops a container (a timeout, a cancel) with SIGTERM to its PID 1, the worker: the worker
+    writes the results it holds, exactly those it fitted, as one batch, and exits 143. Batch's retry
+    fits exactly the rest of its share."""
+    ensemble_id, outcome = launch(aws, capsys, replicates=10, per_child=5, engine=engine)
+    compile_job, first, second = aws.runner.children(outcome["job_ids"])
+    first = first.with_environment(**{BATCH_SECONDS_VARIABLE: "600"})  # holds its whole share of 5
+    assert_succeeded([aws.runner.run(compile_job)])
+    first_share = set(aws.share(outcome, 0))
+
+    process = aws.runner.start(first)
+    wait_until(lambda: fitted_in(aws.runner.output(first)), process, lambda: aws.runner.output(first))
+    assert aws.keys(results_prefix(ensemble_id)) == []  # held, none written yet
+    process.send_signal(signal.SIGTERM)  # the worker only, not its process group
+    returncode = aws.runner.wait(process, 60)
+    log = aws.runner.output(first)
+    assert returncode == 128 + signal.SIGTERM, log
+    assert "stopped by SIGTERM: the results held were written" in log
+    fitted = fitted_in(log)
+    stopped = aws.result_versions(ensemble_id)
+    [(batch, [_])] = stopped.items()  # one batch, written once
+    assert replicates_of_result_key(batch) == sorted(fitted)
+    assert set(fitted) < first_share
+
+    assert_succeeded([aws.runner.run(first)])  # Batch's retry
+    assert sorted(fitted_in(aws.runner.output(first))) == sorted(first_share - set(fitted))
+    assert_succeeded([aws.runner.run(second)])
+    assert aws.result_versions(ensemble_id)[batch] == stopped[batch]
+    stored = assert_each_written_once(aws, ensemble_id, 10)
+    assert {result.fields["status"] for result in stored.values()} == {"ok"}
 
 
 def test_a_missing_stack_is_one_line_and_uploads_nothing(
@@ -445,17 +625,15 @@ def test_an_ensemble_larger_than_one_array_job_fits_every_replicate_once(
         f"{fit_jobs[0]}:1",
         fit_jobs[1],
     ]
-    versions = aws.result_versions(ensemble_id)
-    assert sorted(replicates_of_result_key(key)[0] for key in versions) == list(range(3))
-    assert all(len(written) == 1 for written in versions.values())
+    assert_each_written_once(aws, ensemble_id, 3)
 
 
 def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
     ensemble_id, outcome = launch(aws, capsys, replicates=4, per_child=4)
     assert len(outcome["job_ids"]) == 2  # the compile job and one plain fit job (a single child)
     assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
+    assert_each_written_once(aws, ensemble_id, 4)
     before = aws.result_versions(ensemble_id)
-    assert len(before) == 4
 
     assert aws.submit(replicates=4, per_child=4) == 0
     output = capsys.readouterr().out
@@ -482,9 +660,98 @@ def test_resubmitting_after_completion_fits_nothing(aws: Aws, capsys: pytest.Cap
     assert described["jobDefinition"] == aws.stack.fit_job_definition_arn
     assert not described.get("dependsOn")
     assert_succeeded(aws.runner.run_jobs(grown["job_ids"]))
-    assert sorted(replicates_of_result_key(key)[0] for key in aws.result_versions(ensemble_id)) == list(
-        range(6)
+    assert_each_written_once(aws, ensemble_id, 6)
+
+
+def rewrite_as_one_object_per_replicate(aws: Aws, ensemble_id: str) -> None:
+    """Store the ensemble's results as the previous version did: each result (the same bytes) an object
+    of its own, ``results/000003.json``; the batches deleted."""
+    for key in aws.keys(results_prefix(ensemble_id)):
+        body = aws.s3.get_object(Bucket=aws.stack.bucket, Key=key)["Body"].read()
+        for replicate, result in results_in(key, body):
+            aws.s3.put_object(Bucket=aws.stack.bucket, Key=result_key(ensemble_id, replicate), Body=result)
+        aws.s3.delete_object(Bucket=aws.stack.bucket, Key=key)
+
+
+def test_results_stored_one_object_per_replicate_are_still_read(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ensemble whose results the previous version stored (one object per replicate) is complete to
+    every reader: a rerun child, the submitter and the trigger fit nothing, and collect reports the same
+    summary as from the batches."""
+    ensemble_id, outcome = launch(aws, capsys, replicates=4, per_child=2)
+    assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
+
+    def collected_summary(out: str) -> dict[str, Any]:
+        assert collect_main([ensemble_id, "--stack", aws.stack.name, "--out", str(aws.tmp / out)]) == 0
+        return dict(json.loads((aws.tmp / out / "summary.json").read_text()))
+
+    from_batches = collected_summary("from-batches")
+    rewrite_as_one_object_per_replicate(aws, ensemble_id)
+    assert aws.keys(results_prefix(ensemble_id)) == [result_key(ensemble_id, r) for r in range(4)]
+    assert collected_summary("from-objects") == from_batches
+    capsys.readouterr()
+
+    child = aws.runner.children(outcome["job_ids"])[1]
+    assert_succeeded([aws.runner.run(child)])  # the worker reads them as done
+    assert fitted_in(aws.runner.output(child)) == []
+    assert batches_written_in(aws.runner.output(child)) == []
+
+    jobs = aws.jobs()
+    assert aws.submit(replicates=4, per_child=2) == 0
+    assert (
+        f"ensemble {ensemble_id}: 4 replicates requested, 4 reused, nothing to fit" in capsys.readouterr().out
     )
+    assert aws.events() == []  # no manifest upload, so no trigger
+
+    manifest = Manifest(ensemble_id=ensemble_id, replicates=4, replicates_per_child=2)
+    aws.s3.put_object(Bucket=aws.stack.bucket, Key=manifest_key(ensemble_id), Body=manifest.to_json())
+    (event,) = aws.events()  # a manifest uploaded all the same: the trigger finds nothing missing
+    assert handle(event)["status"] == "complete"
+    assert aws.jobs() == jobs
+    assert aws.keys(results_prefix(ensemble_id)) == [result_key(ensemble_id, r) for r in range(4)]
+
+
+SPOT_SHARE = 30
+"""Replicates of the child given a spot interruption notice: enough that it is still fitting when its
+watcher, polling every 5 s (runtime.aws.spot_notice.POLL_SECONDS), sees the notice (a fit takes
+tenths of a second)."""
+
+
+def test_a_child_given_a_spot_interruption_notice_writes_what_it_holds_then_each_result(
+    aws: Aws, capsys: pytest.CaptureFixture[str], imds: FakeImds
+) -> None:
+    """A child whose instance gets its two-minute spot interruption notice (the metadata service
+    announces it) writes the results it holds at once, then each later result the moment it is fitted:
+    a reclaim would cost at most the fit in flight."""
+    ensemble_id, outcome = launch(aws, capsys, replicates=SPOT_SHARE, per_child=SPOT_SHARE)
+    compile_job, child = aws.runner.children(outcome["job_ids"])
+    assert child.environment["AWS_BATCH_JOB_ID"] == child.job_id  # the worker watches in Batch jobs only
+    child = child.with_environment(
+        **{METADATA_ENDPOINT_VARIABLE: imds.endpoint, BATCH_SECONDS_VARIABLE: "600"}
+    )  # holds its whole share until told otherwise
+    assert_succeeded([aws.runner.run(compile_job)])
+
+    process = aws.runner.start(child)
+    wait_until(lambda: fitted_in(aws.runner.output(child)), process, lambda: aws.runner.output(child))
+    assert imds.polls >= 1  # asked at the start: no notice then
+    imds.announce_interruption()
+    assert aws.runner.wait(process) == 0, aws.runner.output(child)
+
+    log = aws.runner.output(child)
+    notice = log.index("spot interruption notice: ")
+    before, after = fitted_in(log[:notice]), fitted_in(log[notice:])
+    assert before and after, f"no fit left once the notice was seen:\n{log}"
+    held, *each = batches_written_in(log)
+    assert log.index("wrote ") > notice  # nothing written before the notice
+    # First what it held when the notice came, then each result alone, in the order fitted. (A fit that
+    # ends as the notice comes may fall on either side.)
+    fits = fitted_in(log)
+    assert abs(len(held) - len(before)) <= 1
+    assert held == sorted(fits[: len(held)])
+    assert each == [[replicate] for replicate in fits[len(held) :]]
+    assert_each_written_once(aws, ensemble_id, SPOT_SHARE)
+    assert len(aws.keys(results_prefix(ensemble_id))) == 1 + len(each)
 
 
 class RunOnSubmit:
@@ -575,10 +842,8 @@ def test_two_model_versions_on_aws_share_one_dataset_set(
     assert aws.keys("datasets/") == packs  # nothing simulated or uploaded again
 
     def true_values(ensemble_id: str) -> list[float]:
-        return [
-            aws.read_json(key)["variables"]["lambda"]["true_value"]
-            for key in aws.keys(results_prefix(ensemble_id))
-        ]
+        results = results_by_replicate(aws.store(), ensemble_id, 4)
+        return [results[replicate]["variables"]["lambda"]["true_value"] for replicate in range(4)]
 
     assert len(true_values(first_id)) == 4
     assert true_values(first_id) == true_values(second_id)

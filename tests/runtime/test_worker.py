@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from runtime.fitting.session import replicates_of_child
-from runtime.store.keys import result_key
+from runtime.fitting.worker_interface import BATCH_RESULTS_VARIABLE, BATCH_SECONDS_VARIABLE
+from runtime.store.keys import replicates_of_result_key, result_key, results_prefix
 from runtime.store.local import LocalDirectoryStore
 from runtime.worker import main
 from tests.runtime.helpers.engines_present import ENGINES
 from tests.runtime.helpers.hand_built_ensemble import publish_ensemble
 
 ROOT = Path(__file__).resolve().parents[2]
+FITTED = re.compile(r"^replicate (\d+): fitted", re.MULTILINE)
+"""The worker's log line for each fit."""
 
 
 def test_command_line_reports_a_missing_ensemble(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,8 +39,8 @@ def test_an_array_child_fits_its_slice_of_the_plan(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("STANFLEET_CHILD_OFFSET", "2")
     monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "0")  # child 2 of the submission: the last, short slice
     assert main(["--store", str(tmp_path), "--ensemble-id", ensemble_id, "--plan", "claims/plan.json"]) == 0
-    written = sorted(k for k in store.list_keys(f"ensembles/{ensemble_id}/results/"))
-    assert written == [result_key(ensemble_id, 9)]
+    (written,) = store.list_keys(results_prefix(ensemble_id))
+    assert replicates_of_result_key(written) == [9]
     assert replicates_of_child(store, "claims/plan.json", 0) == [1, 4]
 
 
@@ -112,6 +116,7 @@ def test_a_worker_killed_alone_leaves_no_process_behind(tmp_path: Path, engine: 
     worker = subprocess.Popen(
         [*command, "--ensemble-id", ensemble_id, "--replicates", "0-99"],
         cwd=ROOT,
+        env={**os.environ, BATCH_RESULTS_VARIABLE: "1"},  # each result written at once: work is visible
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -162,12 +167,62 @@ def test_a_worker_fits_each_assignment_read_from_stdin_and_reports_each_result(t
         "pystan",  # loaded before the first line comes
     ]
     assignments = f"{ensemble_id} 2-3,7\n{ensemble_id} 5\n{ensemble_id} 9\n"
-    fitted = subprocess.run(command, cwd=ROOT, input=assignments, capture_output=True, text=True)
+    one_window = {**os.environ, BATCH_SECONDS_VARIABLE: "600"}  # nothing written before the end
+    fitted = subprocess.run(
+        command, cwd=ROOT, input=assignments, capture_output=True, text=True, env=one_window
+    )
     assert fitted.returncode == 0, fitted.stderr
-    assert fitted.stdout.split() == ["2", "3", "7", "5", "9"]  # one line per result, nothing else
-    assert sorted(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [
-        result_key(ensemble_id, r) for r in (2, 3, 5, 7, 9)
+    # one line per report, nothing else: 5 had a result, the rest are written together at the end
+    assert fitted.stdout.splitlines() == [
+        "fitted 2",
+        "fitted 3",
+        "fitted 7",
+        "stored 5",
+        "fitted 5",
+        "fitted 9",
+        "stored 2,3,7,9",
+    ]
+    assert sorted(map(replicates_of_result_key, store.list_keys(results_prefix(ensemble_id)))) == [
+        [2, 3, 7, 9],
+        [5],
     ]
     assert store.get(result_key(ensemble_id, 5)) == b"{}"
     nothing = subprocess.run(command, cwd=ROOT, input="", capture_output=True, text=True)  # no work for it
     assert (nothing.returncode, nothing.stdout, nothing.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_worker_told_to_stop_writes_the_results_it_holds_then_exits(tmp_path: Path, stop: int) -> None:
+    """ECS stops a container with SIGTERM (a timeout, a cancel); the results held are written first."""
+    store = LocalDirectoryStore(tmp_path / "store")
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    command = [sys.executable, "-m", "runtime.worker", "--store", str(tmp_path / "store")]
+    worker = subprocess.Popen(
+        [*command, "--ensemble-id", ensemble_id, "--replicates", "0-99"],
+        cwd=ROOT,
+        env={**os.environ, BATCH_SECONDS_VARIABLE: "600"},  # nothing written unless told to stop
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert worker.stderr is not None
+        seen = ""
+        while len(FITTED.findall(seen)) < 2:  # the worker's log: one line per fit
+            line = worker.stderr.readline()
+            assert line, seen
+            seen += line
+        assert list(store.list_keys(results_prefix(ensemble_id))) == []
+        worker.send_signal(stop)  # the worker only, as ECS signals a container's first process
+        log = seen + worker.stderr.read()
+        assert worker.wait(timeout=60) == 128 + stop, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert f"stopped by {signal.Signals(stop).name}: the results held were written" in log
+    (written,) = store.list_keys(results_prefix(ensemble_id))
+    held = replicates_of_result_key(written)
+    assert len(held) >= 2 and held == list(range(len(held)))  # every fit finished before the stop
+    assert [int(r) for r in FITTED.findall(log)][: len(held)] == held

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from runtime.ensemble.stored_results import load_results
 from runtime.errors import StanFleetError
 from runtime.executors import local as executor
 from runtime.executors.lifetime import PARENT_PID_VARIABLE
 from runtime.executors.local import LocalProcessExecutor, has_exited, reap_with_group
 from runtime.executors.protocol import count_results
-from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
-from runtime.sbc.results import ReplicateResult
+from runtime.fitting.worker_interface import BATCH_SECONDS_VARIABLE, WORKER_CORES_VARIABLE
 from runtime.store.keys import INPUT_BLOCK_SIZE, result_batch_key, result_key
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.hand_built_ensemble import hand_built_spec, publish_block, publish_ensemble
@@ -121,11 +121,9 @@ def test_fits_start_with_the_first_published_batch_and_go_on_as_more_are_publish
     seen: list[int] = []
     with LocalProcessExecutor(store, workers=2) as executor:
         executor.run(ensemble_id, [0, 1, 2, *later], lambda done, detail="": seen.append(done), published())
-    assert sorted(store.list_keys(f"ensembles/{ensemble_id}/results/")) == [
-        result_key(ensemble_id, r) for r in [0, 1, 2, *later]
-    ]
-    assert seen == list(range(7))
-    assert all(ReplicateResult.from_json(store.get(result_key(ensemble_id, r))).status == "ok" for r in later)
+    assert [r.replicate for r in load_results(store, ensemble_id, 2 * INPUT_BLOCK_SIZE)] == [0, 1, 2, *later]
+    assert seen[0] == 0 and seen[-1] == 6 and seen == sorted(seen)  # stored results, batch by batch
+    assert all(r.status == "ok" for r in load_results(store, ensemble_id, 2 * INPUT_BLOCK_SIZE))
 
 
 @pytest.mark.slow
@@ -160,4 +158,36 @@ def test_workers_finish_even_when_a_process_forked_here_holds_their_input(tmp_pa
         finally:
             os.kill(holder, signal.SIGKILL)
             os.waitpid(holder, 0)
-    assert len(list(store.list_keys(f"ensembles/{ensemble_id}/results/"))) == 2
+    assert [r.replicate for r in load_results(store, ensemble_id, 2)] == [0, 1]
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_the_results_its_workers_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C: the workers are sent SIGTERM and write what they hold before they are stopped."""
+    monkeypatch.setenv(BATCH_SECONDS_VARIABLE, "600")  # no result is written before the interrupt
+    store = LocalDirectoryStore(tmp_path)
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    executor = LocalProcessExecutor(store, workers=2)
+
+    def published() -> Iterator[list[int]]:
+        yield list(range(50))
+        deadline = time.monotonic() + 120
+        while fitted_in_logs(executor) < 3:  # the workers hold results: fitted, not written
+            assert time.monotonic() < deadline, "no fits"
+            time.sleep(0.05)
+        assert count_results(store, ensemble_id, range(50)) == 0
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), executor:
+        executor.run(ensemble_id, list(range(50)), lambda done, detail="": None, published())
+    stored = count_results(store, ensemble_id, range(50))
+    assert stored >= 3
+    assert stored == fitted_in_logs(executor)  # every fit finished before the stop was written
+
+
+def fitted_in_logs(executor: LocalProcessExecutor) -> int:
+    """Fits the executor's workers have logged (``replicate N: fitted``)."""
+    assert executor._log_dir is not None
+    return sum(log.read_text().count(": fitted (") for log in executor._log_dir.glob("worker-*.log"))

@@ -18,18 +18,27 @@
   ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials. Like a
   container, each child starts with an empty StanFleet cache (so a CmdStan child must fetch the compile
   job's executable from the store) and runs in its own process group, which stopping it kills whole.
+  The child's process is the worker itself (the container's PID 1, which ECS signals to stop it); when it
+  exits, the runner kills what is left of its process group, as the kernel ends the rest of a container
+  whose PID 1 has exited. Each run of a child (an attempt, in Batch's words: a retry runs the same child
+  again) has its own log, as each attempt has its own log stream in CloudWatch.
+  :meth:`BatchRunner.stop_all` kills whatever the runner started that is still running (the ``aws``
+  fixture calls it on the way out).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -248,6 +257,10 @@ class Child:
     argv: tuple[str, ...]
     environment: Mapping[str, str]
 
+    def with_environment(self, **variables: str) -> Child:
+        """The same child with ``variables`` added to its environment (a job's environment override)."""
+        return replace(self, environment={**self.environment, **variables})
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -269,6 +282,8 @@ class BatchRunner:
         self._environment = dict(environment)
         self._log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
+        self._attempts: dict[str, int] = {}  # job id: attempts started
+        self._started: list[subprocess.Popen[bytes]] = []
 
     def children(self, job_ids: Sequence[str]) -> list[Child]:
         """Every plain job and array child of ``job_ids``, each after the jobs it depends on."""
@@ -320,7 +335,8 @@ class BatchRunner:
         ]
 
     def start(self, child: Child) -> subprocess.Popen[bytes]:
-        """Start the child's container command in a new process group; its output goes to a log file."""
+        """Start an attempt at the child: its container command in a new process group (the process is
+        the worker itself, PID 1 of the container), its output in the attempt's log file."""
         python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         env = {
             **os.environ,
@@ -329,27 +345,61 @@ class BatchRunner:
             **self._environment,
             **child.environment,
         }
-        log = self._log_path(child).open("ab")
+        attempt = self._attempts.get(child.job_id, 0) + 1
+        self._attempts[child.job_id] = attempt
+        log = self._log_path(child, attempt).open("wb")
         try:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 child.argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         finally:
             log.close()
+        self._started.append(process)
+        return process
+
+    def wait(self, process: subprocess.Popen[bytes], timeout: float = 300) -> int:
+        """Wait for an attempt's worker to exit, then kill what is left of its container (its process
+        group); return its status as ``Popen.returncode`` has it. TimeoutExpired after ``timeout`` s."""
+        if process.returncode is not None:
+            return process.returncode
+        deadline = time.monotonic() + timeout
+        # Not reaped yet (WNOWAIT): the worker's pid, its group's id, cannot go to another process.
+        while os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            time.sleep(0.02)
+        _kill_group(process)
+        return process.wait()
+
+    def stop_all(self) -> None:
+        """Kill every attempt started that has not been waited for, its whole process group; reap them."""
+        for process in self._started:
+            if process.returncode is None:
+                _kill_group(process)
+                process.wait()
+        self._started.clear()
 
     def cache_dir(self, child: Child) -> Path:
         """The child's StanFleet cache: its container's own, empty when it starts."""
         return self._log_dir.parent / "containers" / child.job_id.replace(":", "-")
 
     def run(self, child: Child, timeout: float = 300) -> Finished:
-        """Run the child to its end."""
+        """Run an attempt at the child to its end; kill it and fail after ``timeout`` seconds."""
         process = self.start(child)
-        process.wait(timeout)
-        return Finished(child, process.returncode, self.output(child))
+        try:
+            returncode = self.wait(process, timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            process.wait()
+            raise AssertionError(
+                f"{child.job_id} ran over {timeout} s:\n{self.output(child)[-3000:]}"
+            ) from None
+        return Finished(child, returncode, self.output(child))
 
-    def output(self, child: Child) -> str:
-        """Everything the child's processes printed so far."""
-        return self._log_path(child).read_text(errors="replace")
+    def output(self, child: Child, attempt: int | None = None) -> str:
+        """Everything the child's processes printed so far in one attempt, by default the latest."""
+        attempt = attempt or self._attempts.get(child.job_id, 1)
+        return self._log_path(child, attempt).read_text(errors="replace")
 
     def run_jobs(self, job_ids: Sequence[str], *, parallel: int = 2) -> list[Finished]:
         """Run every child of ``job_ids``, dependency level by level, ``parallel`` at a time.
@@ -371,8 +421,14 @@ class BatchRunner:
             failed.update(f.child.job_id.split(":")[0] for f in [*results, *skipped] if f.returncode != 0)
         return finished
 
-    def _log_path(self, child: Child) -> Path:
-        return self._log_dir / f"{child.job_id.replace(':', '-')}.log"
+    def _log_path(self, child: Child, attempt: int) -> Path:
+        return self._log_dir / f"{child.job_id.replace(':', '-')}.attempt{attempt}.log"
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of a worker not yet reaped (start_new_session: its pid is the group's)."""
+    with contextlib.suppress(ProcessLookupError):  # nothing of it is left
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def assert_succeeded(finished: Sequence[Finished]) -> None:
