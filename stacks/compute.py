@@ -57,6 +57,35 @@ STUCK_JOB_MINUTES = 10
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
+SPOT_DRAINING_CONFIG = "ECS_ENABLE_SPOT_INSTANCE_DRAINING=true"
+"""ECS agent setting: an instance given its two-minute spot notice takes no new job. ECS does not stop
+the jobs already running on it (draining stops service tasks only); the worker watches for the notice
+itself (runtime.aws.spot_notice) and from then on writes each result at once."""
+METADATA_HOP_LIMIT = 2
+"""The worker's container (bridge network) is one hop further from the metadata service than the
+instance: with the default limit of 1, it gets no IMDSv2 token and cannot read the spot notice."""
+
+
+def spot_instance_launch_template(scope: Construct, construct_id: str) -> ec2.LaunchTemplate:
+    """The instances' launch template: IMDSv2 only, reachable from containers, spot draining on.
+
+    Batch merges the template's user data (MIME multi-part, as Batch requires) with its own, which
+    writes the cluster's name to the same /etc/ecs/ecs.config.
+    """
+    config = ec2.UserData.for_linux()
+    config.add_commands(f"echo {SPOT_DRAINING_CONFIG} >> /etc/ecs/ecs.config")
+    user_data = ec2.MultipartUserData()
+    user_data.add_user_data_part(config, ec2.MultipartBody.SHELL_SCRIPT, True)
+    return ec2.LaunchTemplate(
+        scope,
+        construct_id,
+        user_data=user_data,
+        require_imdsv2=True,
+        http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+        http_put_response_hop_limit=METADATA_HOP_LIMIT,
+    )
+
+
 class Compute(Construct):
     """Public subnets + S3 gateway endpoint, the worker image, a spot Batch environment, queue and jobs.
 
@@ -128,9 +157,11 @@ class Compute(Construct):
             exclude=[f"!{WORKER_DOCKERFILE}"],
         )
 
+        self.launch_template = spot_instance_launch_template(self, "SpotInstances")
         self.compute_environment = batch.ManagedEc2EcsComputeEnvironment(
             self,
             "SpotEnvironment",
+            launch_template=self.launch_template,
             vpc=self.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             security_groups=[self.security_group],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -212,3 +213,26 @@ def test_job_definitions_share_one_job_role_and_one_execution_role(default_templ
     execution_roles = {str(d["ContainerProperties"]["ExecutionRoleArn"]) for d in definitions}
     assert len(job_roles) == 1 and len(execution_roles) == 1
     assert job_roles != execution_roles
+
+
+def test_spot_instances_read_their_interruption_notice_and_take_no_job_once_given_it(
+    default_template: Template,
+) -> None:
+    """The worker in its container reads the two-minute notice (IMDSv2, one hop more than the instance);
+    the ECS agent drains a noticed instance, so Batch places no new job on it."""
+    (template_id,) = default_template.find_resources("AWS::EC2::LaunchTemplate")
+    default_template.has_resource_properties(
+        "AWS::Batch::ComputeEnvironment",
+        {
+            "ComputeResources": Match.object_like(
+                {"LaunchTemplate": Match.object_like({"LaunchTemplateId": {"Ref": template_id}})}
+            )
+        },
+    )
+    data = default_template.find_resources("AWS::EC2::LaunchTemplate")[template_id]["Properties"][
+        "LaunchTemplateData"
+    ]
+    assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 2, "HttpTokens": "required"}
+    user_data = json.dumps(data["UserData"])
+    assert "Content-Type: multipart/mixed" in user_data  # Batch merges only MIME multi-part user data
+    assert "echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config" in user_data
