@@ -65,20 +65,26 @@ def watch_for_interruption(
 ) -> threading.Thread | None:
     """Call ``on_notice`` (once, on a daemon thread) when the instance gets its interruption notice.
 
-    Watches only inside an AWS Batch job (``AWS_BATCH_JOB_ID`` set) whose metadata service answers;
-    the thread ends at the first error (no metadata service: not on EC2). Returns the thread, if any.
+    Watches only inside an AWS Batch job (``AWS_BATCH_JOB_ID`` set) whose metadata service answers the
+    first time (else the thread ends: not on EC2); a later error (a timeout on a busy instance) is
+    retried at the next poll. Returns the thread, if any.
     """
     endpoint = metadata_endpoint(environment)
     if endpoint is None or "AWS_BATCH_JOB_ID" not in environment:
         return None
 
     def watch() -> None:
+        first = True
         while True:
             try:
                 notice = interruption_notice(endpoint)
             except (OSError, ValueError) as exc:
-                print(f"not watching for a spot interruption notice: {exc}", file=sys.stderr, flush=True)
-                return
+                if first:  # no metadata service: not on EC2
+                    print(f"not watching for a spot interruption notice: {exc}", file=sys.stderr, flush=True)
+                    return
+                print(f"spot interruption notice unread, asking again: {exc}", file=sys.stderr, flush=True)
+                notice = None
+            first = False
             if notice is not None:
                 print(f"spot interruption notice: {notice}", file=sys.stderr, flush=True)
                 on_notice(notice)

@@ -92,6 +92,7 @@ class WorkerSession:
         self._window = window
         self._on_stored = on_stored
         self._work: _EnsembleWork | None = None  # one ensemble at a time
+        self._window_lock = threading.Lock()  # a spot notice changes the window from another thread
 
     def __enter__(self) -> WorkerSession:
         return self
@@ -106,10 +107,10 @@ class WorkerSession:
 
     def write_each_from_now(self) -> None:
         """Write the results held now, and each later one the moment it is fitted (a spot notice)."""
-        self._window = BatchWindow(max_results=1, max_seconds=0.0)
-        work = self._work
-        if work is not None:
-            work.results.write_each_from_now()
+        with self._window_lock:
+            self._window = BatchWindow(max_results=1, max_seconds=0.0)
+            if self._work is not None:
+                self._work.results.write_each_from_now()
 
     def _ensemble(self, ensemble_id: str) -> _EnsembleWork:
         if self._work is None or self._work.spec.ensemble_id != ensemble_id:
@@ -130,15 +131,10 @@ class WorkerSession:
                     done.update(replicates)
                 self._on_stored(replicates, error)
 
-            results = ResultBatcher(self._store, ensemble_id, self._window, on_stored=stored)
-            self._work = _EnsembleWork(
-                spec,
-                read_model_info(program),
-                model,
-                done,
-                InputReader(self._store, spec.dataset_id),
-                results,
-            )
+            model_info, datasets = read_model_info(program), InputReader(self._store, spec.dataset_id)
+            with self._window_lock:
+                results = ResultBatcher(self._store, ensemble_id, self._window, on_stored=stored)
+                self._work = _EnsembleWork(spec, model_info, model, done, datasets, results)
         return self._work
 
     def fit(

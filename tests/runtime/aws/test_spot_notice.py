@@ -69,6 +69,20 @@ def test_the_watcher_calls_back_once_when_the_notice_comes_then_ends(imds: FakeI
     assert notices.received == [announced]
 
 
+def test_the_watcher_asks_again_after_an_error_once_the_service_has_answered(
+    imds: FakeImds, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notices = Notices()
+    watcher = watch_for_interruption(notices, in_batch_job(imds.endpoint), poll_seconds=POLL)
+    imds.wait_for_polls(1)
+    imds.fail_next(2)  # a busy instance: the watch goes on
+    imds.wait_for_polls(4)
+    announced = imds.announce_interruption()
+    assert ended(watcher)
+    assert notices.received == [announced]
+    assert capsys.readouterr().err.count("spot interruption notice unread, asking again: ") == 2
+
+
 @pytest.mark.parametrize(
     "environment",
     [

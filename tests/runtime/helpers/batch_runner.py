@@ -15,7 +15,8 @@
   (and each array child) in dependency order, the command the container runs: ``python -m
   runtime.worker`` with the job definition's command, ``Ref::`` parameters filled from the job's
   parameters, in the child's environment (the job's container environment, ``AWS_BATCH_JOB_ID``,
-  ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials. Like a
+  ``AWS_BATCH_JOB_ARRAY_INDEX`` for array children) plus the moto endpoint and credentials, and no EC2
+  metadata service (:data:`NO_METADATA_SERVICE`) unless the child's environment says otherwise. Like a
   container, each child starts with an empty StanFleet cache (so a CmdStan child must fetch the compile
   job's executable from the store) and runs in its own process group, which stopping it kills whole.
   The child's process is the worker itself (the container's PID 1, which ECS signals to stop it); when it
@@ -60,6 +61,11 @@ CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 """What moto needs to be reached: credentials and a region, never real ones."""
+NO_METADATA_SERVICE = {"AWS_EC2_METADATA_DISABLED": "true"}
+"""Every child's environment starts with this: a Batch child's worker polls the EC2 metadata service for a
+spot interruption notice, and the machine running the tests is no spot instance of the stack (where it
+is on EC2, its own metadata service must stay out of the tests). A test that gives a child a fake
+metadata service overrides it."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +348,7 @@ class BatchRunner:
             **os.environ,
             "PYTHONPATH": python_path,
             "STANFLEET_CACHE_DIR": str(self.cache_dir(child)),
+            **NO_METADATA_SERVICE,
             **self._environment,
             **child.environment,
         }

@@ -36,7 +36,13 @@ class FakeImds:
         self.token = secrets.token_hex(16)
         self._notice: dict[str, str] | None = None
         self._polls = 0
+        self._failures = 0
         self._changed = threading.Condition()
+
+    def fail_next(self, count: int) -> None:
+        """Answer the next ``count`` requests for the notice with a server error (a busy instance)."""
+        with self._changed:
+            self._failures = count
 
     def announce_interruption(self) -> dict[str, str]:
         """From now on, answer the notice path with a termination two minutes from now; return it."""
@@ -60,10 +66,14 @@ class FakeImds:
                 assert left > 0, f"{self._polls} of {count} polls for the notice within {timeout} s"
                 self._changed.wait(left)
 
-    def _answer_poll(self) -> dict[str, str] | None:
+    def _answer_poll(self) -> dict[str, str] | int | None:
+        """The notice, None for none yet, or the status of an error to answer with."""
         with self._changed:
             self._polls += 1
             self._changed.notify_all()
+            if self._failures:
+                self._failures -= 1
+                return 500
             return self._notice
 
 
@@ -84,6 +94,8 @@ def _handler(imds: FakeImds) -> type[BaseHTTPRequestHandler]:
                 self._reply(401)
             elif (notice := imds._answer_poll()) is None:
                 self._reply(404)
+            elif isinstance(notice, int):
+                self._reply(notice)
             else:
                 self._reply(200, json.dumps(notice).encode(), "application/json")
 
