@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.ensemble.stored_results import stored_objects
+from runtime.store.keys import replicates_of_result_key, result_key, results_prefix
+from runtime.store.local import LocalDirectoryStore
 from stacks.compute import COMPILE_COMMAND, FIT_COMMAND
 from tests.container.dockerfile import ROOT, build_context, copy_sources, dockerfile, variables_before
 
@@ -115,10 +118,13 @@ def test_the_entrypoint_refits_a_missing_result_of_a_published_ensemble(tmp_path
     )
     assert published.returncode == 0, published.stderr
     (ensemble,) = (store / "ensembles").iterdir()
-    results = ensemble / "results"
-    kept, deleted = results / "000000.json", results / "000001.json"
-    kept_before, deleted_before = kept.read_bytes(), deleted.read_bytes()
-    deleted.unlink()
+    # Replicate 0's result kept as the versions before batches stored it, replicate 1's lost.
+    objects = LocalDirectoryStore(store)
+    keys = list(objects.list_keys(results_prefix(ensemble.name)))
+    before = dict(result for _, results in stored_objects(objects, keys) for result in results)
+    for key in keys:
+        objects.delete(key)
+    objects.put(result_key(ensemble.name, 0), before[0])
 
     workdir = image_workdir(tmp_path)
     store.joinpath("claims").mkdir()
@@ -137,11 +143,11 @@ def test_the_entrypoint_refits_a_missing_result_of_a_published_ensemble(tmp_path
     for child in ("0", "1"):  # the array's two children, as Batch starts them
         worker = run_entrypoint(workdir, FIT_COMMAND, parameters, {"AWS_BATCH_JOB_ARRAY_INDEX": child})
         assert worker.returncode == 0, worker.stderr
-    assert deleted.is_file(), "the worker did not write the missing result"
+    kept, written = sorted(objects.list_keys(results_prefix(ensemble.name)))
+    assert objects.get(kept) == before[0]  # an existing result is skipped, not refitted
+    assert replicates_of_result_key(written) == [1], "the worker did not write the missing result"
     # Same seed for the same ensemble and replicate: the refit matches the lost result.
-    assert without_timings(deleted.read_bytes()) == without_timings(deleted_before)
-    assert kept.read_bytes() == kept_before  # an existing result is skipped, not refitted
-    assert sorted(path.name for path in results.iterdir()) == ["000000.json", "000001.json"]
+    assert without_timings(objects.get(written)) == without_timings(before[1])
 
 
 def test_the_entrypoint_reports_an_unknown_ensemble(tmp_path: Path) -> None:

@@ -25,13 +25,15 @@ from runtime.engines.choice import get_engine
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.run_record import RunRecord
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
+from runtime.ensemble.stored_results import stored_objects
 from runtime.executors import batch as batch_executor
 from runtime.model.conform import ReplicateInputs
 from runtime.pipeline.request import EnsembleRequest
 from runtime.pipeline.run import choose_replicates_per_child
 from runtime.report.figures import FIGURE_NAMES
 from runtime.sbc.results import ReplicateResult
-from runtime.store.keys import result_key, run_key
+from runtime.store.keys import result_key, results_prefix, run_key
+from runtime.store.local import LocalDirectoryStore
 from runtime.submit import EXIT_MISCALIBRATED, interrupted_message, main
 from tests.runtime.helpers.batch_runner import (
     create_fake_batch,
@@ -78,8 +80,45 @@ def run(
     )
 
 
-def result_files(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "store").glob("ensembles/*/results/*.json"))
+def stored_payloads(tmp_path: Path, ensemble_id: str | None = None) -> dict[int, bytes]:
+    """Each stored result's JSON by replicate, read as every reader reads them (batches and single objects).
+
+    Without ``ensemble_id``, the store must hold one ensemble.
+    """
+    store = LocalDirectoryStore(tmp_path / "store")
+    if ensemble_id is None:
+        ensembles = [path.name for path in (tmp_path / "store" / "ensembles").glob("*") if path.is_dir()]
+        if not ensembles:
+            return {}
+        (ensemble_id,) = ensembles
+    keys = list(store.list_keys(results_prefix(ensemble_id)))
+    payloads: dict[int, bytes] = {}
+    for _, results in stored_objects(store, keys):
+        for replicate, payload in results:
+            assert replicate not in payloads, f"replicate {replicate} stored twice"
+            payloads[replicate] = payload
+    return payloads
+
+
+def wait_for_workers_to_exit(tmp_path: Path, timeout: float = 60) -> None:
+    """Wait until no worker process of the test's store is left (a killed submitter's write what they hold)."""
+    store = str(tmp_path / "store")
+    deadline = time.monotonic() + timeout
+    while workers := [
+        proc
+        for proc in Path("/proc").glob("[0-9]*")
+        if b"runtime.worker" in read_or_empty(proc / "cmdline")
+        and store.encode() in read_or_empty(proc / "cmdline")
+    ]:
+        assert time.monotonic() < deadline, f"workers still running: {workers}"
+        time.sleep(0.05)
+
+
+def read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process has gone
+        return b""
 
 
 PYSTAN_SMALL_ENSEMBLE_P_VALUES = {"lambda": 0.0489, "log_lik": 0.2048}
@@ -130,7 +169,7 @@ def test_small_ensemble_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     output = capsys.readouterr().out
     assert f"ensemble {summary['ensemble_id']}: 20 replicates requested, 0 reused" in output
     assert "verdict: CALIBRATED" in output
-    assert len(result_files(tmp_path)) == 20
+    assert len(stored_payloads(tmp_path)) == 20
 
 
 @pytest.mark.slow
@@ -155,15 +194,15 @@ def test_rerun_fits_only_what_is_missing_and_raising_r_reuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(tmp_path, "--replicates", "4") == 0
-    first = {p.name: p.read_bytes() for p in result_files(tmp_path)}
+    first = stored_payloads(tmp_path)
     capsys.readouterr()
     assert run(tmp_path, "--replicates", "4") == 0
     assert "4 replicates requested, 4 reused, nothing to fit" in capsys.readouterr().out
     assert run(tmp_path, "--replicates", "6") == 0
     assert "6 replicates requested, 4 reused, 2 to fit" in capsys.readouterr().out
-    after = {p.name: p.read_bytes() for p in result_files(tmp_path)}
+    after = stored_payloads(tmp_path)
     assert len(after) == 6
-    assert all(after[name] == payload for name, payload in first.items())
+    assert all(after[replicate] == payload for replicate, payload in first.items())
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["replicates"]["reused"] == 4
 
@@ -195,7 +234,7 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
         "--out",
         str(tmp_path / "out"),
         "--replicates",
-        "30",
+        "100",
         "--engine",
         engine,
         *FAST,
@@ -204,21 +243,22 @@ def test_killed_run_resumes_and_loses_only_fits_in_flight(
         command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 240
-    while len(result_files(tmp_path)) < 3 and time.monotonic() < deadline:
+    while len(stored_payloads(tmp_path)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # the CLI and its workers, mid-ensemble
+    os.killpg(process.pid, signal.SIGKILL)  # the CLI, mid-ensemble: its workers are sent SIGTERM
     process.wait()
-    survivors = {p.name: p.read_bytes() for p in result_files(tmp_path)}
-    assert 3 <= len(survivors) < 30
+    wait_for_workers_to_exit(tmp_path)  # each writes the results it holds, then exits
+    survivors = stored_payloads(tmp_path)
+    assert 3 <= len(survivors) < 100
     for payload in survivors.values():
         json.loads(payload)  # every result on disk is whole
     assert not (tmp_path / "out").exists()
 
-    assert run(tmp_path, "--replicates", "30", engine=engine) == 0
-    assert f"30 replicates requested, {len(survivors)} reused" in capsys.readouterr().out
-    after = {p.name: p.read_bytes() for p in result_files(tmp_path)}
-    assert len(after) == 30
-    assert all(after[name] == payload for name, payload in survivors.items())
+    assert run(tmp_path, "--replicates", "100", engine=engine) == 0
+    assert f"100 replicates requested, {len(survivors)} reused" in capsys.readouterr().out
+    after = stored_payloads(tmp_path)
+    assert len(after) == 100
+    assert all(after[replicate] == payload for replicate, payload in survivors.items())
     assert not list((tmp_path / "store").rglob(".*.tmp"))
 
 
@@ -256,8 +296,8 @@ def test_every_model_quantity_can_be_a_test_quantity_without_false_alarms(
     assert list(summary["test_quantities"]) == tested
     assert summary["uniformity_test"]["quantities_checked"] == 1 + len(tested)
     assert summary["calibrated"] is True  # the RNG quantity y_rep_mean included
-    for path in result_files(tmp_path):
-        result = json.loads(path.read_text())
+    for payload in stored_payloads(tmp_path).values():
+        result = json.loads(payload)
         lambda_true = result["variables"]["lambda"]["true_value"]
         quantities = result["test_quantities"]
         assert quantities["log_lambda"]["true_value"] == pytest.approx(np.log(lambda_true), rel=1e-5)
@@ -290,8 +330,8 @@ def test_a_wide_hierarchical_model_runs_end_to_end(tmp_path: Path, engine: str) 
     )
     (z,) = [test for test in summary["variable_tests"] if test["name"] == "z"]
     assert z["elements"] == 100 and z["pooled_p_value"] is not None and len(z["lowest_elements"]) == 3
-    for result_file in result_files(tmp_path):
-        scores = json.loads(result_file.read_text())["variables"]
+    for payload in stored_payloads(tmp_path).values():
+        scores = json.loads(payload)["variables"]
         assert len(scores) == 102
         # every scalar's diagnostics computed (short chains: R-hat near 1, not below 1.01 for all 102)
         assert all(0.95 < score["rhat"] < 1.5 and score["ess_bulk"] > 20 for score in scores.values())
@@ -312,7 +352,8 @@ def test_level_and_exclude_divergent_change_the_verdict_and_never_the_fits(
     output = capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     diverged = sum(
-        json.loads(p.read_text())["diagnostics"]["divergences"] > 0 for p in result_files(tmp_path)
+        json.loads(payload)["diagnostics"]["divergences"] > 0
+        for payload in stored_payloads(tmp_path).values()
     )
     assert diverged == 8  # some fits diverge, some do not (the seed gives 8 of 10)
     test = summary["uniformity_test"]
@@ -572,8 +613,8 @@ def test_a_second_model_version_is_fitted_to_the_same_datasets(
     assert first_id != second_id
 
     def true_values(ensemble_id: str) -> list[float]:
-        paths = sorted((tmp_path / "store" / "ensembles" / ensemble_id / "results").glob("*.json"))
-        return [json.loads(p.read_bytes())["variables"]["lambda"]["true_value"] for p in paths]
+        payloads = sorted(stored_payloads(tmp_path, ensemble_id).items())
+        return [json.loads(payload)["variables"]["lambda"]["true_value"] for _, payload in payloads]
 
     assert len(true_values(first_id)) == 6
     assert true_values(first_id) == true_values(second_id)
@@ -616,7 +657,8 @@ def fitted_ensemble(tmp_path: Path, *, replicates: int) -> str:
 
 
 def stored_results(tmp_path: Path) -> list[ReplicateResult]:
-    return [ReplicateResult.from_json(path.read_bytes()) for path in result_files(tmp_path) if path.is_file()]
+    """The stored results of the test's one ensemble, in replicate order."""
+    return [ReplicateResult.from_json(payload) for _, payload in sorted(stored_payloads(tmp_path).items())]
 
 
 @pytest.mark.slow
@@ -641,9 +683,9 @@ def test_a_submitter_killed_holding_the_lock_leaves_it_free(
 ) -> None:
     process = submit_process(tmp_path, "--replicates", "12")
     deadline = time.monotonic() + 240
-    while len(result_files(tmp_path)) < 2 and time.monotonic() < deadline:
+    while len(stored_payloads(tmp_path)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.kill()  # the submitter alone: its workers and samplers die with it, the kernel drops its lock
+    process.kill()  # the submitter alone: its workers write what they hold and stop, the kernel drops its lock
     process.communicate(timeout=60)  # ends once every process holding its output has died
     started = time.monotonic()
     assert run(tmp_path, "--replicates", "12") == 0
@@ -654,14 +696,38 @@ def test_a_submitter_killed_holding_the_lock_leaves_it_free(
     assert len(stored_results(tmp_path)) == 12
 
 
+BROKEN_DISK_UNDER_REPLICATE_3 = """
+from pathlib import Path
+from runtime.fitting import fit_replicate as module
+
+_fit_replicate = module.fit_replicate
+
+
+def fit_replicate(model, inputs, **settings):
+    if inputs.replicate == 3 and Path(__file__).with_name("broken").exists():
+        raise IsADirectoryError(21, "Is a directory", "the disk under replicate 3's fit")
+    return _fit_replicate(model, inputs, **settings)
+
+
+module.fit_replicate = fit_replicate
+"""
+"""A ``sitecustomize`` for the workers: every fit of replicate 3 fails as on a broken disk (an error of
+the machinery, not the model) while a file ``broken`` lies beside it."""
+
+
 @pytest.mark.slow
 def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ensemble_id = fitted_ensemble(tmp_path, replicates=2)
-    # A folder where replicate 3's result goes: every write of it fails, as on a broken disk.
-    blocked = tmp_path / "store" / result_key(ensemble_id, 3)
-    blocked.mkdir(parents=True)
+    fitted_ensemble(tmp_path, replicates=2)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(BROKEN_DISK_UNDER_REPLICATE_3)
+    broken = hooks / "broken"
+    broken.touch()
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")]))
+    )
     capsys.readouterr()
     assert run(tmp_path, "--replicates", "5") == 1
     captured = capsys.readouterr()
@@ -682,7 +748,7 @@ def test_errors_of_the_machinery_are_reported_not_stored_and_a_rerun_fits_them(
     assert "hit errors of the machinery" in (tmp_path / "out" / "index.html").read_text()
     assert sorted(r.replicate for r in stored_results(tmp_path)) == [0, 1, 2, 4]
 
-    blocked.rmdir()  # the environment is mended: a rerun fits what is missing
+    broken.unlink()  # the environment is mended: a rerun fits what is missing
     assert run(tmp_path, "--replicates", "5") == 0
     assert "5 replicates requested, 4 reused, 1 to fit" in capsys.readouterr().out
     assert [r.status for r in stored_results(tmp_path)] == ["ok"] * 5
@@ -693,13 +759,19 @@ def test_retry_failed_refits_stored_failures_and_keeps_them_aside(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ensemble_id = fitted_ensemble(tmp_path, replicates=3)
-    # A failure an earlier version stored for an error of the environment (httpstan's shared fits).
-    kept = tmp_path / "store" / result_key(ensemble_id, 1)
-    old = ReplicateResult.from_json(kept.read_bytes())
+    # A failure an earlier version stored for an error of the environment (httpstan's shared fits), in
+    # that version's layout: one object per replicate.
+    store = LocalDirectoryStore(tmp_path / "store")
+    payloads = stored_payloads(tmp_path)
+    for key in list(store.list_keys(results_prefix(ensemble_id))):
+        store.delete(key)
+    for replicate, payload in payloads.items():
+        store.put(result_key(ensemble_id, replicate), payload)
+    old = ReplicateResult.from_json(payloads[1])
     failure = ReplicateResult(
         1, old.seed, "failed", "pystan", error="KeyError: 'NO_SUCH_FIELD: The JSON field referenced ...'"
     )
-    kept.write_bytes(failure.to_json())
+    store.put(result_key(ensemble_id, 1), failure.to_json())
     assert run(tmp_path, "--replicates", "3") == 0
     assert "3 reused, nothing to fit" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["replicates"]["failed"] == 1
@@ -708,7 +780,7 @@ def test_retry_failed_refits_stored_failures_and_keeps_them_aside(
     output = capsys.readouterr().out
     assert "3 replicates requested, 2 reused, 1 to fit with pystan" in output
     assert "(1 stored failed fits set aside to refit)" in output
-    refitted = ReplicateResult.from_json(kept.read_bytes())
+    refitted = ReplicateResult.from_json(stored_payloads(tmp_path)[1])
     assert (refitted.status, refitted.variables) == ("ok", old.variables)  # same seed and data: same fit
     aside = list((tmp_path / "store" / "ensembles" / ensemble_id / "retried-failures").glob("000001-*.json"))
     assert [ReplicateResult.from_json(path.read_bytes()) for path in aside] == [failure]
