@@ -7,8 +7,8 @@ Two sizes, each next to its goal:
 - ``poisson``: R = 10^6 replicates of the bundled example (``lambda`` and the ``log_lik`` test quantity);
   goal: under 5 minutes and under 2 GiB.
 
-The results are written by the real result writer (``ReplicateResult.to_json`` at ``result_key``) into a
-local store, with calibrated ranks, in worker processes; they are kept under ``--dir`` and reused by the
+The results are written as workers write them (``ReplicateResult.to_json``, in batches of
+``ARRAY_CHILD_WINDOW.max_results`` = 100 at ``result_batch_key``) into a local store, with calibrated ranks, in worker processes; they are kept under ``--dir`` and reused by the
 next run (delete the directory to regenerate). Then ``python -m runtime.collect ID --store DIR`` runs as a
 user runs it, and the bench prints its wall time and peak resident memory (``ru_maxrss`` of the child),
 then the time of each stage, measured in a second process that runs them one by one.
@@ -34,8 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from runtime.engines.settings import SamplerSettings  # noqa: E402
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource  # noqa: E402
+from runtime.ensemble.stored_results import batch_payload  # noqa: E402
+from runtime.fitting.worker_interface import ARRAY_CHILD_WINDOW  # noqa: E402
 from runtime.sbc.results import FitDiagnostics, ReplicateResult, VariableScore  # noqa: E402
-from runtime.store.keys import result_key, spec_key  # noqa: E402
+from runtime.store.keys import result_batch_key, spec_key  # noqa: E402
 from runtime.store.local import LocalDirectoryStore  # noqa: E402
 
 MAX_RANK = 999
@@ -113,9 +115,10 @@ def _scores(rng: np.random.Generator, names: tuple[str, ...]) -> dict[str, Varia
 
 
 def write_shard(root: str, ensemble_id: str, case_name: str, start: int, stop: int) -> None:
-    """Write the results of replicates ``start..stop-1`` with the real writer (no fsync: a bench)."""
+    """Write the results of replicates ``start..stop-1`` in batches, as workers do (no fsync: a bench)."""
     case = CASES[case_name]
     rng = np.random.default_rng(start)
+    batch: list[ReplicateResult] = []
     for replicate in range(start, stop):
         result = ReplicateResult(
             replicate=replicate,
@@ -128,9 +131,13 @@ def write_shard(root: str, ensemble_id: str, case_name: str, start: int, stop: i
             sample_seconds=0.5,
             total_seconds=0.6,
         )
-        path = Path(root) / result_key(ensemble_id, replicate)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(result.to_json())
+        batch.append(result)
+        if len(batch) == ARRAY_CHILD_WINDOW.max_results or replicate == stop - 1:
+            key = result_batch_key(ensemble_id, [r.replicate for r in batch], "bench")
+            path = Path(root) / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(batch_payload([r.to_json() for r in batch]))
+            batch = []
 
 
 def prepare(case: Case, root: Path) -> str:
@@ -139,7 +146,7 @@ def prepare(case: Case, root: Path) -> str:
     store = LocalDirectoryStore(root)
     if not store.exists(spec_key(spec.ensemble_id)):
         store.put(spec_key(spec.ensemble_id), spec.to_json())
-    done = root / "complete"
+    done = root / "complete-in-batches"  # results of the layout before batches are written again
     if not done.exists():
         started = time.perf_counter()
         shards = [(start, min(start + SHARD, case.replicates)) for start in range(0, case.replicates, SHARD)]

@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.engines.choice import cmdstan_available  # noqa: E402
+from runtime.ensemble.stored_results import load_results  # noqa: E402
 from runtime.fitting.session import run_worker  # noqa: E402
 from runtime.store.choice import open_store  # noqa: E402
-from runtime.store.keys import result_key  # noqa: E402
+from runtime.store.keys import results_prefix  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "poisson"
 TEST_DATA = ROOT / "tests" / "data"
@@ -186,8 +187,8 @@ class Measurement:
 def profile_worker(store: Path, ensemble_id: str, replicates: list[int]) -> tuple[dict[str, float], float]:
     """Refit ``replicates`` in this process under cProfile: seconds per replicate by activity, and in all."""
     object_store = open_store(str(store))
-    for replicate in replicates:
-        (store / result_key(ensemble_id, replicate)).unlink()
+    for key in list(object_store.list_keys(results_prefix(ensemble_id))):  # every result: refit the first
+        object_store.delete(key)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.runcall(run_worker, object_store, ensemble_id, replicates)
@@ -255,10 +256,8 @@ def measure(
             hand_seconds.append(hand_loop())
     store = tmp / "store-0"
     (ensemble_dir,) = (store / "ensembles").iterdir()
-    results = {
-        r["replicate"]: r for r in (json.loads(p.read_bytes()) for p in ensemble_dir.glob("results/*.json"))
-    }
-    per_worker = sum(result["total_seconds"] for result in results.values()) / workers
+    results = load_results(open_store(str(store)), ensemble_dir.name, replicates)
+    per_worker = sum(result.total_seconds for result in results) / workers
     per_replicate, replicate_seconds = profile_worker(store, ensemble_dir.name, list(range(profiled)))
     return Measurement(
         engine, hand_seconds, fleet_seconds, per_worker, per_replicate, replicate_seconds, profiled

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runtime.store.keys import replicates_of_result_key  # noqa: E402
 from tests.runtime.helpers.poisson_example import submit_command  # noqa: E402
 
 POLL_SECONDS = 0.05
@@ -87,14 +88,25 @@ def measure(replicates: int, seconds: float, engine: str, tmp: Path) -> Run:
     while time.perf_counter() - started < seconds and submitter.poll() is None:
         submitter_peak = max(submitter_peak, peak_rss_mib(submitter.pid))
         worker_peak = max([worker_peak, *(peak_rss_mib(w) for w in workers_of(submitter.pid))])
-        if first_fit is None and any(results.glob("*/results/*.json")):
+        if first_fit is None and stored_fits(results):
             first_fit = time.perf_counter() - started
         time.sleep(POLL_SECONDS)
     elapsed = time.perf_counter() - started
     submitter.send_signal(signal.SIGINT)  # as Ctrl-C: finished results stay, the run resumes later
     submitter.wait()
-    fits = len(list(results.glob("*/results/*.json")))
+    fits = stored_fits(results)
     return Run(replicates, submitter_peak, worker_peak, first_fit, fits, elapsed)
+
+
+def stored_fits(ensembles: Path) -> int:
+    """Results stored under ``ensembles`` (batches and single objects alike), each replicate once."""
+    return len(
+        {
+            (path.parent.parent.name, replicate)
+            for path in ensembles.glob("*/results/*.json*")
+            for replicate in replicates_of_result_key(path.name)
+        }
+    )
 
 
 def refusal(replicates: int, tmp: Path) -> tuple[int, str, int]:
