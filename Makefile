@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) bench/verdict_power.py
 	$(PY) bench/verdict_real_fits.py
 	$(PY) bench/aws_calls.py
+	$(PY) bench/child_startup.py
 	$(PY) bench/aws_cost.py
 
 # The AWS CDK app (app.py, stacks/): `make synth` writes the CloudFormation template and the staged

@@ -104,7 +104,7 @@ def instrument_engine() -> None:
     import cmdstanpy.compilation
 
     patch(module.CmdStanPyEngine, "shared_build", "engine: shared build key")
-    patch(module.CmdStanPyEngine, "compile", "engine: load compiled model")
+    patch(module.CmdStanPyEngine, "compile", "engine: compile (a fetched build: load it)")
     patch(module._CmdStanModel, "exe_info", "cmdstanpy: <exe> info")
     patch(cmdstanpy.compilation, "src_info", "cmdstanpy: stanc --info")
 

@@ -23,7 +23,9 @@ around its steps, for the breakdown). The results are deleted before each run, s
 same replicates. Printed: medians of the fixed cost before the first fit (from process spawn to the
 first fit's start; container start is AWS's and not in it), of the first fit's excess over the later
 ones, of the time between fits, and of the end (last fit to process exit: the last batch's PUT and the
-interpreter's exit), then the breakdown of the probed runs and the compile job's wall time.
+interpreter's exit), then the breakdown of the probed runs (wall and CPU seconds per step: the CPU
+column is the steadier one on a shared machine) and the compile job's. bench/aws_cost.py takes its
+figures from :func:`measure`; bench/aws_calls.py reuses :func:`moto_server` and its request counter.
 
     .venv/bin/python bench/child_startup.py [--runs 5] [--children 3] [--fits 3]
         [--runtime-dir DIR] [--layouts image pyc]
@@ -82,6 +84,11 @@ FITTED = re.compile(r"replicate (\d+): fitted \((\w+), ([\d.]+) s\)")
 LAYOUTS = ("image", "pyc")
 CONTAINER_WORKDIR = "opt-stanfleet"
 """The copy's directory, as the image's WORKDIR /opt/stanfleet holds runtime/."""
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: how much else ran meanwhile."""
+    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 @dataclass(frozen=True)
@@ -168,11 +175,14 @@ class StartupMeasurement:
 
     layouts: dict[str, LayoutSummary]
     compile_job_seconds: float
+    compile_job_cpu: float
     compile_breakdown: list[Row]
     executable_bytes: int
     runs: int
     fits_per_child: int
     wall_seconds: float
+    load: str
+    """Load averages at the end of the measurement."""
 
 
 class RequestCounter:
@@ -199,18 +209,43 @@ class RequestCounter:
         return counted
 
 
+S3_KEY_KINDS = (
+    ("manifests/", "manifest"),
+    ("claims/", "claim"),
+    ("models/compiled/", "compile marker"),
+    ("models/", "build"),
+    ("/results/", "results"),
+    ("/inputs/", "input packs"),
+    ("/run.json", "run record"),
+    ("/spec.json", "spec"),
+)
+
+
+def s3_key_kind(key: str) -> str:
+    """What an S3 key (or listing prefix) of the store holds, for the request tables."""
+    if key.startswith("claims/") and key.endswith(".lease"):
+        return "lease"
+    return next((kind for marker, kind in S3_KEY_KINDS if marker in key), f"other ({key})")
+
+
 def operation(environ: dict[str, Any]) -> str:
-    """The API operation of a request to moto's server: S3's by method and query, Batch's by path."""
+    """The API operation of a request to moto's server.
+
+    S3's by method and query, with the kind of key it touches (``GetObject results``); Batch's by path;
+    others by their X-Amz-Target.
+    """
     scope = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
     service = scope.group(1) if scope else "unknown"
     method = environ["REQUEST_METHOD"]
     if service == "s3":
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        if method == "GET":
-            return "ListObjectsV2" if "list-type" in query else "GetObject"
-        return {"PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
-            method, f"s3 {method}"
-        )
+        key = environ.get("PATH_INFO", "").lstrip("/").partition("/")[2]
+        if method == "GET" and "list-type" in query:
+            return f"ListObjectsV2 {s3_key_kind(query.get('prefix', [''])[0])}"
+        if not key:  # a request on the bucket itself
+            return f"{method} bucket ?{'&'.join(sorted(query))}"
+        name = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+        return f"{name.get(method, method)} {s3_key_kind(key)}"
     if service == "batch":
         return "batch " + environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
     target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -484,6 +519,7 @@ def measure(
             for layout in layouts
         },
         compile_job_seconds=compile_run.exited - compile_run.spawned,
+        compile_job_cpu=compile_cpu,
         compile_breakdown=compile_rows,
         executable_bytes=max(
             (
@@ -497,6 +533,7 @@ def measure(
         runs=runs,
         fits_per_child=fits,
         wall_seconds=time.monotonic() - started,
+        load=load_average(),
     )
 
 
@@ -529,12 +566,14 @@ def print_layout(summary: LayoutSummary) -> None:
         f"({summary.fit_seconds:.3f} s)"
     )
     print(f"  between fits:                {summary.gap_per_fit * 1000:6.1f} ms per fit")
-    print(f"  last fit ends -> exit:       {summary.end:6.3f} s")
+    put = sum(wall for name, wall, _ in summary.end_breakdown if name.startswith("S3 PUT"))
+    print(
+        f"  last fit ends -> exit:       {summary.end:6.3f} s (probed: the last batch's PUT {put:.3f} s, then the "
+        "interpreter's exit)"
+    )
     print(f"  fixed cost per child, ours:  {summary.fixed:6.3f} s wall (start + first-fit excess + end)")
     print("  before the first fit, by step (probed runs, median own time of each step):")
     print_rows(summary.breakdown)
-    print("  after the last fit:")
-    print_rows(summary.end_breakdown)
     print()
 
 
@@ -548,11 +587,14 @@ def print_report(measured: StartupMeasurement) -> None:
     for summary in measured.layouts.values():
         print_layout(summary)
     print(
-        f"Compile job (one probed run): {measured.compile_job_seconds:.1f} s from spawn to exit; "
-        f"the executable it publishes: {measured.executable_bytes / 1e6:.2f} MB"
+        f"Compile job (one probed run): {measured.compile_job_seconds:.1f} s from spawn to exit "
+        f"({measured.compile_job_cpu:.1f} s CPU); the executable it publishes: {measured.executable_bytes / 1e6:.2f} MB"
     )
     print_rows(measured.compile_breakdown)
-    print(f"\nbench wall time: {measured.wall_seconds:.1f} s (cpu count here: {os.cpu_count()})")
+    print(
+        f"\nbench wall time: {measured.wall_seconds:.1f} s (cpu count here: {os.cpu_count()}; load average at the "
+        f"end {measured.load}: wall times stretch with the load, CPU times much less)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
