@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -486,7 +486,7 @@ def lambda_stand_in(
 
 
 @contextlib.contextmanager
-def statuses_from(batch: BatchStandIn) -> Iterator[None]:
+def statuses_from(stand_in: BatchStandIn) -> Iterator[None]:
     """The submitter and the trigger see jobs the stand-in has not finished as RUNNING.
 
     moto's Batch without Docker reports every job SUCCEEDED at once; the submitter would stop waiting,
@@ -494,12 +494,12 @@ def statuses_from(batch: BatchStandIn) -> Iterator[None]:
     """
     originals = (batch_executor.describe_jobs, trigger.describe_jobs)
 
-    def described(client: Any, job_ids: Any) -> list[dict[str, Any]]:
+    def described(batch: Any, job_ids: Sequence[str]) -> list[dict[str, Any]]:
         return [
             job
-            if job["jobId"] in batch.finished
+            if job["jobId"] in stand_in.finished
             else {**{k: v for k, v in job.items() if k != "arrayProperties"}, "status": "RUNNING"}
-            for job in originals[0](client, job_ids)
+            for job in originals[0](batch, job_ids)
         ]
 
     batch_executor.describe_jobs = trigger.describe_jobs = described

@@ -417,7 +417,7 @@ def exclusive(events: list[Event]) -> list[tuple[Event, float, float]]:
             own[id(stack[-1])][0] -= event.seconds
             own[id(stack[-1])][1] -= event.cpu
         stack.append(event)
-    return [(event, *own[id(event)]) for event in ordered]
+    return [(event, own[id(event)][0], own[id(event)][1]) for event in ordered]
 
 
 def breakdown(run: ChildRun, start: float, end: float, cpu: float | None = None) -> list[Row]:
