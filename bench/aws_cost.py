@@ -138,9 +138,9 @@ class RunLayout:
     submissions: list[Submission]
     packs: list[range]
     """The input packs' replicates (a pack per chunk of 1, 2, 4, ... up to 20 blocks)."""
-    compile_per_upload: bool = True
-    """The trigger submits a compile job per manifest upload until a build is published (today's code);
-    False: one, which later uploads' arrays wait for (the change proposed with this bench)."""
+    compile_per_upload: bool = False
+    """False: one compile job, which later uploads' arrays wait for (the trigger since 2026-12-07);
+    True: a compile job per manifest upload until a build is published (the trigger before)."""
 
     @property
     def children(self) -> list[range]:
@@ -162,7 +162,7 @@ class Settings:
     vcpus: float
     spot_price: float
     lambda_seconds: float
-    compile_per_upload: bool = True
+    compile_per_upload: bool = False
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def manifest_uploads(packs: list[range], replicates: int, wait: bool) -> list[in
     return uploads
 
 
-def run_layout(replicates: int, per_child: int, wait: bool, compile_per_upload: bool = True) -> RunLayout:
+def run_layout(replicates: int, per_child: int, wait: bool, compile_per_upload: bool = False) -> RunLayout:
     """Manifests and array children of a first submission (each trigger takes what is new in its manifest)."""
     packs = input_packs(replicates)
     submissions, start = [], 0
@@ -541,15 +541,12 @@ def print_break_even(estimates: list[Estimate], settings: Settings, overheads: O
 
 
 def print_what_if(estimates: list[Estimate], settings: Settings, overheads: Overheads) -> None:
-    """The run's shape: one compile job per submission, and one manifest (--no-wait), priced the same way."""
-    changes = {
-        "one compile job, later uploads' arrays waiting on it (proposed trigger change)": {
-            "compile_per_upload": False
-        }
+    """The run's shape: a compile job per upload (the trigger before), and one manifest (--no-wait)."""
+    changes: dict[str, dict[str, bool]] = {
+        "a compile job per manifest upload (the trigger before 2026-12-07)": {"compile_per_upload": True}
     }
     if settings.wait:
         changes["one manifest upload (--no-wait, then python -m runtime.collect)"] = {"wait": False}
-        changes["both"] = {"wait": False, "compile_per_upload": False}
     print("\nThe run's shape: USD per 1000 fits if ...")
     for title, change in changes.items():
         cells = []

@@ -28,7 +28,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -130,11 +130,14 @@ def submit_manifest(
         LOG.info("nothing to fit for ensemble %s", manifest.ensemble_id)
         return {"key": key, "status": "complete", "claim": claimed}
 
-    new_jobs = submit_jobs(bucket, manifest, claimed, len(missing), marker) if missing else []
-    job_ids = [*running.job_ids, *new_jobs]
-    s3_client().put_object(
-        Bucket=bucket, Key=claimed, Body=json.dumps({**plan, "job_ids": job_ids}).encode(), IfMatch=etag
+    new_jobs, compile_job = (
+        submit_jobs(bucket, manifest, claimed, len(missing), marker, running.compile_job)
+        if missing
+        else ([], running.compile_job)
     )
+    job_ids = [*running.job_ids, *new_jobs]
+    recorded = {**plan, "job_ids": job_ids, "compile_job": compile_job}
+    s3_client().put_object(Bucket=bucket, Key=claimed, Body=json.dumps(recorded).encode(), IfMatch=etag)
     status = "submitted" if missing else "attached"
     LOG.info(
         "%s ensemble %s: %d replicates to fit, %d already in running jobs, jobs %s",
@@ -213,6 +216,9 @@ class RunningSubmissions:
     """Their unfinished jobs, which a new submission waits on instead of submitting them again."""
     replicates: set[int]
     """The replicates their plans hand to those jobs."""
+    compile_job: str | None = None
+    """Their compile job, if it has not ended: new array jobs wait for it instead of compiling again
+    (a --wait submission uploads a manifest each time its published replicates double)."""
 
 
 def running_submissions(bucket: str, ensemble_id: str, own_claim: str) -> RunningSubmissions:
@@ -225,12 +231,15 @@ def running_submissions(bucket: str, ensemble_id: str, own_claim: str) -> Runnin
     job_ids = sorted({str(job_id) for held in claims for job_id in held["job_ids"]})
     statuses = {job["jobId"]: job["status"] for job in describe_jobs(batch_client(), job_ids)}
     running = RunningSubmissions([], set())
+    compile_job = None
     for held in claims:
         unfinished = [job_id for job_id in held["job_ids"] if statuses.get(job_id) not in (None, *TERMINAL)]
         if unfinished:
             running.job_ids.extend(unfinished)
             running.replicates.update(int(r) for r in held["missing"])
-    return running
+        if held.get("compile_job") in unfinished:
+            compile_job = str(held["compile_job"])
+    return replace(running, compile_job=compile_job)
 
 
 def missing_replicates(bucket: str, manifest: Manifest) -> list[int]:
@@ -280,11 +289,18 @@ def write_unless_held(
 
 
 def submit_jobs(
-    bucket: str, manifest: Manifest, plan_key: str, missing: int, compiled_marker: str
-) -> list[str]:
-    """Submit a compile job unless its marker shows the model's build is published, then array jobs.
+    bucket: str,
+    manifest: Manifest,
+    plan_key: str,
+    missing: int,
+    compiled_marker: str,
+    running_compile_job: str | None = None,
+) -> tuple[list[str], str | None]:
+    """Submit a compile job unless the model's build is published or being built, then array jobs.
 
-    The array jobs run over the plan's children, each depending on the compile job when there is one.
+    The build is published when its marker exists, and being built by ``running_compile_job`` (an
+    earlier submission's, not ended). The array jobs run over the plan's children, each depending on the
+    compile job when there is one. Return the new jobs and the compile job they depend on.
     """
     queue = os.environ["JOB_QUEUE_ARN"]
     name = f"stanfleet-{manifest.ensemble_id}"
@@ -296,14 +312,17 @@ def submit_jobs(
     }
     job_ids: list[str] = []
     depends_on: list[dict[str, str]] = []
+    compile_job = None
     if not object_exists(bucket, compiled_marker):
-        compile_job = batch_client().submit_job(
-            jobName=f"{name}-compile",
-            jobQueue=queue,
-            jobDefinition=os.environ["COMPILE_JOB_DEFINITION_ARN"],
-            parameters=parameters,
-        )["jobId"]
-        job_ids.append(compile_job)
+        compile_job = running_compile_job
+        if compile_job is None:
+            compile_job = batch_client().submit_job(
+                jobName=f"{name}-compile",
+                jobQueue=queue,
+                jobDefinition=os.environ["COMPILE_JOB_DEFINITION_ARN"],
+                parameters=parameters,
+            )["jobId"]
+            job_ids.append(compile_job)
         depends_on.append({"jobId": compile_job})
     children = -(-missing // manifest.replicates_per_child)
     for offset in range(0, children, MAX_ARRAY_SIZE):
@@ -320,7 +339,7 @@ def submit_jobs(
         if size > 1:  # Batch arrays hold 2..10,000 children; a single child is a plain job (index 0)
             request["arrayProperties"] = {"size": size}
         job_ids.append(batch_client().submit_job(**request)["jobId"])
-    return job_ids
+    return job_ids, compile_job
 
 
 def object_exists(bucket: str, key: str) -> bool:

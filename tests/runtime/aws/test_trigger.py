@@ -237,9 +237,17 @@ def queued(aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
         trigger.batch_client.cache_clear()
 
 
-def earlier_claim(s3: Any, job_ids: list[str], missing: list[int]) -> None:
-    """The claim a first submission left, its jobs still queued."""
-    plan = {"ensemble_id": ENSEMBLE, "missing": missing, "replicates_per_child": 2, "job_ids": job_ids}
+def earlier_claim(s3: Any, job_ids: list[str], missing: list[int], compile_job: str | None = None) -> None:
+    """The claim a first submission left, its jobs still queued (claims before 2026-12-07 name no
+    ``compile_job``)."""
+    plan: dict[str, Any] = {
+        "ensemble_id": ENSEMBLE,
+        "missing": missing,
+        "replicates_per_child": 2,
+        "job_ids": job_ids,
+    }
+    if compile_job is not None:
+        plan["compile_job"] = compile_job
     s3.put_object(Bucket=BUCKET, Key=f"claims/{ENSEMBLE}/first-upload.json", Body=json.dumps(plan).encode())
 
 
@@ -265,6 +273,23 @@ def test_a_rerun_with_a_larger_r_submits_only_what_the_running_jobs_do_not_cover
     assert plan["missing"] == [4, 6]
     assert outcome["job_ids"][:2] == queued["earlier"]
     assert len(outcome["job_ids"]) == 4  # + a compile job and one fit job (2 replicates, 2 per child)
+
+
+def test_new_array_jobs_wait_for_the_running_compile_job_instead_of_compiling_again(
+    queued: dict[str, Any],
+) -> None:
+    """A --wait submission uploads a manifest each time its replicates double: one compile job for all."""
+    compile_job, fit_job = queued["earlier"]
+    earlier_claim(queued["s3"], queued["earlier"], missing=[0, 1, 2, 3], compile_job=compile_job)
+    outcome = trigger.handler(upload(queued["s3"], manifest(8, 2)), None)["outcomes"][0]
+    assert outcome["status"] == "submitted"
+    *earlier, new_fit = outcome["job_ids"]
+    assert earlier == [compile_job, fit_job]  # no second compile job
+    (described,) = queued["batch"].describe_jobs(jobs=[new_fit])["jobs"]
+    assert described["dependsOn"] == [{"jobId": compile_job}]
+    assert described["arrayProperties"]["size"] == 2  # replicates 4..7, 2 per child
+    plan = json.loads(queued["s3"].get_object(Bucket=BUCKET, Key=outcome["claim"])["Body"].read())
+    assert plan["compile_job"] == compile_job  # the next manifest waits for it too
 
 
 def test_a_model_already_compiled_for_this_job_definition_gets_no_compile_job(aws: dict[str, Any]) -> None:
