@@ -553,7 +553,8 @@ def print_what_if(estimates: list[Estimate], settings: Settings, overheads: Over
         for e in estimates:
             other = estimate(e.scenario, replace(settings, **change), overheads)
             saved = e.per_1000(e.total) - other.per_1000(other.total)
-            cells.append(f"${other.per_1000(other.total):.5f} (-${saved:.5f})")
+            sign = "-" if saved >= 0 else "+"
+            cells.append(f"${other.per_1000(other.total):.5f} ({sign}${abs(saved):.5f})")
         print(f"  {title}\n  {'':<22}" + "".join(f"{cell:>30}" for cell in cells))
 
 
