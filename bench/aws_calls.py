@@ -603,10 +603,8 @@ def print_fitted_run(run: FittedRun) -> None:
         f"{len(run.children)} ({sizes} replicates; {run.per_child} per child); mean fit here {run.fit_seconds:.3f} s"
     )
     print(
-        "  (compile jobs here depend on timing: the stand-in starts each job at once, so a compile job may publish\n"
-        "  its marker before the next manifest arrives, and that upload's trigger submits none. On AWS the first\n"
-        "  compile job waits minutes for capacity: every upload of a --wait run submits one, as bench/aws_cost.py\n"
-        "  assumes.)"
+        "  (one compile job per ensemble: a later manifest's arrays wait for the one queued or running, or find\n"
+        "  the build it published, as bench/aws_cost.py assumes.)"
     )
     operations = sorted({op for actor in ACTORS for op in run.counts.get(actor, {})})
     print(f"\n  {'operation':<38}" + "".join(f"{actor:>10}" for actor in ACTORS) + f"{'total':>10}")
