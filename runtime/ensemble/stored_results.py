@@ -1,16 +1,17 @@
 """Read an ensemble's stored results: as result objects, or streamed into a score table.
 
 One listing, then the reads run on ``RESULT_READERS`` threads (a remote store's reads are latency-bound,
-so R = 10,000 results take seconds instead of minutes), a bounded window of them ahead of the reader: the
-payloads never sit in memory all together. A result is an object of its own or a line of a batch
+so R = 10,000 results take seconds instead of minutes), at most ``RESULTS_AHEAD`` results ahead of the
+reader: the payloads never sit in memory all together. A result is an object of its own or a line of a batch
 (:func:`runtime.store.keys.result_batch_key`); a replicate stored twice (a batch rewritten after a retry)
 is read once, from the object listed first.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.score_table import ScoreTable, ScoreTableBuilder
@@ -19,10 +20,13 @@ from runtime.store.protocol import ObjectStore
 
 RESULT_READERS = 10
 """Threads reading results; botocore keeps 10 connections per client by default."""
-KEYS_PER_TASK = 16
-"""Results each thread reads in one task: a task per result costs more than a local read."""
-TASKS_AHEAD = 2 * RESULT_READERS
-"""Tasks in flight: at most this many times KEYS_PER_TASK results are read ahead of the one parsed."""
+RESULTS_PER_TASK = 16
+"""Results each thread reads in one task (a batch object holding more is a task alone): a task per
+single-result object costs more than a local read."""
+RESULTS_AHEAD = 1000
+"""Results read at most ahead of the one parsed, counted by the names of the objects in flight: 10
+batch objects of 100, 60 tasks of single results. It bounds the memory of the read-ahead (a result of
+1000 scalars is about 300 KB) whether a store holds batches or one object per result."""
 
 
 def result_keys(store: ObjectStore, ensemble_id: str, requested: int) -> list[str]:
@@ -46,11 +50,32 @@ def stored_payloads(store: ObjectStore, keys: list[str]) -> Iterator[bytes]:
     def read(task: list[str]) -> list[bytes]:
         return [store.get(key) for key in task]
 
-    tasks = [keys[start : start + KEYS_PER_TASK] for start in range(0, len(keys), KEYS_PER_TASK)]
+    tasks = _reading_tasks(keys)
     with ThreadPoolExecutor(max_workers=RESULT_READERS) as pool:
-        for start in range(0, len(tasks), TASKS_AHEAD):
-            for payloads in pool.map(read, tasks[start : start + TASKS_AHEAD]):
-                yield from payloads
+        in_flight: deque[tuple[Future[list[bytes]], int]] = deque()
+        ahead, submitted = 0, 0
+        while submitted < len(tasks) or in_flight:
+            while submitted < len(tasks) and (not in_flight or ahead + tasks[submitted][1] <= RESULTS_AHEAD):
+                task, results = tasks[submitted]
+                in_flight.append((pool.submit(read, task), results))
+                ahead += results
+                submitted += 1
+            future, results = in_flight.popleft()
+            yield from future.result()
+            ahead -= results
+
+
+def _reading_tasks(keys: list[str]) -> list[tuple[list[str], int]]:
+    """``keys`` in order, grouped into tasks of about RESULTS_PER_TASK results: (keys, results)."""
+    tasks: list[tuple[list[str], int]] = []
+    for key in keys:
+        results = len(replicates_of_result_key(key))
+        if tasks and tasks[-1][1] + results <= RESULTS_PER_TASK:
+            tasks[-1][0].append(key)
+            tasks[-1] = (tasks[-1][0], tasks[-1][1] + results)
+        else:
+            tasks.append(([key], results))
+    return tasks
 
 
 def batch_payload(results: list[bytes]) -> bytes:

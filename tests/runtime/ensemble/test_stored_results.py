@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import runtime.ensemble.stored_results as stored_results
-from runtime.ensemble.stored_results import RESULT_READERS, load_results, load_score_table, result_keys
+from runtime.ensemble.stored_results import (
+    RESULT_READERS,
+    load_results,
+    load_score_table,
+    result_keys,
+    stored_payloads,
+)
 from runtime.sbc.results import ReplicateResult
 from runtime.sbc.score_table import ScoreTable
 from runtime.store.keys import result_batch_key, result_key
@@ -30,9 +37,11 @@ def test_results_load_in_replicate_order_from_many_reader_threads(tmp_path: Path
     assert [r.replicate for r in loaded] == list(range(2 * RESULT_READERS + 1))
 
 
-def test_the_score_table_streams_every_requested_result_in_windows(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(stored_results, "KEYS_PER_TASK", 2)
-    monkeypatch.setattr(stored_results, "TASKS_AHEAD", 2)
+def test_the_score_table_streams_every_requested_result_in_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored_results, "RESULTS_PER_TASK", 2)
+    monkeypatch.setattr(stored_results, "RESULTS_AHEAD", 4)
     store = LocalDirectoryStore(tmp_path)
     results = ensemble(12, lambda rng: int(rng.integers(0, 100)))
     for result in results:
@@ -44,6 +53,37 @@ def test_the_score_table_streams_every_requested_result_in_windows(tmp_path: Pat
     assert table.names == expected.names
     np.testing.assert_array_equal(table.scores["rank"], expected.scores["rank"])
     np.testing.assert_array_equal(table.scores["mean"], expected.scores["mean"])
+
+
+class CountingStore(LocalDirectoryStore):
+    """A local store that counts the objects read."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes:
+        payload = super().get(key)
+        with self._lock:
+            self.reads += 1
+        return payload
+
+
+def test_the_read_ahead_is_bounded_by_results_not_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 1000-scalar results are 30 MB each: reading 20 tasks of them ahead took 3.5 GiB."""
+    monkeypatch.setattr(stored_results, "RESULTS_AHEAD", 25)
+    store = CountingStore(tmp_path)
+    for first in range(0, 200, 10):
+        batch = range(first, first + 10)
+        store.put(result_batch_key(ENSEMBLE, batch, "w"), b"\n".join(failed_result(r) for r in batch))
+    keys = result_keys(store, ENSEMBLE, 200)
+    ahead = []
+    for received, _ in enumerate(stored_payloads(store, keys)):
+        ahead.append(store.reads - received)  # objects read, this one included, not yet handed over
+    assert len(ahead) == 20 and max(ahead) <= 1 + 25 // 10
 
 
 def test_batches_and_single_results_read_together_each_replicate_once(tmp_path: Path) -> None:
