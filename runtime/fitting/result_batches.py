@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from runtime.ensemble.stored_results import batch_payload
-from runtime.fitting.fit_replicate import describe_failure
+from runtime.fitting.retries import with_retries
 from runtime.fitting.worker_interface import BatchWindow
 from runtime.sbc.results import ReplicateResult
 from runtime.store.keys import result_batch_key
@@ -130,22 +130,13 @@ class ResultBatcher:
         replicates = [result.replicate for result in batch]
         key = result_batch_key(self._ensemble_id, replicates, self._writer)
         payload = batch_payload([result.to_json() for result in batch])
-        error = None
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                self._store.put(key, payload)
-                error = None
-                break
-            except Exception as exc:  # an error of the store: retried, then the replicates are unfitted
-                error, detail = describe_failure(exc)
-                print(
-                    f"batch of {len(batch)} results ({key}): attempt {attempt} of {WRITE_ATTEMPTS} at "
-                    f"writing it failed: {error}\n{detail}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if attempt < WRITE_ATTEMPTS:
-                    time.sleep(RETRY_DELAY_SECONDS * attempt)
+        _, error = with_retries(
+            lambda: self._store.put(key, payload),
+            attempts=WRITE_ATTEMPTS,
+            delay=RETRY_DELAY_SECONDS,
+            subject=f"batch of {len(batch)} results ({key})",
+            failure="at writing it failed",
+        )
         if error is None:
             print(f"wrote {len(batch)} results: {key}", file=sys.stderr, flush=True)
         self._held = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -19,8 +18,9 @@ from runtime.engines.base import CompiledModel
 from runtime.engines.choice import get_engine
 from runtime.ensemble.spec import EnsembleSpec, fit_seed, load_spec
 from runtime.errors import StanFleetError
-from runtime.fitting.fit_replicate import describe_failure, fit_replicate
+from runtime.fitting.fit_replicate import fit_replicate
 from runtime.fitting.result_batches import ResultBatcher, StoredCallback
+from runtime.fitting.retries import with_retries
 from runtime.fitting.scoring import LOG_LIK_NAME
 from runtime.fitting.shared_builds import compile_shared
 from runtime.fitting.worker_interface import (
@@ -167,24 +167,18 @@ class WorkerSession:
             on_fitted(replicate)
 
     def _fit_with_retries(self, work: _EnsembleWork, replicate: int) -> tuple[ReplicateResult | None, str]:
-        """Fit one replicate, retrying errors of the machinery: the result, or None and the last error."""
-        error = ""
-        for attempt in range(1, MACHINERY_ATTEMPTS + 1):
-            try:
-                return self._fit_one(work, replicate), ""
-            except (
-                Exception
-            ) as exc:  # fit_one returns the model's failures: anything raised is the machinery's
-                error, detail = describe_failure(exc)
-                print(
-                    f"replicate {replicate}: attempt {attempt} of {MACHINERY_ATTEMPTS} hit an error of the "
-                    f"machinery, not the model: {error}\n{detail}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if attempt < MACHINERY_ATTEMPTS:
-                    time.sleep(RETRY_DELAY_SECONDS * attempt)
-        return None, error
+        """Fit one replicate, retrying errors of the machinery: the result, or None and the last error.
+
+        ``_fit_one`` returns the model's failures as results: anything it raises is the machinery's.
+        """
+        result, error = with_retries(
+            lambda: self._fit_one(work, replicate),
+            attempts=MACHINERY_ATTEMPTS,
+            delay=RETRY_DELAY_SECONDS,
+            subject=f"replicate {replicate}",
+            failure="hit an error of the machinery, not the model",
+        )
+        return result, error or ""
 
     def _fit_one(self, work: _EnsembleWork, replicate: int) -> ReplicateResult:
         spec = work.spec
