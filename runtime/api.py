@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from runtime.aws.stack import DEFAULT_STACK
 from runtime.errors import StanFleetError
@@ -50,6 +51,7 @@ def run_ensemble(
     no_progress: bool = False,
     stack: str = _DEFAULT.stack,
     region: str | None = None,
+    scheduler: str | Any | None = None,
     replicates_per_child: int | str = _DEFAULT.replicates_per_child,
     wait: bool = True,
     spot_price: float = _DEFAULT.spot_price,
@@ -79,7 +81,8 @@ def run_ensemble(
     engine
         ``auto`` (CmdStanPy where CmdStan is installed, else PyStan), ``cmdstanpy`` or ``pystan``.
     backend
-        ``local`` (worker processes here) or ``aws`` (Batch jobs on the deployed stack).
+        ``local`` (worker processes here), ``aws`` (Batch jobs on the deployed stack) or ``dask`` (tasks on
+        the Dask cluster of ``scheduler``).
     store
         Where specs, inputs and results live: a directory or ``s3://`` URI (default:
         ``$STANFLEET_STORE`` or ``~/.cache/stanfleet/store``).
@@ -107,8 +110,12 @@ def run_ensemble(
         Show no progress bar.
     stack, region
         The deployed stack and its region (``backend="aws"``).
+    scheduler
+        With ``backend="dask"``: the scheduler's address (default: ``$DASK_SCHEDULER_ADDRESS``) or a
+        ``distributed.Client``. Every worker must reach ``store``.
     replicates_per_child
-        Replicates per Batch array child, or ``"auto"`` (about 3 minutes of fits each).
+        Replicates per Batch array child or Dask task, or ``"auto"`` (about 3 minutes of fits per child,
+        30 s per task).
     wait
         With ``backend="aws"``: follow the jobs and report; False returns a
         :class:`SubmittedEnsemble` once the jobs are submitted (read it later with

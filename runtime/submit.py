@@ -15,7 +15,7 @@ from runtime.aws.manifest import AUTO, TARGET_CHILD_SECONDS
 from runtime.engines.choice import ENGINE_NAMES
 from runtime.engines.settings import AUTO_THIN
 from runtime.errors import exit_status
-from runtime.executors.choice import BACKENDS
+from runtime.executors.choice import BACKENDS, TARGET_TASK_SECONDS
 from runtime.executors.lifetime import exit_quickly, forked_children_die_with_this_process
 from runtime.model.test_quantities import ALL
 from runtime.pipeline.request import EnsembleRequest, field_default
@@ -93,7 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         default=field_default("backend"),
         help=f"where fits run, one of {', '.join(BACKENDS)}: local runs worker processes on this machine, "
-        "aws runs Batch jobs on the deployed stack (default: %(default)s)",
+        "aws runs Batch jobs on the deployed stack, dask runs tasks on a Dask cluster (default: %(default)s)",
+    )
+    parser.add_argument_group("Dask backend").add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (default: $DASK_SCHEDULER_ADDRESS); "
+        "every worker must reach --store (a shared directory or an s3:// URI)",
     )
     aws = parser.add_argument_group("AWS backend")
     aws.add_argument(
@@ -104,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--replicates-per-child",
         type=int_or_auto,
         default=field_default("replicates_per_child"),
-        help="replicates each Batch array child fits in turn, so children run minutes, not seconds; "
-        f"auto times one fit here and packs about {TARGET_CHILD_SECONDS:.0f} s of fits per child "
-        "(default: %(default)s)",
+        help="replicates each Batch array child (or Dask task) fits in turn, so children run minutes, not "
+        f"seconds; auto times one fit here and packs about {TARGET_CHILD_SECONDS:.0f} s of fits per child "
+        f"({TARGET_TASK_SECONDS:.0f} s per Dask task) (default: %(default)s)",
     )
     aws.add_argument(
         "--wait",

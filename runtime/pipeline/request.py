@@ -68,6 +68,8 @@ class EnsembleRequest:
     no_progress: bool = False
     stack: str = DEFAULT_STACK
     region: str | None = None
+    scheduler: str | Any | None = None
+    """The Dask scheduler's address, or a ``distributed.Client`` (``backend="dask"``)."""
     replicates_per_child: int | str = AUTO
     wait: bool = True
     spot_price: float = ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
@@ -125,6 +127,12 @@ class EnsembleRequest:
             raise StanFleetError(
                 f"--replicates must be an integer in 1..{MAX_REPLICATES:,}, got {self.replicates:,}"
             )
+        if self.scheduler is not None and not (
+            isinstance(self.scheduler, str) or _is_dask_client(self.scheduler)
+        ):
+            raise StanFleetError(
+                f"scheduler must be an address or a distributed.Client, got {type(self.scheduler).__name__}"
+            )
         if self.workers < 1:
             raise StanFleetError(f"--workers must be a positive integer, got {self.workers}")
         if self.backend not in BACKENDS:
@@ -139,6 +147,14 @@ class EnsembleRequest:
             )
         self.settings.validate()
         self.verdict_options  # noqa: B018 (VerdictOptions checks the level and mode as it is built)
+
+
+def _is_dask_client(value: object) -> bool:
+    try:  # distributed is imported only when a Dask cluster is asked for
+        from distributed import Client
+    except ImportError:
+        return False
+    return isinstance(value, Client)
 
 
 def field_default(name: str) -> object:

@@ -26,7 +26,7 @@ from runtime.ensemble.prepare import (
 from runtime.ensemble.run_record import RunRecord, save_run_record
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, fit_seed
 from runtime.errors import MachineryError, StanFleetError
-from runtime.executors.choice import Backend, open_backend
+from runtime.executors.choice import Backend, Packing, open_backend
 from runtime.executors.progress import progress_reporter
 from runtime.executors.protocol import Unfitted
 from runtime.model.conform import ReplicateInputs, conform_base_data, load_base_data
@@ -50,7 +50,13 @@ class Interrupted(KeyboardInterrupt):
 
 
 def choose_replicates_per_child(
-    requested: int | str, model: CompiledModel, first: ReplicateInputs, spec: EnsembleSpec, *, engine: str
+    requested: int | str,
+    model: CompiledModel,
+    first: ReplicateInputs,
+    spec: EnsembleSpec,
+    *,
+    engine: str,
+    packing: Packing,
 ) -> int:
     """The flag's value, or for ``auto`` the packing that one timed local fit of the first replicate suggests."""
     if requested != AUTO:
@@ -70,17 +76,17 @@ def choose_replicates_per_child(
             score_log_lik=False,
         )
         failure = trial.error if trial.status != "ok" else None
-    except MachineryError as exc:  # the machine's trouble here says nothing about the fits on AWS
+    except MachineryError as exc:  # the machine's trouble here says nothing about the fits elsewhere
         failure = str(exc)
     if failure is not None:
         print(
             f"a trial fit of replicate {first.replicate} failed here ({failure}); "
-            f"packing {DEFAULT_REPLICATES_PER_CHILD} replicates per array child"
+            f"packing {DEFAULT_REPLICATES_PER_CHILD} replicates per {packing.unit}"
         )
         return DEFAULT_REPLICATES_PER_CHILD
-    per_child = replicates_per_child(trial.sample_seconds)
+    per_child = replicates_per_child(trial.sample_seconds, packing.target_seconds)
     print(
-        f"a trial fit took {trial.sample_seconds:.2f} s here: {per_child} replicates per array child "
+        f"a trial fit took {trial.sample_seconds:.2f} s here: {per_child} replicates per {packing.unit} "
         f"(about {per_child * trial.sample_seconds / 60:.1f} min each)"
     )
     return per_child
@@ -100,6 +106,7 @@ def run_request(request: EnsembleRequest) -> EnsembleReport | SubmittedEnsemble:
         wait=request.wait,
         stack=request.stack,
         region=request.region,
+        scheduler=request.scheduler,
     )
     with backend.warm_up():
         return _submit(request, backend)
@@ -206,9 +213,14 @@ def fit_missing(
     first = inputs.first_inputs(first_chunk)
     check_against_model(model, first, spec.base_data, fit_seed(ensemble_id, first.replicate))
     per_child = 1
-    if backend.packs_replicates:
+    if backend.packing is not None:
         per_child = choose_replicates_per_child(
-            request.replicates_per_child, model, first, spec, engine=backend.local_engine.name
+            request.replicates_per_child,
+            model,
+            first,
+            spec,
+            engine=backend.local_engine.name,
+            packing=backend.packing,
         )
     publish_specs(spec, backend.store)
     inputs.publish(first_chunk)

@@ -27,6 +27,7 @@ from runtime.ensemble.run_record import RunRecord
 from runtime.ensemble.spec import DatasetSpec, EnsembleSpec, GeneratorSource
 from runtime.ensemble.stored_results import stored_objects
 from runtime.executors import batch as batch_executor
+from runtime.executors.choice import Packing
 from runtime.model.conform import ReplicateInputs
 from runtime.pipeline.request import EnsembleRequest
 from runtime.pipeline.run import choose_replicates_per_child
@@ -502,6 +503,9 @@ def test_help_documents_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in text
 
 
+BATCH_PACKING = Packing(180.0, "array child")
+
+
 def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) -> None:
     model_file = Path(MODEL)
     model = get_engine("pystan").compile(model_file)
@@ -514,10 +518,12 @@ def test_auto_packing_times_one_local_fit(capsys: pytest.CaptureFixture[str]) ->
         "pystan",
     )
     inputs = ReplicateInputs(0, {"lambda": np.array(2.0)}, {"y": np.array([1, 2, 3, 0, 2])})
-    per_child = choose_replicates_per_child("auto", model, inputs, spec, engine="pystan")
+    per_child = choose_replicates_per_child(
+        "auto", model, inputs, spec, engine="pystan", packing=BATCH_PACKING
+    )
     assert per_child >= 1
     assert f"{per_child} replicates per array child" in capsys.readouterr().out
-    assert choose_replicates_per_child(7, model, inputs, spec, engine="pystan") == 7
+    assert choose_replicates_per_child(7, model, inputs, spec, engine="pystan", packing=BATCH_PACKING) == 7
 
 
 RESUME = "interrupted: finished results are kept; rerun the same command to resume"

@@ -118,7 +118,7 @@ def test_aws_auto_fits_with_cmdstanpy_and_checks_locally_with_pystan(stack: str)
     assert backend.store.uri == "s3://stanfleet-bucket"
     assert backend.vcpus_per_job == 4.0
     assert backend.where == "on AWS Batch (stack StanFleet)"
-    assert backend.packs_replicates
+    assert backend.packing is not None and backend.packing.unit == "array child"
     executor = backend.executor(requested=10, wait=False, replicates_per_child=5)
     assert isinstance(executor, BatchExecutor)
     assert executor._replicates_per_child == 5

@@ -1,0 +1,324 @@
+"""The Dask backend: tasks of replicates on any ``dask.distributed`` cluster.
+
+The cluster is the user's: a scheduler and workers started by hand (``dask scheduler``, ``dask
+worker``), by ``dask_jobqueue`` as Slurm/PBS/SGE/LSF jobs, or a ``LocalCluster``. Every worker must
+reach the store (a shared directory or an ``s3://`` bucket), which is checked from the workers before
+anything is fitted. The model compiles once, as one task; then the replicates go out in tasks of
+several each (tens of seconds of fits), at most a few per worker thread in flight, so R = 10^5 never
+means 10^5 futures. Progress comes from the batches the tasks write; a task whose worker died is run
+again by Dask and skips what it had stored. Ctrl-C asks the tasks to stop after their current fit and
+waits for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from distributed import Client, Event, Future, KilledWorker
+
+from runtime.errors import StanFleetError
+from runtime.executors.dask_tasks import compile_task, fit_task, probe_store
+from runtime.executors.protocol import ProgressCallback, Unfitted
+from runtime.fitting.replicate_task import TaskOutcome
+from runtime.store.protocol import ObjectStore
+
+CONNECT_SECONDS = 20.0
+"""How long to try to reach the scheduler before giving up."""
+WORKER_WAIT_SECONDS = 300.0
+"""How long to wait for a first worker to join (a Slurm job may queue before it starts one)."""
+TASKS_PER_THREAD = 8
+"""A task is at most 1/8 of a worker thread's share of the ensemble: the last tasks finish close together."""
+TASKS_IN_FLIGHT_PER_THREAD = 2
+"""Tasks submitted ahead per worker thread: each thread has its next task queued, no more."""
+MIN_TASKS_IN_FLIGHT = 4
+THREADS_REFRESH_SECONDS = 5.0
+"""How often the window follows the cluster's size (an adaptive cluster grows and shrinks)."""
+STOP_GRACE_SECONDS = 120.0
+"""After Ctrl-C, how long the tasks get to finish their current fit and write what they hold."""
+
+
+def connect(scheduler: str | Client) -> tuple[Client, bool]:
+    """The client for ``scheduler`` (an address, or a client already made) and whether we made it."""
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    try:
+        return Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False), True
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise StanFleetError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+
+
+def check_store_from_workers(client: Client, store: ObjectStore) -> int:
+    """Refuse a store that a worker cannot read or write; return the number of workers checked.
+
+    Waits for a first worker, then has every worker read a probe object written here and write its own.
+    """
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+    except TimeoutError:
+        raise StanFleetError(
+            f"no Dask worker joined the scheduler {client.scheduler.address} within "
+            f"{WORKER_WAIT_SECONDS:.0f} s: start workers (README: Running on a Dask or Slurm cluster)"
+        ) from None
+    key, payload = f"probes/dask-{secrets.token_hex(8)}", secrets.token_bytes(16)
+    store.put(key, payload)
+    try:
+        answers = client.run(probe_store, store.uri, key, payload, on_error="return")
+    finally:
+        store.delete(key)
+    for worker, answer in sorted(answers.items()):
+        if isinstance(answer, ImportError):
+            raise StanFleetError(
+                f"the Dask worker {worker} cannot import StanFleet ({answer}): start workers in the project's "
+                "environment, in its folder or with PYTHONPATH set to it (README: Running on a Dask or "
+                "Slurm cluster)"
+            )
+        if isinstance(answer, BaseException):
+            answer = f"{type(answer).__name__}: {answer}"
+        if answer is not None:
+            raise StanFleetError(
+                f"the Dask worker {worker} cannot use the store {store.uri} ({answer}): use a directory "
+                "every worker mounts at the same path, or an s3:// store"
+            )
+    return len(answers)
+
+
+def cluster_threads(client: Client) -> int:
+    """Worker threads on the cluster now (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
+
+
+def task_size(replicates: int, per_task: int, threads: int) -> int:
+    """Replicates per task: ``per_task``, made smaller so every thread gets several tasks."""
+    return max(1, min(per_task, math.ceil(replicates / (TASKS_PER_THREAD * threads))))
+
+
+class DaskExecutor:
+    """Runs an ensemble's replicates as Dask tasks of ``replicates_per_task`` (at most) each.
+
+    Used as a context manager, it closes on exit the client it made (not one it was given).
+    """
+
+    def __init__(
+        self, client: Client, store: ObjectStore, *, replicates_per_task: int, owns_client: bool
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._per_task = replicates_per_task
+        self._owns_client = owns_client
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def with_replicates_per_task(self, per_task: int) -> DaskExecutor:
+        """The same executor packing ``per_task`` replicates per task at most."""
+        return DaskExecutor(
+            self._client, self._store, replicates_per_task=per_task, owns_client=self._owns_client
+        )
+
+    def run(
+        self,
+        ensemble_id: str,
+        replicates: Sequence[int],
+        on_progress: ProgressCallback,
+        published: Iterable[Sequence[int]] | None = None,
+    ) -> list[Unfitted]:
+        """Compile on one worker, then fit the replicates in tasks as their inputs are published.
+
+        Return the replicates errors of the machinery left without a result; raise StanFleetError when a
+        task fails outright (finished results are kept).
+        """
+        if not replicates:
+            return []
+        on_progress(0, "compiling on a Dask worker")
+        self._compile(ensemble_id)
+        per_task = task_size(len(replicates), self._per_task, cluster_threads(self._client))
+        run = _EnsembleRun(self._client, self._store.uri, ensemble_id, set(replicates), per_task, on_progress)
+        return run.run(published or [replicates])
+
+    def _compile(self, ensemble_id: str) -> None:
+        future = self._client.submit(
+            compile_task, self._store.uri, ensemble_id, key=f"stanfleet-compile-{ensemble_id}", pure=False
+        )
+        try:
+            future.result()
+        except Exception as exc:
+            raise StanFleetError(
+                f"compiling the model on a Dask worker failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+_Event = tuple[str, Any]
+"""(kind, payload) from Dask's callbacks and the publishing thread to the dispatch loop."""
+
+
+class _EnsembleRun:
+    """One run's dispatch loop: tasks out as inputs are published, a bounded number in flight."""
+
+    def __init__(
+        self,
+        client: Client,
+        store_uri: str,
+        ensemble_id: str,
+        requested: set[int],
+        per_task: int,
+        on_progress: ProgressCallback,
+    ) -> None:
+        self._client = client
+        self._store_uri = store_uri
+        self._ensemble_id = ensemble_id
+        self._requested = requested
+        self._per_task = per_task
+        self._on_progress = on_progress
+        token = secrets.token_hex(6)
+        self._topic = f"stanfleet-{ensemble_id}-{token}"
+        self._stop = Event(f"stanfleet-stop-{ensemble_id}-{token}", client=client)
+        self._events: queue.Queue[_Event] = queue.Queue()
+        self._in_flight: dict[Future, list[int]] = {}
+        self._stored: set[int] = set()
+        self._unfitted: dict[int, Unfitted] = {}
+        self._threads = cluster_threads(client)
+        self._threads_read = time.monotonic()
+
+    def run(self, published: Iterable[Sequence[int]]) -> list[Unfitted]:
+        """Dispatch until every published replicate's task has ended; stop the tasks on the way out."""
+        self._client.subscribe_topic(self._topic, lambda event: self._events.put(("stored", event[1])))
+        stop_publishing = threading.Event()
+        threading.Thread(
+            target=_read_batches, args=(published, self._events, stop_publishing), daemon=True
+        ).start()
+        finished = False
+        try:
+            self._dispatch()
+            finished = True
+        finally:
+            stop_publishing.set()
+            if not finished:
+                self._stop_tasks()
+            with contextlib.suppress(Exception):  # the scheduler may be gone
+                self._client.unsubscribe_topic(self._topic)
+        left = self._requested - self._stored - set(self._unfitted)
+        if left:
+            raise StanFleetError(
+                f"the Dask tasks ended with {len(left)} replicates neither fitted nor given up on "
+                f"(replicate {min(left)}); finished results are kept, rerun the same command to resume"
+            )
+        return sorted(self._unfitted.values(), key=lambda unfitted: unfitted.replicate)
+
+    def _dispatch(self) -> None:
+        pending: deque[int] = deque()
+        all_published = False
+        self._report()
+        while not (all_published and not pending and not self._in_flight):
+            while (
+                pending
+                and len(self._in_flight) < self._window()
+                and (all_published or len(pending) >= self._per_task)
+            ):
+                self._submit([pending.popleft() for _ in range(min(self._per_task, len(pending)))])
+            kind, payload = self._events.get()
+            if kind == "batch":
+                pending.extend(payload)
+            elif kind == "published":
+                all_published = True
+            elif kind == "failed":
+                raise payload
+            elif kind == "stored":
+                self._record(payload["replicates"], payload["error"])
+            elif kind == "done":
+                self._task_ended(payload)
+            self._report()
+
+    def _submit(self, replicates: list[int]) -> None:
+        future = self._client.submit(
+            fit_task,
+            self._store_uri,
+            self._ensemble_id,
+            replicates,
+            self._stop.name,
+            self._topic,
+            key=f"stanfleet-fit-{self._ensemble_id}-{replicates[0]}-{secrets.token_hex(4)}",
+            pure=False,
+        )
+        self._in_flight[future] = replicates
+        future.add_done_callback(lambda done: self._events.put(("done", done)))
+
+    def _task_ended(self, future: Future) -> None:
+        replicates = self._in_flight.pop(future, None)
+        if replicates is None:  # already dealt with
+            return
+        if future.status == "finished":
+            outcome: TaskOutcome = future.result()
+            self._record(outcome.stored, None)
+            for replicate, error in outcome.unfitted:
+                self._record([replicate], error)
+            return
+        exception = future.exception() if future.status == "error" else None
+        if isinstance(exception, KilledWorker):  # Dask gave up: its workers kept dying on this task
+            for replicate in replicates:
+                self._record([replicate], f"KilledWorker: {exception}")
+            return
+        what = f"{type(exception).__name__}: {exception}" if exception else f"the task was {future.status}"
+        raise StanFleetError(
+            f"a Dask task (replicates {replicates[0]}-{replicates[-1]}) failed: {what}; finished results "
+            "are kept, rerun the same command to resume"
+        )
+
+    def _record(self, replicates: list[int], error: str | None) -> None:
+        for replicate in replicates:
+            if replicate not in self._requested:
+                continue
+            if error is None:
+                self._stored.add(replicate)
+                self._unfitted.pop(replicate, None)
+            elif replicate not in self._stored:
+                self._unfitted[replicate] = Unfitted(replicate, error)
+
+    def _report(self) -> None:
+        self._on_progress(len(self._stored), f"{len(self._in_flight)} tasks on {self._threads} threads")
+
+    def _window(self) -> int:
+        if time.monotonic() - self._threads_read > THREADS_REFRESH_SECONDS:
+            self._threads, self._threads_read = cluster_threads(self._client), time.monotonic()
+        return max(MIN_TASKS_IN_FLIGHT, TASKS_IN_FLIGHT_PER_THREAD * self._threads)
+
+    def _stop_tasks(self) -> None:
+        """Ask the tasks to stop after their current fit, wait for them, cancel whatever is left.
+
+        A second Ctrl-C while waiting cancels at once (a running fit then finishes on its own).
+        """
+        futures = list(self._in_flight)
+        try:
+            self._stop.set()
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while any(not future.done() for future in futures) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            with contextlib.suppress(Exception):  # the scheduler may be gone
+                self._client.cancel(futures, force=True)
+
+
+def _read_batches(
+    published: Iterable[Sequence[int]], events: queue.Queue[_Event], stop: threading.Event
+) -> None:
+    """Forward each published batch of replicates, then the end of them or the error that ended them."""
+    try:
+        for batch in published:
+            if stop.is_set():
+                return
+            events.put(("batch", list(batch)))
+    except BaseException as exc:  # handed to the dispatch loop, which raises it
+        events.put(("failed", exc))
+    else:
+        events.put(("published", None))

@@ -1,0 +1,90 @@
+"""The one-node Slurm harness: a batch job runs, Dask workers run as Slurm jobs, nothing is left after."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dask_jobqueue import SLURMCluster
+from distributed import Client
+
+from tests.runtime.helpers.slurm import LocalSlurm, one_node_slurm, processes_of, require_slurm
+
+ROOT = Path(__file__).resolve().parents[3]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def slurm() -> Iterator[LocalSlurm]:
+    require_slurm()
+    with one_node_slurm() as cluster:
+        yield cluster
+
+
+def wait_for_empty_queue(slurm: LocalSlurm, timeout: float = 30.0) -> None:
+    """Poll squeue until no job is left (scancel returns before the jobs are gone)."""
+    deadline = time.monotonic() + timeout
+    while jobs := slurm.job_ids():
+        assert time.monotonic() < deadline, f"jobs {jobs} still queued after {timeout} s"
+        time.sleep(0.2)
+
+
+def squared(number: int) -> int:
+    """Run on a worker; pickled by reference, so the worker must import this module from the repo."""
+    return number * number
+
+
+def slurm_job_id() -> str | None:
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def test_a_batch_job_runs_and_the_cluster_leaves_nothing_behind(tmp_path: Path) -> None:
+    require_slurm()
+    written = tmp_path / "written.txt"
+    with one_node_slurm() as slurm:
+        job = slurm.run(
+            "sbatch",
+            "--parsable",
+            "--wait",
+            f"--output={tmp_path}/job-%j.out",
+            f"--wrap=echo $SLURM_JOB_ID > {written}",
+            timeout=60,
+        ).strip()
+        assert written.read_text().strip() == job
+        assert slurm.job_ids() == []
+    assert not slurm.directory.exists()
+    assert processes_of(slurm) == {}
+
+
+def test_dask_workers_run_as_slurm_jobs(
+    slurm: LocalSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))  # dask-jobqueue calls sbatch and scancel with ours
+    with (
+        SLURMCluster(
+            queue=slurm.partition,
+            cores=1,
+            processes=1,
+            memory="1GB",
+            walltime="00:05:00",
+            python=sys.executable,
+            job_script_prologue=[f"cd {ROOT}"],  # python -m puts the working directory on sys.path
+            log_directory=str(tmp_path / "logs"),
+            interface="lo",
+            scheduler_options={"host": "127.0.0.1", "dashboard_address": ":0"},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        cluster.scale(2)
+        client.wait_for_workers(2, timeout=60)
+        assert client.submit(squared, 7).result(timeout=30) == 49
+        job_ids = set(client.run(slurm_job_id).values())
+        assert job_ids == {job.job_id for job in cluster.workers.values()}
+        assert len(job_ids) == 2
+        assert set(slurm.job_ids()) == job_ids
+    wait_for_empty_queue(slurm)
