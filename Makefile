@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast lint bench synth cmdstan
 
-$(STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt package.json package-lock.json
+$(STAMP): requirements.txt requirements-dev.txt runtime/requirements.txt package.json package-lock.json pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	npm ci --no-audit --no-fund
 	touch $(STAMP)
 

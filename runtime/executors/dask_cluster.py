@@ -25,7 +25,7 @@ from typing import Any
 from distributed import Client, Event, Future, KilledWorker
 
 from runtime.errors import StanFleetError
-from runtime.executors.dask_tasks import compile_task, fit_task, probe_store
+from runtime.executors.dask_tasks import compile_task, fit_task, probe_store, stanfleet_importable
 from runtime.executors.protocol import ProgressCallback, Unfitted
 from runtime.fitting.replicate_task import TaskOutcome
 from runtime.store.protocol import ObjectStore
@@ -41,6 +41,7 @@ TASKS_IN_FLIGHT_PER_THREAD = 2
 MIN_TASKS_IN_FLIGHT = 4
 THREADS_REFRESH_SECONDS = 5.0
 """How often the window follows the cluster's size (an adaptive cluster grows and shrinks)."""
+ENVIRONMENT_HINT = "make installs StanFleet into .venv; README: Running on a Dask or Slurm cluster"
 STOP_GRACE_SECONDS = 120.0
 """After Ctrl-C, how long the tasks get to finish their current fit and write what they hold."""
 
@@ -58,7 +59,8 @@ def connect(scheduler: str | Client) -> tuple[Client, bool]:
 def check_store_from_workers(client: Client, store: ObjectStore) -> int:
     """Refuse a store that a worker cannot read or write; return the number of workers checked.
 
-    Waits for a first worker, then has every worker read a probe object written here and write its own.
+    Waits for a first worker, has every worker read a probe object written here and write its own, then
+    runs one trivial task (the scheduler unpickles tasks, so it must import StanFleet too).
     """
     try:
         client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
@@ -76,9 +78,8 @@ def check_store_from_workers(client: Client, store: ObjectStore) -> int:
     for worker, answer in sorted(answers.items()):
         if isinstance(answer, ImportError):
             raise StanFleetError(
-                f"the Dask worker {worker} cannot import StanFleet ({answer}): start workers in the project's "
-                "environment, in its folder or with PYTHONPATH set to it (README: Running on a Dask or "
-                "Slurm cluster)"
+                f"the Dask worker {worker} cannot import StanFleet ({answer}); start workers in the project's "
+                f"environment ({ENVIRONMENT_HINT})"
             )
         if isinstance(answer, BaseException):
             answer = f"{type(answer).__name__}: {answer}"
@@ -87,6 +88,14 @@ def check_store_from_workers(client: Client, store: ObjectStore) -> int:
                 f"the Dask worker {worker} cannot use the store {store.uri} ({answer}): use a directory "
                 "every worker mounts at the same path, or an s3:// store"
             )
+    try:  # the scheduler unpickles the tasks: it must import StanFleet as the workers do
+        client.submit(stanfleet_importable, pure=False).result()
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise StanFleetError(
+            f"the Dask scheduler {client.scheduler.address} cannot take StanFleet's tasks "
+            f"({type(exc).__name__}: {first_line}); start it in the project's environment ({ENVIRONMENT_HINT})"
+        ) from None
     return len(answers)
 
 

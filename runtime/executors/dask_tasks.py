@@ -23,6 +23,11 @@ DASK_TASK_WINDOW = BatchWindow(max_results=100, max_seconds=10.0)
 worker killed mid-task loses at most 10 s of its fits."""
 
 
+def stanfleet_importable() -> bool:
+    """True: run where StanFleet imports (sent by reference, it fails to unpickle anywhere else)."""
+    return True
+
+
 def probe_store(store_uri: str, key: str, expected: bytes) -> str | None:
     """Read the submitter's probe object and write one of our own: None, or what went wrong, in a line."""
     store = open_store(store_uri)

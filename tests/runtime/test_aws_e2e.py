@@ -42,7 +42,6 @@ from runtime.aws import trigger
 from runtime.aws.manifest import Manifest
 from runtime.aws.spot_notice import METADATA_ENDPOINT_VARIABLE
 from runtime.collect import main as collect_main
-from runtime.ensemble.stored_results import result_keys, result_payloads
 from runtime.executors import batch as batch_executor
 from runtime.fitting.worker_interface import BATCH_RESULTS_VARIABLE, BATCH_SECONDS_VARIABLE
 from runtime.store.keys import (
@@ -68,6 +67,7 @@ from tests.runtime.helpers.batch_runner import (
 from tests.runtime.helpers.engines_present import ENGINES
 from tests.runtime.helpers.fake_imds import FakeImds, running_fake_imds
 from tests.runtime.helpers.poisson_example import MODEL, QUICK_SAMPLER, ROOT, example_arguments
+from tests.runtime.helpers.stored_results import results_by_replicate
 
 pytestmark = pytest.mark.aws_e2e
 
@@ -75,7 +75,6 @@ SETTINGS = [*QUICK_SAMPLER, "--no-progress"]
 COMMAND = [*example_arguments(), *SETTINGS]
 QUANTITIES_MODEL = str(ROOT / "tests" / "data" / "poisson_quantities.stan")
 TEST_QUANTITIES = ["--test-quantities", "log_lambda,y_rep_mean"]
-TIMINGS = ("sample_seconds", "total_seconds")
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 
@@ -339,21 +338,6 @@ def launch(
     outcome = handle(event)
     assert outcome["status"] == "submitted", outcome
     return ensemble_id, outcome
-
-
-def without_timings(result: bytes) -> dict[str, Any]:
-    fields = dict(json.loads(result))
-    for name in TIMINGS:
-        fields.pop(name)
-    return fields
-
-
-def results_by_replicate(store: ObjectStore, ensemble_id: str, requested: int) -> dict[int, dict[str, Any]]:
-    """The results of ``0..requested-1`` in ``store`` as collect reads them (either layout), without
-    their timings, by replicate."""
-    keys = result_keys(store, ensemble_id, requested)
-    results = [without_timings(payload) for payload in result_payloads(store, keys, requested)]
-    return {result["replicate"]: result for result in results}
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -118,6 +118,13 @@ class LocalSlurm:
         """The jobs in the queue (pending, running or completing)."""
         return self.run("squeue", "--noheader", "--format=%i").split()
 
+    def wait_for_empty_queue(self, timeout: float = 30.0) -> None:
+        """Poll squeue until no job is left (scancel returns before the jobs are gone)."""
+        deadline = time.monotonic() + timeout
+        while jobs := self.job_ids():
+            assert time.monotonic() < deadline, f"jobs {jobs} still queued after {timeout} s"
+            time.sleep(0.2)
+
 
 def client_environment(environment: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without its ``SLURM_*`` variables, plus ``environment``."""

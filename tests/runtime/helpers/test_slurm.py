@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,14 +23,6 @@ def slurm() -> Iterator[LocalSlurm]:
     require_slurm()
     with one_node_slurm() as cluster:
         yield cluster
-
-
-def wait_for_empty_queue(slurm: LocalSlurm, timeout: float = 30.0) -> None:
-    """Poll squeue until no job is left (scancel returns before the jobs are gone)."""
-    deadline = time.monotonic() + timeout
-    while jobs := slurm.job_ids():
-        assert time.monotonic() < deadline, f"jobs {jobs} still queued after {timeout} s"
-        time.sleep(0.2)
 
 
 def squared(number: int) -> int:
@@ -87,4 +78,4 @@ def test_dask_workers_run_as_slurm_jobs(
         assert job_ids == {job.job_id for job in cluster.workers.values()}
         assert len(job_ids) == 2
         assert set(slurm.job_ids()) == job_ids
-    wait_for_empty_queue(slurm)
+    slurm.wait_for_empty_queue()
