@@ -148,6 +148,7 @@ def _dask_backend(*, engine: str, store: str, scheduler: str | Any | None) -> Ba
             client.close()
         raise
     executor = DaskExecutor(client, shared_store, replicates_per_task=1, owns_client=owns_client)
+    executor.preload(fit_engine)
     return Backend(
         store=shared_store,
         fit_engine=fit_engine,

@@ -25,7 +25,13 @@ from typing import Any
 from distributed import Client, Event, Future, KilledWorker
 
 from runtime.errors import StanFleetError
-from runtime.executors.dask_tasks import compile_task, fit_task, probe_store, stanfleet_importable
+from runtime.executors.dask_tasks import (
+    compile_task,
+    fit_task,
+    preload,
+    probe_store,
+    stanfleet_importable,
+)
 from runtime.executors.protocol import ProgressCallback, Unfitted
 from runtime.fitting.replicate_task import TaskOutcome
 from runtime.store.protocol import ObjectStore
@@ -76,13 +82,11 @@ def check_store_from_workers(client: Client, store: ObjectStore) -> int:
     finally:
         store.delete(key)
     for worker, answer in sorted(answers.items()):
-        if isinstance(answer, ImportError):
+        if isinstance(answer, BaseException):  # the probe catches the store's errors: this is the worker's
             raise StanFleetError(
-                f"the Dask worker {worker} cannot import StanFleet ({answer}); start workers in the project's "
-                f"environment ({ENVIRONMENT_HINT})"
+                f"the Dask worker {worker} cannot run StanFleet ({type(answer).__name__}: {answer}); start "
+                f"workers in the project's environment ({ENVIRONMENT_HINT})"
             )
-        if isinstance(answer, BaseException):
-            answer = f"{type(answer).__name__}: {answer}"
         if answer is not None:
             raise StanFleetError(
                 f"the Dask worker {worker} cannot use the store {store.uri} ({answer}): use a directory "
@@ -125,6 +129,10 @@ class DaskExecutor:
 
     def __enter__(self) -> DaskExecutor:
         return self
+
+    def preload(self, engine: str) -> None:
+        """Have every worker import the fitting code and ``engine`` now, while the submitter simulates."""
+        self._client.run(preload, engine, wait=False)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._owns_client:

@@ -6,12 +6,14 @@ import this package: it runs in the project's environment (README: Running on a 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import secrets
 
 from distributed import Event, get_worker
 
+from runtime.engines.choice import get_engine
 from runtime.executors.lifetime import forked_children_die_with_this_process
 from runtime.fitting.replicate_task import TaskOutcome, fit_replicate_task
 from runtime.fitting.session import compile_ensemble_model
@@ -58,6 +60,15 @@ def allow_child_processes() -> None:
     if process.daemon:
         process.daemon = False
     forked_children_die_with_this_process()
+
+
+def preload(engine: str) -> None:
+    """Import the fitting code and ``engine`` (seconds of imports), so the first task does not wait on them."""
+    allow_child_processes()
+    import runtime.fitting.fit_replicate  # noqa: F401 (ArviZ, SciPy: the scoring)
+
+    with contextlib.suppress(Exception):  # a worker without the engine says so in the compile task
+        get_engine(engine)
 
 
 def compile_task(store_uri: str, ensemble_id: str) -> None:

@@ -1,10 +1,13 @@
 """Fixtures shared by the runtime tests."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from runtime.sbc.results import ReplicateResult
 from tests.runtime.helpers.batch_runner import CREDENTIALS
 from tests.runtime.helpers.sbc_results import ensemble, uniform_rank
+from tests.runtime.helpers.slurm import LocalSlurm, one_node_slurm, require_slurm
 
 
 @pytest.fixture
@@ -23,3 +26,11 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def uniform_results() -> list[ReplicateResult]:
     """100 replicates whose ranks are uniform: a calibrated ensemble."""
     return ensemble(100, uniform_rank)
+
+
+@pytest.fixture
+def slurm() -> Iterator[LocalSlurm]:
+    """A one-node Slurm cluster on this machine, stopped after the test (skipped where Slurm cannot run)."""
+    require_slurm()
+    with one_node_slurm() as cluster:
+        yield cluster

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.dask_clusters import local_cluster, process_cluster
 from tests.runtime.helpers.engines_present import ENGINES
 from tests.runtime.helpers.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, submit_command
-from tests.runtime.helpers.slurm import LocalSlurm, one_node_slurm, require_slurm
+from tests.runtime.helpers.slurm import LocalSlurm
 from tests.runtime.helpers.stored_results import results_by_replicate
 
 R = 12
@@ -124,11 +123,12 @@ def test_on_scheduler_and_worker_processes_the_results_equal_the_local_backends(
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_costs_only_what_it_had_not_stored(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_worker_killed_mid_run_costs_only_what_it_had_not_stored(engine: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
     replicates = 40
     with local_cluster() as client:
-        killed: list[int] = []
+        stored_when_killed: list[int] = []
 
         def kill_a_worker_once_results_are_in() -> None:
             deadline = time.monotonic() + 120
@@ -136,13 +136,14 @@ def test_a_worker_killed_mid_run_costs_only_what_it_had_not_stored(tmp_path: Pat
                 time.sleep(0.05)
             pid = next(iter(client.run(os.getpid).values()))
             os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+            (ensemble,) = (path.name for path in (store / "ensembles").iterdir())
+            stored_when_killed.append(len(stored_once(store, ensemble)))
 
         killer = threading.Thread(target=kill_a_worker_once_results_are_in, daemon=True)
         killer.start()
-        report = run(store, "pystan", replicates, backend="dask", scheduler=client)
+        report = run(store, engine, replicates, backend="dask", scheduler=client)
         killer.join()
-    assert killed, "no worker was killed"
+    assert 0 < stored_when_killed[0] < replicates, "the worker was not killed mid-run"
     assert stored_once(store, report.ensemble_id) == list(range(replicates))
     assert report.calibrated is not None
 
@@ -211,34 +212,30 @@ def test_workers_that_cannot_reach_the_store_are_refused_before_anything_is_writ
 
 
 @pytest.mark.slow
-def test_workers_that_cannot_import_stanfleet_are_refused_in_one_line(tmp_path: Path) -> None:
-    shadow = tmp_path / "shadow"
-    (shadow / "runtime").mkdir(parents=True)  # another package named runtime comes first on the path
-    (shadow / "runtime" / "__init__.py").write_text("raise ImportError('not StanFleet')\n")
-    with (
-        process_cluster(tmp_path, workers=1, worker_environment={"PYTHONPATH": str(shadow)}) as address,
-        pytest.raises(
-            StanFleetError,
-            match=r"^the Dask worker \S+ cannot import StanFleet \(not StanFleet\); "
-            r"start workers in the project's environment",
+@pytest.mark.parametrize(
+    ("process", "refusal"),
+    [
+        (
+            "worker",
+            r"^the Dask worker \S+ cannot run StanFleet \(\w+: .*not StanFleet.*\); start workers in the ",
         ),
-    ):
-        run(tmp_path / "store", "pystan", backend="dask", scheduler=address)
-    assert not (tmp_path / "store" / "ensembles").exists()
-
-
-@pytest.mark.slow
-def test_a_scheduler_that_cannot_import_stanfleet_is_refused_in_one_line(tmp_path: Path) -> None:
-    shadow = tmp_path / "shadow"
-    (shadow / "runtime").mkdir(parents=True)
-    (shadow / "runtime" / "__init__.py").write_text("raise ImportError('not StanFleet')\n")
-    with (
-        process_cluster(tmp_path, workers=1, scheduler_environment={"PYTHONPATH": str(shadow)}) as address,
-        pytest.raises(
-            StanFleetError,
-            match=r"^the Dask scheduler \S+ cannot take StanFleet's tasks \(RuntimeError: Error during "
-            r"deserialization of the task graph\. This frequently\); start it in the project's environment",
+        (
+            "scheduler",
+            r"^the Dask scheduler \S+ cannot take StanFleet's tasks \(RuntimeError: Error during deserialization "
+            r"of the task graph\. This frequently\); start it in the project's environment",
         ),
+    ],
+)
+def test_a_worker_or_scheduler_that_cannot_import_stanfleet_is_refused_in_one_line(
+    process: str, refusal: str, tmp_path: Path
+) -> None:
+    shadow = tmp_path / "shadow"
+    (shadow / "runtime").mkdir(parents=True)  # another package named runtime comes first on its path
+    (shadow / "runtime" / "__init__.py").write_text("raise ImportError('not StanFleet')\n")
+    environment = {f"{process}_environment": {"PYTHONPATH": str(shadow)}}
+    with (
+        process_cluster(tmp_path, workers=1, **environment) as address,
+        pytest.raises(StanFleetError, match=refusal),
     ):
         run(tmp_path / "store", "pystan", backend="dask", scheduler=address)
     assert not (tmp_path / "store" / "ensembles").exists()
@@ -303,13 +300,6 @@ def test_r_of_100000_keeps_a_bounded_window_of_tasks_in_flight(
     assert max(in_flight) <= dask_cluster.MIN_TASKS_IN_FLIGHT
 
 
-@pytest.fixture
-def slurm() -> Iterator[LocalSlurm]:
-    require_slurm()
-    with one_node_slurm() as cluster:
-        yield cluster
-
-
 @pytest.mark.slow
 def test_an_ensemble_runs_on_dask_workers_that_are_slurm_jobs(
     slurm: LocalSlurm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -318,18 +308,7 @@ def test_an_ensemble_runs_on_dask_workers_that_are_slurm_jobs(
 
     monkeypatch.setenv("SLURM_CONF", str(slurm.conf))  # dask-jobqueue calls sbatch and scancel with ours
     with (
-        SLURMCluster(
-            queue=slurm.partition,
-            cores=1,
-            processes=1,
-            memory="1GB",
-            walltime="00:10:00",
-            python=sys.executable,
-            job_script_prologue=[f"export PYTHONPATH={ROOT}"],
-            log_directory=str(tmp_path / "logs"),
-            interface="lo",
-            scheduler_options={"host": "127.0.0.1", "dashboard_address": ":0"},
-        ) as cluster,
+        SLURMCluster(**slurm.dask_workers(tmp_path / "logs")) as cluster,
         Client(cluster) as client,
     ):
         cluster.scale(2)

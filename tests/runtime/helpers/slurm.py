@@ -25,12 +25,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,7 @@ PROGRAMS = ("munged", "slurmctld", "slurmd", "sinfo", "srun", "sbatch", "squeue"
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 """The daemons live in /usr/sbin, which a non-login PATH may lack."""
 PARTITION = "debug"
+PROJECT = Path(__file__).resolve().parents[3]
 STOP_SECONDS = 15.0
 """How long a daemon, or a cancelled job's processes, get to end on their own before being killed."""
 DRAIN_SECONDS = 30.0
@@ -117,6 +120,25 @@ class LocalSlurm:
     def job_ids(self) -> list[str]:
         """The jobs in the queue (pending, running or completing)."""
         return self.run("squeue", "--noheader", "--format=%i").split()
+
+    def dask_workers(self, log_directory: Path, walltime: str = "00:10:00") -> dict[str, Any]:
+        """``dask_jobqueue.SLURMCluster`` keywords for 1-core workers on this cluster, in this environment.
+
+        The job starts in the project's folder (``python -m`` puts it on ``sys.path``, so the workers import
+        the tests' modules too), with this interpreter; the scheduler listens on loopback.
+        """
+        return {
+            "queue": self.partition,
+            "cores": 1,
+            "processes": 1,
+            "memory": "1GB",
+            "walltime": walltime,
+            "python": sys.executable,
+            "job_script_prologue": [f"cd {PROJECT}"],
+            "log_directory": str(log_directory),
+            "interface": "lo",
+            "scheduler_options": {"host": "127.0.0.1", "dashboard_address": ":0"},
+        }
 
     def wait_for_empty_queue(self, timeout: float = 30.0) -> None:
         """Poll squeue until no job is left (scancel returns before the jobs are gone)."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +11,7 @@ from distributed import Client
 
 from tests.runtime.helpers.slurm import LocalSlurm, one_node_slurm, processes_of, require_slurm
 
-ROOT = Path(__file__).resolve().parents[3]
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def slurm() -> Iterator[LocalSlurm]:
-    require_slurm()
-    with one_node_slurm() as cluster:
-        yield cluster
 
 
 def squared(number: int) -> int:
@@ -57,18 +46,7 @@ def test_dask_workers_run_as_slurm_jobs(
 ) -> None:
     monkeypatch.setenv("SLURM_CONF", str(slurm.conf))  # dask-jobqueue calls sbatch and scancel with ours
     with (
-        SLURMCluster(
-            queue=slurm.partition,
-            cores=1,
-            processes=1,
-            memory="1GB",
-            walltime="00:05:00",
-            python=sys.executable,
-            job_script_prologue=[f"cd {ROOT}"],  # python -m puts the working directory on sys.path
-            log_directory=str(tmp_path / "logs"),
-            interface="lo",
-            scheduler_options={"host": "127.0.0.1", "dashboard_address": ":0"},
-        ) as cluster,
+        SLURMCluster(**slurm.dask_workers(tmp_path / "logs", walltime="00:05:00")) as cluster,
         Client(cluster) as client,
     ):
         cluster.scale(2)
