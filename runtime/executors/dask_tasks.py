@@ -6,6 +6,7 @@ import this package: it runs in the project's environment (README: Running on a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -62,9 +63,16 @@ def allow_child_processes() -> None:
     forked_children_die_with_this_process()
 
 
-def preload(engine: str) -> None:
-    """Import the fitting code and ``engine`` (seconds of imports), so the first task does not wait on them."""
-    allow_child_processes()
+async def preload(engine: str) -> None:
+    """Import the fitting code and ``engine`` (seconds of imports), so the first task does not wait on them.
+
+    A coroutine, so the submitter need not wait for it (``Client.run(..., wait=False)``); the imports run
+    on a thread, off the worker's event loop.
+    """
+    await asyncio.to_thread(_import_fitting, engine)
+
+
+def _import_fitting(engine: str) -> None:
     import runtime.fitting.fit_replicate  # noqa: F401 (ArviZ, SciPy: the scoring)
 
     with contextlib.suppress(Exception):  # a worker without the engine says so in the compile task
