@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/aws_calls.py
 	$(PY) bench/child_startup.py
 	$(PY) bench/aws_cost.py
+	$(PY) bench/dask_overhead.py
 
 # The AWS CDK app (app.py, stacks/): `make synth` writes the CloudFormation template and the staged
 # assets to cdk.out/ with the pinned CDK CLI (npm ci installs it), cdk-nag's checks included. No AWS

@@ -1,7 +1,8 @@
 """The Dask backend against the local backend on the same cores: the overhead of the engine.
 
-R = 200 replicates of the bundled Poisson example, 4 chains of 1000 + 1000 iterations (Stan's
-defaults), each engine present. The local side is ``python -m runtime.submit --backend local
+R = 200 replicates of the bundled Poisson example, 4 chains of ``--iterations`` warmup and sampling
+iterations each (default 1000, Stan's; fewer make the fits fast, where fixed costs show), each engine
+present. The local side is ``python -m runtime.submit --backend local
 --workers 2``; the Dask side is ``--backend dask --scheduler ADDRESS`` against a standing cluster of
 ``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1`` started beforehand, as a user's cluster
 stands (README: Running on a Dask or Slurm cluster). Every program is compiled beforehand; each command
@@ -10,7 +11,8 @@ local, Dask, Dask, local, .... Prints the wall times, the ratio of the fastest o
 the mean fit time, and each side's time beyond its fits (wall time less the fits' summed time over the
 workers): this machine's fit times vary by 10-20 % from run to run, the time beyond the fits less so.
 
-    .venv/bin/python bench/dask_overhead.py [--replicates 200] [--rounds 2] [--engine pystan ...]
+    .venv/bin/python bench/dask_overhead.py [--replicates 200] [--iterations 1000] [--rounds 3]
+        [--engine pystan ...]
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def fit_seconds(store: Path, replicates: int) -> tuple[float, float]:
     return mean_sample, sum(result.total_seconds for result in results) / WORKERS
 
 
-def measure(engine: str, replicates: int, rounds: int, scheduler: str, scratch: Path) -> None:
+def measure(
+    engine: str, replicates: int, iterations: int, rounds: int, scheduler: str, scratch: Path
+) -> None:
     """Time both backends ``rounds`` times each and print the comparison."""
     runs: dict[str, list[float]] = {"local": [], "dask": []}
     beyond_fits: dict[str, list[float]] = {"local": [], "dask": []}
@@ -67,6 +71,7 @@ def measure(engine: str, replicates: int, rounds: int, scheduler: str, scratch: 
         store = scratch / f"{engine}-{backend}-{index}"
         command = [
             *submit_command("--replicates", str(replicates), "--engine", engine, "--no-progress"),
+            *("--warmup", str(iterations), "--samples", str(iterations)),
             "--store",
             str(store),
             "--out",
@@ -81,7 +86,7 @@ def measure(engine: str, replicates: int, rounds: int, scheduler: str, scratch: 
         shutil.rmtree(store)
     local, dask = min(runs["local"]), min(runs["dask"])
     print(
-        f"{engine:>9}  R = {replicates}, {WORKERS} workers, mean fit {sum(mean_fits) / len(mean_fits):.3f} s: "
+        f"{engine:>9}  R = {replicates}, {iterations} + {iterations} iterations, {WORKERS} workers, mean fit {sum(mean_fits) / len(mean_fits):.3f} s: "
         f"local {local:.1f} s ({_all(runs['local'])}), Dask {dask:.1f} s ({_all(runs['dask'])}), "
         f"ratio {dask / local:.3f} (goal <= 1.15); beyond the fits: local {_all(beyond_fits['local'])} s, "
         f"Dask {_all(beyond_fits['dask'])} s"
@@ -102,6 +107,7 @@ def warm_up(engine: str, scratch: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--iterations", type=int, default=1000, help="warmup and sampling iterations")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each backend (default: 3)")
     parser.add_argument("--engine", nargs="+", default=None, help="default: every engine present")
     args = parser.parse_args()
@@ -112,7 +118,7 @@ def main() -> None:
             print(f"a standing Dask cluster at {scheduler}: {WORKERS} worker processes of 1 thread each")
             for engine in engines:
                 warm_up(engine, scratch)
-                measure(engine, args.replicates, args.rounds, scheduler, scratch)
+                measure(engine, args.replicates, args.iterations, args.rounds, scheduler, scratch)
 
 
 if __name__ == "__main__":

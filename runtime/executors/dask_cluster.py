@@ -40,8 +40,10 @@ CONNECT_SECONDS = 20.0
 """How long to try to reach the scheduler before giving up."""
 WORKER_WAIT_SECONDS = 300.0
 """How long to wait for a first worker to join (a Slurm job may queue before it starts one)."""
-TASKS_PER_THREAD = 8
-"""A task is at most 1/8 of a worker thread's share of the ensemble: the last tasks finish close together."""
+GUIDED_SHARE = 2
+"""A task takes at most 1/2 of a worker thread's share of the replicates not yet handed out (guided
+self-scheduling): tasks start large (up to ``--replicates-per-child``) and shrink to one replicate at the
+end, so the last tasks finish together and the tail is one fit, not one task."""
 TASKS_IN_FLIGHT_PER_THREAD = 2
 """Tasks submitted ahead per worker thread: each thread has its next task queued, no more."""
 MIN_TASKS_IN_FLIGHT = 4
@@ -108,9 +110,9 @@ def cluster_threads(client: Client) -> int:
     return max(1, sum(client.nthreads().values()))
 
 
-def task_size(replicates: int, per_task: int, threads: int) -> int:
-    """Replicates per task: ``per_task``, made smaller so every thread gets several tasks."""
-    return max(1, min(per_task, math.ceil(replicates / (TASKS_PER_THREAD * threads))))
+def next_task_size(unsubmitted: int, per_task: int, threads: int) -> int:
+    """Replicates in the next task: ``per_task``, less as the ensemble's end nears (see GUIDED_SHARE)."""
+    return max(1, min(per_task, math.ceil(unsubmitted / (GUIDED_SHARE * threads))))
 
 
 class DaskExecutor:
@@ -160,8 +162,9 @@ class DaskExecutor:
             return []
         on_progress(0, "compiling on a Dask worker")
         self._compile(ensemble_id)
-        per_task = task_size(len(replicates), self._per_task, cluster_threads(self._client))
-        run = _EnsembleRun(self._client, self._store.uri, ensemble_id, set(replicates), per_task, on_progress)
+        run = _EnsembleRun(
+            self._client, self._store.uri, ensemble_id, set(replicates), self._per_task, on_progress
+        )
         return run.run(published or [replicates])
 
     def _compile(self, ensemble_id: str) -> None:
@@ -207,6 +210,7 @@ class _EnsembleRun:
         self._unfitted: dict[int, Unfitted] = {}
         self._threads = cluster_threads(client)
         self._threads_read = time.monotonic()
+        self._unsubmitted = len(requested)
 
     def run(self, published: Iterable[Sequence[int]]) -> list[Unfitted]:
         """Dispatch until every published replicate's task has ended; stop the tasks on the way out."""
@@ -269,6 +273,7 @@ class _EnsembleRun:
             pure=False,
         )
         self._in_flight[future] = replicates
+        self._unsubmitted -= len(replicates)
         future.add_done_callback(lambda done: self._events.put(("done", done)))
 
     def _task_ended(self, future: Future) -> None:
