@@ -242,12 +242,11 @@ class _EnsembleRun:
         all_published = False
         self._report()
         while not (all_published and not pending and not self._in_flight):
-            while (
-                pending
-                and len(self._in_flight) < self._window()
-                and (all_published or len(pending) >= self._per_task)
-            ):
-                self._submit([pending.popleft() for _ in range(min(self._per_task, len(pending)))])
+            while pending and len(self._in_flight) < self._window():
+                size = next_task_size(self._unsubmitted, self._per_task, self._threads)
+                if len(pending) < size and not all_published:
+                    break  # the next inputs are being published
+                self._submit([pending.popleft() for _ in range(min(size, len(pending)))])
             kind, payload = self._events.get()
             if kind == "batch":
                 pending.extend(payload)
