@@ -434,7 +434,7 @@ GENERATOR_WITHOUT_Y = "data { int N; } generated quantities { real lambda = abs(
         ),
         (
             {"extra": ["--replicates", "3", "--backend", "slurm"]},
-            r"--backend must be one of local, aws, got 'slurm'",
+            r"--backend must be one of local, aws, dask, got 'slurm'",
         ),
         (
             {"extra": ["--replicates", "3", "--adapt-delta", "1.5"]},

@@ -68,7 +68,7 @@ def stack(aws_credentials: None) -> Iterator[str]:
 
 
 def test_an_unknown_backend_names_the_choices() -> None:
-    with pytest.raises(StanFleetError, match=r"^--backend must be one of local, aws, got 'slurm'$"):
+    with pytest.raises(StanFleetError, match=r"^--backend must be one of local, aws, dask, got 'slurm'$"):
         open_backend(**arguments(backend="slurm"))
 
 

@@ -42,7 +42,8 @@ def test_the_command_line_builds_the_request_it_describes() -> None:
         ({"wait": 1}, r"^wait must be True or False, got 1$"),
         ({"level": True}, r"^level must be a number, got True$"),
         ({"workers": 0}, r"^--workers must be a positive integer, got 0$"),
-        ({"backend": "slurm"}, r"^--backend must be one of local, aws, got 'slurm'$"),
+        ({"backend": "slurm"}, r"^--backend must be one of local, aws, dask, got 'slurm'$"),
+        ({"scheduler": 8786}, r"^scheduler must be an address or a distributed\.Client, got int$"),
         (
             {"replicates_per_child": 0},
             r"^--replicates-per-child must be 'auto' or an integer in 1\.\.\d+, got 0$",
