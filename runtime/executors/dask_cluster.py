@@ -32,7 +32,7 @@ from runtime.executors.dask_tasks import (
     probe_store,
     stanfleet_importable,
 )
-from runtime.executors.protocol import ProgressCallback, Unfitted
+from runtime.executors.protocol import ProgressCallback, Unfitted, forward_published
 from runtime.fitting.replicate_task import TaskOutcome
 from runtime.store.protocol import ObjectStore
 
@@ -217,7 +217,9 @@ class _EnsembleRun:
         self._client.subscribe_topic(self._topic, lambda event: self._events.put(("stored", event[1])))
         stop_publishing = threading.Event()
         threading.Thread(
-            target=_read_batches, args=(published, self._events, stop_publishing), daemon=True
+            target=forward_published,
+            args=(published, lambda kind, payload: self._events.put((kind, payload)), stop_publishing),
+            daemon=True,
         ).start()
         finished = False
         try:
@@ -328,18 +330,3 @@ class _EnsembleRun:
         finally:
             with contextlib.suppress(Exception):  # the scheduler may be gone
                 self._client.cancel(futures, force=True)
-
-
-def _read_batches(
-    published: Iterable[Sequence[int]], events: queue.Queue[_Event], stop: threading.Event
-) -> None:
-    """Forward each published batch of replicates, then the end of them or the error that ended them."""
-    try:
-        for batch in published:
-            if stop.is_set():
-                return
-            events.put(("batch", list(batch)))
-    except BaseException as exc:  # handed to the dispatch loop, which raises it
-        events.put(("failed", exc))
-    else:
-        events.put(("published", None))

@@ -23,7 +23,7 @@ from typing import Any
 
 from runtime.errors import StanFleetError
 from runtime.executors.lifetime import PARENT_PID_VARIABLE
-from runtime.executors.protocol import ProgressCallback, Unfitted
+from runtime.executors.protocol import ProgressCallback, Unfitted, forward_published
 from runtime.fitting.worker_interface import WORKER_CORES_VARIABLE
 from runtime.store.protocol import ObjectStore
 
@@ -156,7 +156,13 @@ class LocalProcessExecutor:
             threading.Thread(target=_read_reports, args=(worker, events), daemon=True).start()
         stop_publishing = threading.Event()
         threading.Thread(
-            target=_read_batches, args=(published or [replicates], events, stop_publishing), daemon=True
+            target=forward_published,
+            args=(
+                published or [replicates],
+                lambda kind, payload: events.put((kind, None, payload)),
+                stop_publishing,
+            ),
+            daemon=True,
         ).start()
         unfitted: list[Unfitted] = []
         try:
@@ -288,24 +294,6 @@ def _read_reports(worker: _Worker, events: queue.Queue[_Event]) -> None:
     with contextlib.suppress(ChildProcessError):  # already reaped: the dispatch loop has ended
         os.waitid(os.P_PID, worker.process.pid, os.WEXITED | os.WNOWAIT)
     events.put(("exited", worker, None))
-
-
-def _read_batches(
-    published: Iterable[Sequence[int]], events: queue.Queue[_Event], stop: threading.Event
-) -> None:
-    """Forward each published batch of replicates, then the end of them or the error that ended them.
-
-    Stop early once the dispatch loop has ended.
-    """
-    try:
-        for batch in published:
-            if stop.is_set():
-                return
-            events.put(("batch", None, list(batch)))
-    except BaseException as exc:  # handed to the dispatch loop, which raises it
-        events.put(("failed", None, exc))
-    else:
-        events.put(("published", None, None))
 
 
 def usable_cores() -> int:

@@ -7,9 +7,10 @@ submitter publishes their inputs, so fitting starts before the whole ensemble is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from runtime.store.keys import replicates_of_result_key, results_prefix
 from runtime.store.protocol import ObjectStore
@@ -61,3 +62,22 @@ def count_results(store: ObjectStore, ensemble_id: str, replicates: Sequence[int
         r for key in store.list_keys(results_prefix(ensemble_id)) for r in replicates_of_result_key(key)
     }
     return len(stored.intersection(replicates))
+
+
+def forward_published(
+    published: Iterable[Sequence[int]], put: Callable[[str, Any], None], stop: threading.Event
+) -> None:
+    """Pass on each published batch of replicates (``put("batch", [...])``), then ``("published", None)``.
+
+    The error that ended the publication is passed on as ``("failed", exc)`` for the dispatch loop to
+    raise. Runs on a thread; it stops early once ``stop`` is set (the dispatch loop has ended).
+    """
+    try:
+        for batch in published:
+            if stop.is_set():
+                return
+            put("batch", list(batch))
+    except BaseException as exc:  # handed to the dispatch loop, which raises it
+        put("failed", exc)
+    else:
+        put("published", None)
