@@ -97,12 +97,17 @@ def check_store_from_workers(client: Client, store: ObjectStore) -> int:
     try:  # the scheduler unpickles the tasks: it must import StanFleet as the workers do
         client.submit(stanfleet_importable, pure=False).result()
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StanFleetError(
             f"the Dask scheduler {client.scheduler.address} cannot take StanFleet's tasks "
-            f"({type(exc).__name__}: {first_line}); start it in the project's environment ({ENVIRONMENT_HINT})"
+            f"({first_line(exc)}); start it in the project's environment ({ENVIRONMENT_HINT})"
         ) from None
     return len(answers)
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: Dask's errors run to several lines, ours are one."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def cluster_threads(client: Client) -> int:
@@ -132,13 +137,13 @@ class DaskExecutor:
     def __enter__(self) -> DaskExecutor:
         return self
 
-    def preload(self, engine: str) -> None:
-        """Have every worker import the fitting code and ``engine`` now, while the submitter simulates."""
-        self._client.run(preload, engine, wait=False)
-
     def __exit__(self, *exc_info: object) -> None:
         if self._owns_client:
             self._client.close()
+
+    def preload(self, engine: str) -> None:
+        """Have every worker import the fitting code and ``engine`` now, while the submitter simulates."""
+        self._client.run(preload, engine, wait=False)
 
     def with_replicates_per_task(self, per_task: int) -> DaskExecutor:
         """The same executor packing ``per_task`` replicates per task at most."""
@@ -174,9 +179,7 @@ class DaskExecutor:
         try:
             future.result()
         except Exception as exc:
-            raise StanFleetError(
-                f"compiling the model on a Dask worker failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise StanFleetError(f"compiling the model on a Dask worker failed: {first_line(exc)}") from None
 
 
 _Event = tuple[str, Any]

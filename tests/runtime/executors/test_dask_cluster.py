@@ -25,7 +25,7 @@ from runtime.fitting.replicate_task import TaskOutcome
 from runtime.store.keys import results_prefix
 from runtime.store.local import LocalDirectoryStore
 from tests.runtime.helpers.dask_clusters import local_cluster, process_cluster
-from tests.runtime.helpers.engines_present import ENGINES
+from tests.runtime.helpers.engines_present import ENGINES, requires_cmdstan
 from tests.runtime.helpers.poisson_example import DATA, GENERATOR, MODEL, QUICK_SAMPLER, ROOT, submit_command
 from tests.runtime.helpers.slurm import LocalSlurm
 from tests.runtime.helpers.stored_results import results_by_replicate
@@ -239,6 +239,22 @@ def test_a_worker_or_scheduler_that_cannot_import_stanfleet_is_refused_in_one_li
     ):
         run(tmp_path / "store", "pystan", backend="dask", scheduler=address)
     assert not (tmp_path / "store" / "ensembles").exists()
+
+
+@pytest.mark.slow
+@requires_cmdstan
+def test_workers_without_cmdstan_fail_the_compile_task_in_one_line(tmp_path: Path) -> None:
+    with (
+        process_cluster(
+            tmp_path, workers=1, worker_environment={"CMDSTAN": str(tmp_path / "no-cmdstan")}
+        ) as address,
+        pytest.raises(StanFleetError) as refused,
+    ):
+        run(tmp_path / "store", "cmdstanpy", backend="dask", scheduler=address)
+    message = str(refused.value)
+    assert message.startswith("compiling the model on a Dask worker failed: StanFleetError: ")
+    assert "CmdStan" in message and "\n" not in message
+    assert not list((tmp_path / "store").glob("ensembles/*/results/*"))
 
 
 def test_an_unreachable_scheduler_and_a_missing_one_are_one_line_errors(
