@@ -8,7 +8,7 @@ a thin layer over the same pipeline (:mod:`runtime.pipeline.run`): both build on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,12 @@ _DEFAULT = EnsembleRequest(model=Path(), generator="", replicates=1)
 def run_ensemble(
     model: str | Path,
     *,
-    generator: str | Path,
     replicates: int,
+    generator: str | Path | None = None,
     data: str | Path | None = None,
+    posterior: str | Path | None = None,
+    predictive: Mapping[str, str] | Sequence[str] | None = None,
+    augment: str | None = None,
     seed: int = _DEFAULT.seed,
     workers: int | None = None,
     engine: str = _DEFAULT.engine,
@@ -56,7 +59,7 @@ def run_ensemble(
     wait: bool = True,
     spot_price: float = _DEFAULT.spot_price,
 ) -> EnsembleReport | SubmittedEnsemble:
-    """Simulate ``replicates`` datasets with ``generator``, fit ``model`` to each, and return the report.
+    """Simulate ``replicates`` datasets with ``generator`` (or draw them given ``posterior``), fit ``model`` to each, and return the report.
 
     Only what is not stored yet is fitted; the report files are written to ``out`` as the command line
     writes them.
@@ -67,13 +70,21 @@ def run_ensemble(
     ----------
     model
         The Stan program to check.
-    generator
-        A Stan program run with fixed_param, or ``package.module:function`` called as
-        ``function(numpy_rng, base_data) -> (true_values, data)``.
     replicates
         R, the number of simulated datasets to fit; raising it later reuses earlier fits.
+    generator
+        Prior SBC: a Stan program run with fixed_param, or ``package.module:function`` called as
+        ``function(numpy_rng, base_data) -> (true_values, data)``.
     data
         Base data (JSON) given to the generator and the model: sizes, covariates.
+    posterior
+        Posterior SBC (instead of ``generator``): the observed data (JSON). ``model`` is fitted to it once,
+        and each replicate refits it augmented with one posterior predictive draw of that fit.
+    predictive
+        With ``posterior``: ``{generated quantity: data variable}`` such as ``{"y_rep": "y"}``.
+    augment
+        With ``posterior``: ``package.module:function`` called as ``function(observed, simulated) -> data``,
+        for models whose declarations do not say how to append a draw to the observed data.
     seed
         The ensemble's seed: the datasets' and the fits' seeds derive from it.
     workers

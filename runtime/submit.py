@@ -45,11 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path, metavar="MODEL.stan", help="the Stan model to check")
     parser.add_argument(
         "--generator",
-        required=True,
         metavar="GENERATOR",
-        help="a Stan program run with fixed_param whose generated quantities name every model "
+        help="prior SBC: a Stan program run with fixed_param whose generated quantities name every model "
         "parameter and every simulated data variable, or package.module:function "
         "called as function(numpy_rng, base_data) -> (true_values, data)",
+    )
+    posterior = parser.add_argument_group("posterior SBC (instead of --generator)")
+    posterior.add_argument(
+        "--posterior",
+        type=Path,
+        metavar="OBSERVED.json",
+        help="check the inference conditional on this observed data: MODEL is fitted to it once (the "
+        "reference fit), and each replicate refits it augmented with one posterior predictive draw",
+    )
+    posterior.add_argument(
+        "--predictive",
+        action="append",
+        metavar="QUANTITY=DATA",
+        help="a generated quantity of MODEL that simulates a data variable, e.g. y_rep=y; repeat for "
+        "several; each draw is appended along the data's first dimension and its size variable grows",
+    )
+    posterior.add_argument(
+        "--augment",
+        metavar="package.module:function",
+        help="build a replicate's data yourself, as function(observed, simulated) -> data, where the "
+        "declarations do not say how to append (simulated maps each --predictive DATA to the draw)",
     )
     parser.add_argument(
         "--data",

@@ -21,6 +21,7 @@ from runtime.errors import StanFleetError
 from runtime.model.conform import SimulatedReplicate
 from runtime.model.stan_info import ModelInfo, read_model_info
 from runtime.store.keys import INPUT_BLOCK_SIZE, block_replicates
+from runtime.store.protocol import ObjectStore
 
 PythonGeneratorFunction = Callable[
     [np.random.Generator, Mapping[str, Any]], tuple[Mapping[str, Any], Mapping[str, Any]]
@@ -34,6 +35,10 @@ class Generator(Protocol):
 
     def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
         """Return the generator's output for every replicate of ``block``, in replicate order."""
+        ...
+
+    def publish_sources(self, store: ObjectStore, dataset_id: str) -> None:
+        """Write what the datasets are drawn from beside the dataset spec (posterior SBC's reference fit)."""
         ...
 
 
@@ -70,14 +75,16 @@ class StanGenerator:
             for draw, replicate in enumerate(block_replicates(block))
         ]
 
+    def publish_sources(self, store: ObjectStore, dataset_id: str) -> None:
+        """Nothing: the dataset spec holds the generator's code."""
+
 
 class PythonGenerator:
     """``package.module:function`` called as ``function(rng, base_data) -> (true_values, data)``."""
 
     def __init__(self, target: str, base_data: Mapping[str, Any]) -> None:
         self._function = load_python_generator(target)
-        module_source = inspect.getsource(inspect.getmodule(self._function) or self._function)
-        self.source = GeneratorSource(kind="python", code=module_source, target=target)
+        self.source = GeneratorSource(kind="python", code=function_source(self._function), target=target)
         self._base_data = dict(base_data)
         self._target = target
 
@@ -104,20 +111,37 @@ class PythonGenerator:
             simulations.append(SimulatedReplicate(replicate, values))
         return simulations
 
+    def publish_sources(self, store: ObjectStore, dataset_id: str) -> None:
+        """Nothing: the dataset spec holds the module's source."""
+
 
 def load_python_generator(target: str) -> PythonGeneratorFunction:
-    """Import ``package.module:function``; a clear error when it cannot be found."""
+    """Import the ``--generator`` ``package.module:function``; a clear error when it cannot be found."""
+    return load_function(target, flag="--generator", what="generator")
+
+
+def load_function(target: str, *, flag: str, what: str) -> Callable[..., Any]:
+    """Import ``package.module:function`` given to ``flag``; a one-line error naming it when it cannot be found."""
     module_name, _, function_name = target.partition(":")
     if not module_name or not function_name:
-        raise StanFleetError(f"--generator must be a .stan file or package.module:function, got {target!r}")
+        raise StanFleetError(
+            f"{flag} must be "
+            + ("a .stan file or " if flag == "--generator" else "")
+            + f"package.module:function, got {target!r}"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StanFleetError(f"cannot import generator module {module_name!r}: {exc}") from None
+        raise StanFleetError(f"cannot import {what} module {module_name!r}: {exc}") from None
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise StanFleetError(f"generator module {module_name!r} has no function {function_name!r}")
+        raise StanFleetError(f"{what} module {module_name!r} has no function {function_name!r}")
     return function
+
+
+def function_source(function: Callable[..., Any]) -> str:
+    """The source of the module defining ``function`` (kept in a dataset's identity)."""
+    return inspect.getsource(inspect.getmodule(function) or function)
 
 
 def open_generator(

@@ -31,6 +31,8 @@ class RunRecord:
     """The submitting command line's view of an ensemble.
 
     ``pricing = (vCPUs per job, USD per vCPU-hour)`` when the backend has one (AWS), else None.
+    ``posterior`` describes posterior SBC (the observed data, the ``--predictive`` pairs, the ``--augment``
+    hook and the reference fit's record); None for prior SBC.
     """
 
     model: str
@@ -41,15 +43,19 @@ class RunRecord:
     seed: int
     settings: dict[str, Any]
     pricing: tuple[float, float] | None = None
+    posterior: dict[str, Any] | None = None
 
     @property
     def run(self) -> dict[str, Any]:
         """The report's ``run`` section, without the cost estimate."""
-        return {name: getattr(self, name) for name in RUN_FIELDS}
+        run = {name: getattr(self, name) for name in RUN_FIELDS}
+        if self.posterior is not None:
+            run["posterior"] = self.posterior
+        return run
 
     def to_json(self) -> bytes:
         """Serialise for the store."""
-        raw: dict[str, Any] = self.run
+        raw: dict[str, Any] = self.run  # with posterior, when there is one
         if self.pricing is not None:
             raw["pricing"] = dict(zip(PRICING_FIELDS, self.pricing, strict=True))
         return json.dumps(raw, indent=1).encode()
@@ -63,14 +69,21 @@ class RunRecord:
             raise RunRecordError(f"not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise RunRecordError(f"must be a JSON object, got {type(raw).__name__}")
-        fields = set(raw) - {"pricing"}
+        fields = set(raw) - {"pricing", "posterior"}
         if fields != set(RUN_FIELDS):
             raise RunRecordError(f"must have the fields {sorted(RUN_FIELDS)}, got {sorted(fields)}")
         for name in RUN_FIELDS:
             expected, described = _FIELD_TYPES.get(name, (str, "a string"))
             if isinstance(raw[name], bool) or not isinstance(raw[name], expected):
                 raise RunRecordError(f"{name} must be {described}, got {raw[name]!r}")
-        return cls(**{name: raw[name] for name in RUN_FIELDS}, pricing=_pricing(raw.get("pricing")))
+        posterior = raw.get("posterior")
+        if posterior is not None and not isinstance(posterior, dict):
+            raise RunRecordError(f"posterior must be a JSON object, got {posterior!r}")
+        return cls(
+            **{name: raw[name] for name in RUN_FIELDS},
+            pricing=_pricing(raw.get("pricing")),
+            posterior=posterior,
+        )
 
 
 def _pricing(raw: Any) -> tuple[float, float] | None:

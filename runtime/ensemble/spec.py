@@ -16,7 +16,7 @@ from runtime.errors import StanFleetError
 from runtime.store.keys import spec_key
 from runtime.store.protocol import ObjectStore
 
-GeneratorKind = Literal["stan", "python"]
+GeneratorKind = Literal["stan", "python", "posterior"]
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,15 @@ class GeneratorSource:
     ``kind == "stan"``: ``code`` is a Stan program run with the fixed_param sampler.
     ``kind == "python"``: ``target`` is ``package.module:function`` and ``code`` the module's source
     (kept so that editing the generator changes the ensemble id).
+    ``kind == "posterior"`` (posterior SBC): ``code`` is the model whose reference fit to the observed data
+    (the dataset's base data) gives the draws; ``posterior`` holds the ``--predictive`` pairs, the reference
+    fit's sampler settings and the ``--augment`` hook (``target``) and its module's source.
     """
 
     kind: GeneratorKind
     code: str
     target: str = ""
+    posterior: dict[str, Any] | None = None
 
 
 def content_hash(identity: Mapping[str, Any]) -> str:
@@ -57,16 +61,15 @@ class DatasetSpec:
         return content_hash(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (without the id)."""
-        return {
-            "generator": {
-                "kind": self.generator.kind,
-                "code": self.generator.code,
-                "target": self.generator.target,
-            },
-            "base_data": self.base_data,
-            "seed": self.seed,
+        """Plain-JSON form (without the id); ``posterior`` only for posterior SBC, so older ids stand."""
+        generator: dict[str, Any] = {
+            "kind": self.generator.kind,
+            "code": self.generator.code,
+            "target": self.generator.target,
         }
+        if self.generator.posterior is not None:
+            generator["posterior"] = self.generator.posterior
+        return {"generator": generator, "base_data": self.base_data, "seed": self.seed}
 
     def to_json(self) -> bytes:
         """Serialise, including the id."""
@@ -173,6 +176,11 @@ def truth_seed(seed: int) -> int:
     posterior draws (its ranks are then uniform under correct inference).
     """
     return _derived_seed("truth", "fit-seed", seed)
+
+
+def reference_seed(seed: int) -> int:
+    """The sampler seed of posterior SBC's reference fit, derived from the ensemble seed."""
+    return _derived_seed("reference", "seed", seed)
 
 
 def generator_seed(dataset_id: str, index: int) -> int:

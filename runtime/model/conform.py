@@ -134,23 +134,23 @@ def conform_value(name: str, value: Any, declaration: Declaration, where: str) -
     return array
 
 
-def load_base_data(path: Path | None) -> dict[str, Any]:
-    """Read a JSON object of Stan data; no file means no base data."""
+def load_base_data(path: Path | None, flag: str = "--data") -> dict[str, Any]:
+    """Read a JSON object of Stan data given to ``flag``; no file means no data."""
     if path is None:
         return {}
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise StanFleetError(f"--data file not found: {path}") from None
+        raise StanFleetError(f"{flag} file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise StanFleetError(f"cannot read --data file {path}: {exc}") from None
+        raise StanFleetError(f"cannot read {flag} file {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise StanFleetError(
-            f"--data file {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"{flag} file {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     if not isinstance(raw, dict):
         raise StanFleetError(
-            f"--data file {path} must hold a JSON object of variable names to values, "
+            f"{flag} file {path} must hold a JSON object of variable names to values, "
             f"got {type(raw).__name__}"
         )
     return raw

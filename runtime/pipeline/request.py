@@ -16,6 +16,7 @@ from typing import Any
 from runtime.aws.manifest import AUTO, MAX_REPLICATES, MAX_REPLICATES_PER_CHILD
 from runtime.aws.stack import DEFAULT_STACK
 from runtime.engines.settings import SamplerSettings
+from runtime.ensemble.augmentation import parse_predictive
 from runtime.ensemble.cost import ASSUMED_SPOT_PRICE_PER_VCPU_HOUR
 from runtime.errors import StanFleetError
 from runtime.executors.choice import BACKENDS
@@ -44,9 +45,15 @@ class EnsembleRequest:
     """
 
     model: Path
-    generator: str
+    generator: str | None
     replicates: int
     data: Path | None = None
+    posterior: Path | None = None
+    """OBSERVED.json: posterior SBC, conditional on it (instead of ``generator``)."""
+    predictive: Mapping[str, str] | Sequence[str] | None = None
+    """``{generated quantity: data variable}``, or ``QUANTITY=DATA`` strings (posterior SBC)."""
+    augment: str | None = None
+    """``package.module:function`` building a replicate's data from the observed and simulated data."""
     seed: int = 1
     workers: int = field(default_factory=default_workers)
     engine: str = "auto"
@@ -88,10 +95,10 @@ class EnsembleRequest:
                 f"unknown argument {unknown[0]!r}; the arguments are: {', '.join(sorted(known))}"
             )
         values = {k: v for k, v in keywords.items() if v is not None or k not in ("workers", "store")}
-        for name in ("model", "data", "out"):
+        for name in ("model", "data", "out", "posterior"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("generator", "store"):
+        for name in ("generator", "store", "augment"):
             if values.get(name) is not None:
                 values[name] = str(values[name])
         return cls(**values)
@@ -123,6 +130,7 @@ class EnsembleRequest:
     def validate(self) -> None:
         """Raise StanFleetError naming the first field that breaks its rule, and the value it has."""
         check_types({f.name: getattr(self, f.name) for f in fields(self)})
+        self._validate_datasets_source()
         if not 1 <= self.replicates <= MAX_REPLICATES:
             raise StanFleetError(
                 f"--replicates must be an integer in 1..{MAX_REPLICATES:,}, got {self.replicates:,}"
@@ -147,6 +155,26 @@ class EnsembleRequest:
             )
         self.settings.validate()
         self.verdict_options  # noqa: B018 (VerdictOptions checks the level and mode as it is built)
+
+    def _validate_datasets_source(self) -> None:
+        """Prior SBC (``--generator``) or posterior SBC (``--posterior`` with ``--predictive``), not both."""
+        if self.posterior is None:
+            if self.generator is None:
+                raise StanFleetError(
+                    "give --generator (prior SBC) or --posterior OBSERVED.json (posterior SBC)"
+                )
+            for name, value in (("--predictive", self.predictive), ("--augment", self.augment)):
+                if value is not None:
+                    raise StanFleetError(f"{name} needs --posterior OBSERVED.json")
+            return
+        if self.generator is not None:
+            raise StanFleetError(
+                "--generator and --posterior exclude each other: posterior SBC draws its datasets from the "
+                "model's fit to OBSERVED.json"
+            )
+        if self.data is not None:
+            raise StanFleetError("--data and --posterior exclude each other: OBSERVED.json is the data")
+        parse_predictive(self.predictive or ())
 
 
 def _is_dask_client(value: object) -> bool:

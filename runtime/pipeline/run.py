@@ -32,6 +32,7 @@ from runtime.executors.protocol import Unfitted
 from runtime.model.conform import ReplicateInputs, conform_base_data, load_base_data
 from runtime.model.stan_info import ModelInfo, read_model_info
 from runtime.model.test_quantities import resolve_test_quantities
+from runtime.pipeline.posterior import open_posterior
 from runtime.pipeline.request import EnsembleRequest
 from runtime.report.ensemble_report import EnsembleReport, SubmittedEnsemble
 from runtime.report.files import preload_report
@@ -118,13 +119,22 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
     model_info = read_model_info(request.model)
     if not model_info.parameters:
         raise StanFleetError(f"{request.model} declares no parameters: there is nothing to calibrate")
-    raw_base_data = load_base_data(request.data)
-    base_data = conform_base_data(model_info, raw_base_data)
-    generator = open_generator(request.generator, backend.local_engine, model_info, raw_base_data)
+    generator: Generator
+    posterior_record = None
+    if request.posterior is not None:
+        posterior = open_posterior(request, model_info, backend.local_engine, backend.store)
+        generator, dataset, posterior_record = posterior.generator, posterior.dataset, posterior.record
+        base_data = conform_base_data(model_info, posterior.generator.fixed_data)
+    else:
+        assert request.generator is not None
+        raw_base_data = load_base_data(request.data)
+        base_data = conform_base_data(model_info, raw_base_data)
+        generator = open_generator(request.generator, backend.local_engine, model_info, raw_base_data)
+        dataset = DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=request.seed)
     spec = EnsembleSpec(
         model_name=request.model.stem,
         model_code=request.model.read_text(),
-        dataset=DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=request.seed),
+        dataset=dataset,
         base_data=base_data,
         settings=settings,
         engine=backend.fit_engine,
@@ -133,12 +143,13 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
     record = RunRecord(
         model=str(request.model),
         model_name=spec.model_name,
-        generator=request.generator,
+        generator=request.generator or f"posterior SBC, conditional on {request.posterior}",
         engine=spec.engine,
         backend=request.backend,
         seed=spec.dataset.seed,
         settings=settings.to_dict(),
         pricing=None if backend.vcpus_per_job is None else (backend.vcpus_per_job, request.spot_price),
+        posterior=posterior_record,
     )
     with fitting_lock(backend.store, spec.ensemble_id):
         retried = (
@@ -222,6 +233,7 @@ def fit_missing(
             engine=backend.local_engine.name,
             packing=backend.packing,
         )
+    generator.publish_sources(backend.store, spec.dataset_id)
     publish_specs(spec, backend.store)
     inputs.publish(first_chunk)
     save_run_record(backend.store, ensemble_id, record)  # for collect's report after --no-wait

@@ -72,6 +72,16 @@ def dataset_spec_key(dataset_id: str) -> str:
     return f"{dataset_prefix(dataset_id)}spec.json"
 
 
+def reference_fit_key(dataset_id: str) -> str:
+    """Key of posterior SBC's reference fit record (its diagnostics and thinning)."""
+    return f"{dataset_prefix(dataset_id)}reference/fit.json"
+
+
+def reference_draws_key(dataset_id: str) -> str:
+    """Key of posterior SBC's reference fit draws (a compressed NumPy archive)."""
+    return f"{dataset_prefix(dataset_id)}reference/draws.npz"
+
+
 def inputs_prefix(dataset_id: str) -> str:
     """Prefix of every input pack of one dataset set."""
     return f"{dataset_prefix(dataset_id)}inputs/"
