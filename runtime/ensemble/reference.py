@@ -66,6 +66,16 @@ class ReferenceFit:
             f"tail {self.min_ess_tail:.0f} ({self.min_ess_tail_of})"
         )
 
+    @property
+    def warning(self) -> str | None:
+        """What a problem of the reference fit means for the check, in one line; None without problems."""
+        if not self.problems:
+            return None
+        return (
+            f"warning: the reference fit has {'; '.join(self.problems)}: its draws may not be the posterior, "
+            "and posterior SBC then checks the wrong thing"
+        )
+
 
 def pooled_draws(variables: dict[str, np.ndarray], thin: int) -> dict[str, np.ndarray]:
     """Every ``thin``-th draw of each chain, chains one after another: arrays shaped ``(kept, *dims)``."""

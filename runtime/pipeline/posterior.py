@@ -84,12 +84,8 @@ def open_posterior(
     )
     generator.check_replicates(request.replicates)
     print(f"reference fit ({'reused' if stored else 'new'}): {reference.describe()}", flush=True)
-    if reference.problems:
-        print(
-            f"warning: the reference fit has {'; '.join(reference.problems)}: its draws may not be the "
-            "posterior, and posterior SBC then checks the wrong thing",
-            flush=True,
-        )
+    if reference.warning is not None:
+        print(reference.warning, flush=True)
     record = {
         "observed": str(request.posterior),
         "predictive": predictive,

@@ -15,10 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.ensemble.cost import CostEstimate, estimate_cost
+from runtime.report.conditioning import conditioning_line, posterior_run, reference_fit
 from runtime.report.figures import MAX_PANELS
 from runtime.sbc.verdict import (
     CORRECTION,
+    EBFMI_THRESHOLD,
+    ESS_THRESHOLD,
     PARAMETER,
+    RHAT_THRESHOLD,
     EnsembleSummary,
     Failure,
     QuantitySummary,
@@ -167,6 +171,7 @@ def render_index(summary: EnsembleSummary, plots: Mapping[str, bytes], table_fil
         *(_figure(name, png) for name, png in plots.items()),
         "<h2>Sampler diagnostics</h2>",
         _diagnostics(summary),
+        *_reference_fit(summary),
         "<h2>Failed replicates</h2>",
         _failures(summary, table_file),
         "<h2>How the ensemble ran</h2>",
@@ -211,6 +216,9 @@ def _verdict(summary: EnsembleSummary) -> str:
         f"{summary.family_level:g}; each ECDF band at level {summary.band_level:.3g}",
     ]
     details += [note for note in (summary.missing_note, summary.exclusion_note) if note is not None]
+    conditioning = conditioning_line(summary.run)
+    if conditioning is not None:
+        details.insert(0, conditioning[0].upper() + conditioning[1:])
     items = "".join(f"<li>{_e(d)}</li>" for d in details)
     return f'<div class="verdict {css}">{_e(verdict_text(summary))}</div>\n<ul>{items}</ul>'
 
@@ -349,6 +357,52 @@ def _diagnostics(summary: EnsembleSummary) -> str:
     )
 
 
+def _reference_fit(summary: EnsembleSummary) -> list[str]:
+    """Posterior SBC's reference fit: its draws and diagnostics, and a warning when any is flagged."""
+    reference = reference_fit(summary.run)
+    if reference is None:
+        return []
+    rows = [
+        ("draws", f"{reference.chains} chains x {reference.draws_per_chain}", ""),
+        ("kept for replicates", f"{reference.kept} (every {reference.thin}th draw of each chain)", ""),
+        ("divergent transitions", str(reference.divergences), "any"),
+        ("at the maximum tree depth", str(reference.max_treedepth_hits), "any"),
+        ("lowest E-BFMI", _number(reference.min_ebfmi, ".2f"), f"< {EBFMI_THRESHOLD:g}"),
+        (
+            "highest R-hat",
+            f"{_number(reference.max_rhat, '.3f')} ({reference.max_rhat_of})",
+            f"> {RHAT_THRESHOLD:g}",
+        ),
+        (
+            "lowest bulk ESS",
+            f"{_number(reference.min_ess_bulk, '.0f')} ({reference.min_ess_bulk_of})",
+            f"< {ESS_THRESHOLD:g}",
+        ),
+        (
+            "lowest tail ESS",
+            f"{_number(reference.min_ess_tail, '.0f')} ({reference.min_ess_tail_of})",
+            f"< {ESS_THRESHOLD:g}",
+        ),
+    ]
+    body = "".join(
+        f'<tr><td class="name">{_e(label)}</td><td>{_e(value)}</td><td>{_e(threshold)}</td></tr>'
+        for label, value, threshold in rows
+    )
+    verdict = (
+        f'<p class="broken">{_e(reference.warning)}</p>'
+        if reference.warning is not None
+        else "<p>No diagnostic flags the reference fit.</p>"
+    )
+    return [
+        "<h2>Reference fit (posterior SBC)</h2>",
+        f"<p>The model fitted once to the observed data (seed {reference.seed}, {_e(reference.engine)}): each "
+        "replicate's true values and simulated data are one of its kept draws.</p>",
+        verdict,
+        '<table><thead><tr><th class="name">diagnostic</th><th>value</th><th>flagged when</th></tr></thead>'
+        f"<tbody>{body}</tbody></table>",
+    ]
+
+
 def _failures(summary: EnsembleSummary, table_file: str) -> str:
     machinery = ""
     if summary.machinery_errors:
@@ -381,6 +435,11 @@ def _failure_table(failures: list[Failure], rest_in: str) -> str:
 
 def _run(summary: EnsembleSummary) -> str:
     run: dict[str, Any] = dict(summary.run)
+    posterior = run.pop("posterior", None)
+    if isinstance(posterior, Mapping):
+        run["predictive"] = ", ".join(f"{q}={d}" for q, d in posterior["predictive"].items())
+        if posterior.get("augment"):
+            run["augment"] = posterior["augment"]
     cost = run.pop("cost_estimate", None)
     settings = run.pop("settings", None)
     entries = [(key.replace("_", " "), value) for key, value in run.items()]
@@ -404,9 +463,18 @@ def _run(summary: EnsembleSummary) -> str:
 
 def _how_to_read(summary: EnsembleSummary) -> str:
     paragraphs = [
-        "Simulation-based calibration draws parameters from the prior, simulates data from them, fits the "
-        "model to each dataset and asks where the true value falls among the posterior draws (its rank). "
-        "If the model and the sampler are right, every rank is equally likely.",
+        (
+            "Posterior SBC draws parameters from the model's posterior given the observed data (the "
+            "reference fit), simulates new data from each draw, fits the model to the observed data "
+            "together with the new data, and asks where the drawn value falls among that fit's draws (its "
+            "rank). If the model and the sampler are right where the observed data put the posterior, every "
+            "rank is equally likely. Contraction is measured against the spread of the drawn values, so it "
+            "says how much the new data narrow the posterior, not the prior."
+            if posterior_run(summary.run) is not None
+            else "Simulation-based calibration draws parameters from the prior, simulates data from them, "
+            "fits the model to each dataset and asks where the true value falls among the posterior draws "
+            "(its rank). If the model and the sampler are right, every rank is equally likely."
+        ),
         (
             "Each variable's ranks are tested for uniformity, all its elements together (for z[1..J]: the "
             "Cauchy combination of the elements' p-values and a test of their pooled ECDF); the verdict "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime.report.conditioning import reference_lines
 from runtime.sbc.verdict import CORRECTION, PARAMETER, EnsembleSummary, p_value_sort_key
 
 MAX_TABLE_ROWS = 30
@@ -39,6 +40,7 @@ def verdict_table(summary: EnsembleSummary) -> str:
         verdict = f"CALIBRATED ({summary.family_size} {unit}, {test})"
     else:
         verdict = f"NOT CALIBRATED ({len(summary.flagged)} of {summary.family_size} {unit}, {test})"
+    lines += reference_lines(summary.run)
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines)
 
