@@ -90,7 +90,9 @@ def draw_order(kept: int) -> np.ndarray:
     """A permutation of ``range(kept)`` whose every prefix is spread evenly over it.
 
     Position ``k`` of the van der Corput sequence in base 2 (0, 1/2, 1/4, 3/4, ...) picks draw
-    ``floor(v_k * kept)``, skipping draws already picked: the first ``2^j`` positions are evenly spaced.
+    ``floor(v_k * kept)``, skipping draws already picked. The first ``2^j`` positions are evenly spaced
+    while ``2^j <= kept`` (no draw is skipped before them); any prefix leaves no gap over about twice the
+    even spacing.
     """
     if kept < 1:
         raise ValueError("kept must be positive")
