@@ -73,15 +73,17 @@ def simulated_data_names(model: ModelInfo, base_data: Mapping[str, Any]) -> list
     return [name for name in model.inputs if name not in base_data]
 
 
-def conform_base_data(model: ModelInfo, base_data: Mapping[str, Any]) -> dict[str, Any]:
-    """Cast base data (DATA.json) to the model's declared types.
+def conform_base_data(
+    model: ModelInfo, base_data: Mapping[str, Any], where: str = "DATA.json"
+) -> dict[str, Any]:
+    """Cast base data (DATA.json, or the file ``where`` names) to the model's declared types.
 
     Names the model does not declare pass through unchanged (a generator may use them).
     """
     conformed = dict(base_data)
     for name, value in base_data.items():
         if name in model.inputs:
-            conformed[name] = conform_value(name, value, model.inputs[name], "DATA.json").tolist()
+            conformed[name] = conform_value(name, value, model.inputs[name], where).tolist()
     return conformed
 
 

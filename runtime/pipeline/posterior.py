@@ -49,7 +49,7 @@ def open_posterior(
         raise StanFleetError(
             f"--posterior {observed_name} lacks {', '.join(map(repr, missing))}, data of {model_name}"
         )
-    observed = conform_base_data(model_info, observed_raw)
+    observed = conform_base_data(model_info, observed_raw, f"--posterior {observed_name}")
     predictive = parse_predictive(request.predictive or ())
     check_predictive(predictive, model_info, model_name)
     augmentation = open_augmentation(

@@ -11,7 +11,7 @@ import pytest
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.augmentation import plan_augmentation
 from runtime.ensemble.posterior import PosteriorGenerator, posterior_source
-from runtime.ensemble.reference import ReferenceFit, draw_order, load_reference
+from runtime.ensemble.reference import draw_order, load_reference
 from runtime.errors import StanFleetError
 from runtime.model.dimensions import read_sized_declarations
 from runtime.model.stan_info import read_model_info
