@@ -841,3 +841,47 @@ def test_two_model_versions_on_aws_share_one_dataset_set(
 
     assert len(true_values(first_id)) == 4
     assert true_values(first_id) == true_values(second_id)
+
+
+def test_posterior_sbc_runs_on_aws_as_prior_sbc_does(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    regression = ROOT / "examples" / "regression"
+    assert (
+        submit_main(
+            [
+                str(regression / "regression.stan"),
+                "--posterior",
+                str(regression / "observed.json"),
+                "--predictive",
+                "y_rep=y",
+                *SETTINGS,
+                "--engine",
+                "pystan",
+                "--backend",
+                "aws",
+                "--stack",
+                aws.stack.name,
+                "--replicates",
+                "4",
+                "--replicates-per-child",
+                "2",
+                "--no-wait",
+            ]
+        )
+        == 0
+    )
+    output = capsys.readouterr().out
+    assert "reference fit (new): 2 chains x 300 draws, thinned by 3 to 200" in output
+    ensemble_id = ensemble_of(output)
+    reference = [key.rsplit("/", 2)[1:] for key in aws.keys("datasets/") if "/reference/" in key]
+    assert sorted(reference) == [["reference", "draws.npz"], ["reference", "fit.json"]]
+    (event,) = aws.events()
+    outcome = handle(event)
+    assert outcome["status"] == "submitted", outcome
+    assert_succeeded(aws.runner.run_jobs(outcome["job_ids"]))
+    assert len(assert_each_written_once(aws, ensemble_id, 4)) == 4
+    out = aws.tmp / "collected"
+    assert collect_main([ensemble_id, "--stack", aws.stack.name, "--out", str(out)]) == 0
+    assert f"posterior SBC, conditional on {regression / 'observed.json'}" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["replicates"]["succeeded"] == 4
+    assert summary["run"]["posterior"]["reference_fit"]["kept"] == 200
