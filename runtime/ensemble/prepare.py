@@ -27,6 +27,7 @@ from runtime.store.keys import (
     block_of,
     dataset_spec_key,
     replicates_of_result_key,
+    result_batch_groups,
     result_batch_key,
     results_prefix,
     retried_failure_key,
@@ -66,10 +67,12 @@ def set_aside_failed_results(store: ObjectStore, ensemble_id: str, requested: in
         for replicate, line in results:  # the copies first: a crash in between leaves both, never neither
             if replicate in failed:
                 store.put(retried_failure_key(ensemble_id, replicate, stamp), line)
-        kept = [(replicate, line) for replicate, line in results if replicate not in failed]
-        if kept:
-            rewritten = result_batch_key(ensemble_id, [replicate for replicate, _ in kept], f"r{stamp}")
-            store.put(rewritten, batch_payload([line for _, line in kept]))
+        kept = sorted((replicate, line) for replicate, line in results if replicate not in failed)
+        start = 0
+        for group in result_batch_groups([replicate for replicate, _ in kept]):
+            lines = [line for _, line in kept[start : start + len(group)]]
+            store.put(result_batch_key(ensemble_id, group, f"r{stamp}"), batch_payload(lines))
+            start += len(group)
         store.delete(key)
         moved += len(failed)
     return moved

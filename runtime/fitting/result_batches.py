@@ -19,7 +19,7 @@ from runtime.ensemble.stored_results import batch_payload
 from runtime.fitting.retries import with_retries
 from runtime.fitting.worker_interface import BatchWindow
 from runtime.sbc.results import ReplicateResult
-from runtime.store.keys import result_batch_key
+from runtime.store.keys import result_batch_groups, result_batch_key
 from runtime.store.protocol import ObjectStore
 
 StoredCallback = Callable[[list[int], "str | None"], None]
@@ -123,10 +123,18 @@ class ResultBatcher:
                     self._write_held()
 
     def _write_held(self) -> None:
-        """Write the held results as one object, retrying errors of the store (the lock is held)."""
-        if not self._held:
-            return
+        """Write the held results, retrying errors of the store (the lock is held).
+
+        They make one object, or several when their replicates are too scattered for one key's name.
+        """
         batch = sorted(self._held, key=lambda result: result.replicate)
+        start = 0
+        for group in result_batch_groups([result.replicate for result in batch]):
+            self._write_batch(batch[start : start + len(group)])
+            start += len(group)
+        self._held = []
+
+    def _write_batch(self, batch: list[ReplicateResult]) -> None:
         replicates = [result.replicate for result in batch]
         key = result_batch_key(self._ensemble_id, replicates, self._writer)
         payload = batch_payload([result.to_json() for result in batch])
@@ -139,5 +147,4 @@ class ResultBatcher:
         )
         if error is None:
             print(f"wrote {len(batch)} results: {key}", file=sys.stderr, flush=True)
-        self._held = []
         self._on_stored(replicates, error)

@@ -118,6 +118,26 @@ RESULT_BATCH_PREFIX = "batch."
 RESULT_BATCH_SUFFIX = ".jsonl"
 
 
+MAX_RUNS_PER_BATCH_KEY = 12
+"""Runs of consecutive replicates one batch key may name. It keeps the name, and a local store's temporary
+file name for it, well under the 255 bytes a file name may have: a worker's batch of scattered replicates
+(fast fits handed out in turn to several workers) is written as several objects."""
+
+
+def result_batch_groups(replicates: Sequence[int]) -> list[list[int]]:
+    """Ascending ``replicates`` in consecutive groups whose batch keys name at most MAX_RUNS_PER_BATCH_KEY runs."""
+    groups: list[list[int]] = []
+    runs = 0
+    for position, replicate in enumerate(replicates):
+        if position == 0 or replicate > replicates[position - 1] + 1:  # a run starts
+            if not groups or runs == MAX_RUNS_PER_BATCH_KEY:
+                groups.append([])
+                runs = 0
+            runs += 1
+        groups[-1].append(replicate)
+    return groups
+
+
 def result_batch_key(ensemble_id: str, replicates: Sequence[int], writer: str) -> str:
     """Key of a batch of results written as one object: one result's JSON per line, in replicate order.
 
@@ -134,6 +154,8 @@ def result_batch_key(ensemble_id: str, replicates: Sequence[int], writer: str) -
             runs[-1][1] = replicate
         else:
             runs.append([replicate, replicate])
+    if len(runs) > MAX_RUNS_PER_BATCH_KEY:
+        raise ValueError(f"a batch key names at most {MAX_RUNS_PER_BATCH_KEY} runs, got {len(runs)}")
     ranges = "_".join(f"{a:06d}" if a == b else f"{a:06d}-{b:06d}" for a, b in runs)
     return f"{results_prefix(ensemble_id)}{RESULT_BATCH_PREFIX}{ranges}.{writer}{RESULT_BATCH_SUFFIX}"
 

@@ -96,3 +96,22 @@ def test_two_writers_of_the_same_replicates_do_not_overwrite_each_other(tmp_path
 def test_a_window_must_hold_a_result() -> None:
     with pytest.raises(ValueError, match="max_results >= 1"):
         BatchWindow(0, 1.0)
+
+
+def test_a_window_of_scattered_replicates_is_written_as_several_objects_with_short_names(
+    tmp_path: Path,
+) -> None:
+    """Two workers alternating fast fits hold every other replicate: one key naming them all was over 255
+    bytes (``OSError: File name too long`` on a local store)."""
+    store = LocalDirectoryStore(tmp_path)
+    reported: list[list[int]] = []
+    every_other = list(range(0, 100, 2))
+    with ResultBatcher(
+        store, ENSEMBLE, BatchWindow(100, 600), on_stored=lambda r, e: reported.append(r)
+    ) as batcher:
+        for replicate in every_other:
+            batcher.add(failed_result(replicate))
+    assert [len(batch) for batch in stored_batches(store)] == [12, 12, 12, 12, 2]
+    assert sorted(r for batch in reported for r in batch) == every_other
+    assert max(len(key.rsplit("/", 1)[1]) for key in store.list_keys(results_prefix(ENSEMBLE))) < 200
+    assert [r.replicate for r in load_results(store, ENSEMBLE, 100)] == every_other

@@ -2,6 +2,7 @@ import pytest
 
 from runtime.store.keys import (
     INPUT_BLOCK_SIZE,
+    MAX_RUNS_PER_BATCH_KEY,
     block_of,
     block_replicates,
     blocks_of_inputs_pack_key,
@@ -10,6 +11,7 @@ from runtime.store.keys import (
     inputs_pack_key,
     is_result_batch_key,
     replicates_of_result_key,
+    result_batch_groups,
     result_batch_key,
     result_key,
     run_key,
@@ -67,3 +69,16 @@ def test_compiled_markers_change_with_job_definition_engine_and_model() -> None:
         compiled_marker_key("arn:fit:1", "cmdstanpy", "model { }"),
     }
     assert key not in others and len(others) == 3
+
+
+def test_batch_groups_name_at_most_the_maximum_of_runs_each() -> None:
+    scattered = [1, 2, 3, *range(5, 40, 2), 40, 41]
+    groups = result_batch_groups(scattered)
+    assert [r for group in groups for r in group] == scattered
+    assert groups[0] == [1, 2, 3, *range(5, 27, 2)]  # 1-3, then 11 single replicates: 12 runs
+    for group in groups:
+        result_batch_key("abc", group, "w")  # each names few enough runs
+    assert result_batch_groups(list(range(500))) == [list(range(500))]  # one run: one group
+    assert result_batch_groups([]) == []
+    with pytest.raises(ValueError, match=f"at most {MAX_RUNS_PER_BATCH_KEY} runs"):
+        result_batch_key("abc", scattered, "w")
