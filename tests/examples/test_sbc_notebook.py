@@ -1,4 +1,4 @@
-"""The example notebook runs top to bottom in a real Jupyter kernel and shows what it promises."""
+"""The example notebook runs top to bottom in a real Jupyter kernel and shows what it promises: the\nprior SBC run, its report reloaded, and a posterior SBC run with its reference fit."""
 
 from __future__ import annotations
 
@@ -25,5 +25,9 @@ def test_the_example_notebook_runs_and_shows_the_verdict_a_table_and_figures() -
     assert any("<table" in page and "quantity" in page for page in html)  # the replicates DataFrame
     images = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(images) == 2  # the two figures
-    last = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
+    (reloaded,) = [cell for cell in notebook.cells if "runtime.load_ensemble" in cell.source]
+    last = reloaded.outputs[-1]["data"]["text/plain"]
     assert last.split()[:2] == ["(0.05,", "'per-element',"] and "index.html" in last
+    assert any("Posterior SBC, conditional on" in page and "regression" in page for page in html)
+    reference = notebook.cells[-1].outputs[-1]["data"]["text/plain"]
+    assert "'kept': 200" in reference and "'divergences': 0" in reference
