@@ -108,9 +108,9 @@ class DeclaredAugmentation:
             data[size] = int(observed[size]) + added
             for name in predicted:
                 data[name] = np.concatenate([np.asarray(observed[name]), np.asarray(simulated[name])])
-            for name in self.repeated[size]:
+            for name in self.repeated[size]:  # each draw is shaped as its data (PosteriorGenerator checks)
                 rows = np.asarray(observed[name])
-                data[name] = np.concatenate([rows, rows[:added]])
+                data[name] = np.concatenate([rows, rows])
         return data
 
 

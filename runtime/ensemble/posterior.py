@@ -16,7 +16,13 @@ import numpy as np
 
 from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.augmentation import Augmentation
-from runtime.ensemble.reference import ReferenceFit, draw_order, pooled_draws, save_reference
+from runtime.ensemble.reference import (
+    ReferenceFit,
+    check_replicates,
+    draw_order,
+    pooled_draws,
+    save_reference,
+)
 from runtime.ensemble.spec import GeneratorSource
 from runtime.errors import StanFleetError
 from runtime.model.conform import SimulatedReplicate
@@ -83,12 +89,8 @@ class PosteriorGenerator:
 
     def check_replicates(self, replicates: int) -> None:
         """Refuse more replicates than the reference fit keeps draws."""
-        if replicates > self.reference.kept:
-            raise StanFleetError(
-                f"--replicates {replicates} exceeds the {self.reference.kept} draws the reference fit keeps "
-                f"({self.reference.chains} chains x {self.reference.draws_per_chain} draws, thinned by "
-                f"{self.reference.thin}): ask for at most {self.reference.kept} or raise --samples"
-            )
+        reference = self.reference
+        check_replicates(replicates, reference.chains, reference.draws_per_chain, reference.thin)
 
     def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
         """θ* and the augmented data of every replicate of ``block``.

@@ -77,6 +77,21 @@ class ReferenceFit:
         )
 
 
+def kept_draws(chains: int, draws_per_chain: int, thin: int) -> int:
+    """How many draws remain after keeping every ``thin``-th draw of each chain."""
+    return chains * len(range(0, draws_per_chain, thin))
+
+
+def check_replicates(replicates: int, chains: int, draws_per_chain: int, thin: int) -> None:
+    """Refuse more replicates than the reference fit keeps draws, in one line saying how to get more."""
+    kept = kept_draws(chains, draws_per_chain, thin)
+    if replicates > kept:
+        raise StanFleetError(
+            f"--replicates {replicates} exceeds the {kept} draws the reference fit keeps ({chains} chains x "
+            f"{draws_per_chain} draws, thinned by {thin}): ask for at most {kept} or raise --samples"
+        )
+
+
 def pooled_draws(variables: dict[str, np.ndarray], thin: int) -> dict[str, np.ndarray]:
     """Every ``thin``-th draw of each chain, chains one after another: arrays shaped ``(kept, *dims)``."""
     pooled = {}

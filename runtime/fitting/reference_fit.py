@@ -14,7 +14,7 @@ import numpy as np
 
 from runtime.engines.base import CompiledModel, Draws
 from runtime.engines.settings import AUTO_THIN, SamplerSettings
-from runtime.ensemble.reference import ReferenceFit
+from runtime.ensemble.reference import ReferenceFit, kept_draws
 from runtime.errors import MachineryError, StanFleetError
 from runtime.fitting.diagnostics import summarize_scalars
 from runtime.fitting.scoring import fit_diagnostics
@@ -78,7 +78,7 @@ def reference_record(
         chains=chains,
         draws_per_chain=per_chain,
         thin=thin,
-        kept=chains * len(range(0, per_chain, thin)),
+        kept=kept_draws(chains, per_chain, thin),
         divergences=sampler.divergences,
         max_treedepth_hits=sampler.max_treedepth_hits,
         min_ebfmi=sampler.min_ebfmi,

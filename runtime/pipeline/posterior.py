@@ -13,7 +13,7 @@ from typing import Any
 from runtime.engines.base import Engine
 from runtime.ensemble.augmentation import check_predictive, open_augmentation, parse_predictive
 from runtime.ensemble.posterior import PosteriorGenerator, posterior_source
-from runtime.ensemble.reference import load_reference
+from runtime.ensemble.reference import check_replicates, load_reference
 from runtime.ensemble.spec import DatasetSpec, reference_seed
 from runtime.errors import StanFleetError
 from runtime.model.conform import conform_base_data, load_base_data
@@ -58,6 +58,9 @@ def open_posterior(
     source = posterior_source(request.model.read_text(), predictive, request.settings, augmentation)
     dataset = DatasetSpec(generator=source, base_data=observed_raw, seed=request.seed)
     stored = load_reference(store, dataset.dataset_id)
+    settings = request.settings
+    if stored is None and isinstance(settings.thin, int):  # R is checked before a reference fit is made
+        check_replicates(request.replicates, settings.chains, settings.samples, settings.thin)
     if stored is None:
         from runtime.fitting.reference_fit import fit_reference  # ArviZ: imported only when a fit runs
 

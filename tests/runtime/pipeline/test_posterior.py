@@ -240,9 +240,11 @@ def test_bad_posterior_input_gets_one_line_and_writes_nothing(
     argv += [f"--{key}={value}" for key, value in QUICK.items() if key not in ("workers", "no_progress")]
     extra = arguments.get("extra", [])
     assert main([*argv, *(extra if "--replicates" in extra else ["--replicates", "5", *extra])]) == 1
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert re.search(message, err.removeprefix("error: ")), err
+    if "--replicates" in extra:  # refused before the reference fit is made
+        assert "reference fit" not in out
     assert not (tmp_path / "store").exists() or not any(p.is_file() for p in (tmp_path / "store").rglob("*"))
     assert not (tmp_path / "out").exists()
 
