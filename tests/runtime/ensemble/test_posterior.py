@@ -4,6 +4,7 @@ check of --predictive draws, and the cap on R."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from runtime.engines.settings import SamplerSettings
 from runtime.ensemble.augmentation import plan_augmentation
 from runtime.ensemble.posterior import PosteriorGenerator, posterior_source
 from runtime.ensemble.reference import draw_order, load_reference
+from runtime.ensemble.spec import DatasetSpec
 from runtime.errors import StanFleetError
 from runtime.model.dimensions import read_sized_declarations
 from runtime.model.stan_info import read_model_info
@@ -91,3 +93,35 @@ def test_publishing_writes_the_reference_beside_the_dataset(tmp_path: Path) -> N
     generator().publish_sources(store, "d1")
     record, variables = load_reference(store, "d1")  # type: ignore[misc]
     assert record == RECORD and set(variables) == {"alpha", "beta", "sigma", "y_rep"}
+
+
+def test_the_dataset_id_changes_with_the_observed_data_model_settings_seed_and_pairs() -> None:
+    model = read_model_info(REGRESSION)
+    augmentation = plan_augmentation({"y_rep": "y"}, model, read_sized_declarations(REGRESSION), "regression")
+
+    def dataset_id(**changes: Any) -> str:
+        arguments = {
+            "observed": OBSERVED,
+            "code": REGRESSION.read_text(),
+            "settings": SamplerSettings(),
+            "seed": 1,
+            "predictive": {"y_rep": "y"},
+            **changes,
+        }
+        source = posterior_source(
+            arguments["code"], arguments["predictive"], arguments["settings"], augmentation
+        )
+        return DatasetSpec(
+            generator=source, base_data=arguments["observed"], seed=arguments["seed"]
+        ).dataset_id
+
+    base = dataset_id()
+    assert dataset_id() == base
+    changed = [
+        dataset_id(observed={**OBSERVED, "y": [0.5, 1.5, 2.6]}),
+        dataset_id(code=REGRESSION.read_text() + "\n// edited"),
+        dataset_id(settings=SamplerSettings(adapt_delta=0.9)),
+        dataset_id(seed=2),
+        dataset_id(predictive={"y_rep": "x"}),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)

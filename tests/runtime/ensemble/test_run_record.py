@@ -31,9 +31,18 @@ RECORD = RunRecord(
     pricing=(2.0, 0.02),
 )
 LOCAL = RunRecord(**{**RECORD.run, "backend": "local"})
+POSTERIOR = RunRecord(
+    **{**RECORD.run, "generator": "posterior SBC, conditional on observed.json"},
+    posterior={
+        "observed": "observed.json",
+        "predictive": {"y_rep": "y"},
+        "augment": None,
+        "reference_fit": {},
+    },
+)
 
 
-@pytest.mark.parametrize("record", [RECORD, LOCAL], ids=["aws", "local"])
+@pytest.mark.parametrize("record", [RECORD, LOCAL, POSTERIOR], ids=["aws", "local", "posterior"])
 def test_round_trip(record: RunRecord) -> None:
     assert RunRecord.from_json(record.to_json()) == record
 
@@ -90,3 +99,11 @@ def test_a_corrupt_record_in_the_store_is_a_one_line_error_naming_the_key(tmp_pa
     message = str(raised.value)
     assert message.startswith(f"run record ensembles/{ENSEMBLE}/run.json in {store.uri} is corrupt: ")
     assert "\n" not in message
+
+
+def test_posterior_sbc_joins_the_run_section_and_must_be_an_object() -> None:
+    assert POSTERIOR.run["posterior"]["predictive"] == {"y_rep": "y"}
+    assert "posterior" not in RECORD.run
+    raw = json.loads(POSTERIOR.to_json())
+    with pytest.raises(RunRecordError, match=r"^posterior must be a JSON object, got 'x'$"):
+        RunRecord.from_json(json.dumps({**raw, "posterior": "x"}).encode())
