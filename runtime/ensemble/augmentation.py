@@ -70,10 +70,15 @@ def check_predictive(predictive: Mapping[str, str], model: ModelInfo, model_name
 class Augmentation(Protocol):
     """Builds the data one replicate fits from the observed data and one draw's simulated data."""
 
-    replaced: frozenset[str] | None
-    """The data variables each replicate brings (the rest come from the observed data); None: all."""
-    identity: dict[str, str]
-    """What identifies the augmentation in the dataset id (a hook's target and source)."""
+    @property
+    def replaced(self) -> frozenset[str] | None:
+        """The data variables each replicate brings (the rest come from the observed data); None: all."""
+        ...
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """What identifies the augmentation in the dataset id (a hook's target and source)."""
+        ...
 
     def augment(self, observed: Mapping[str, Any], simulated: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """The data to fit; ``simulated`` maps each ``--predictive`` data variable to the draw's values."""
@@ -167,12 +172,20 @@ def plan_augmentation(
 class HookAugmentation:
     """``--augment package.module:function``, called as ``function(observed, simulated) -> data``."""
 
-    replaced = None
-
     def __init__(self, target: str) -> None:
         self._function: Callable[..., Any] = load_function(target, flag="--augment", what="augment")
         self._target = target
-        self.identity = {"augment": target, "augment_code": function_source(self._function)}
+        self._identity = {"augment": target, "augment_code": function_source(self._function)}
+
+    @property
+    def replaced(self) -> None:
+        """None: the hook returns every data variable."""
+        return None
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """The hook's target and its module's source."""
+        return self._identity
 
     def augment(self, observed: Mapping[str, Any], simulated: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Call the hook with copies of the observed and simulated data; it must return a dict of data."""

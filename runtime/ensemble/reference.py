@@ -130,7 +130,7 @@ def save_reference(
     if store.exists(reference_fit_key(dataset_id)):
         return
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **variables)
+    np.savez_compressed(buffer, **variables)  # type: ignore[arg-type]  # numpy's stub: allow_pickle in **
     store.put(reference_draws_key(dataset_id), buffer.getvalue())
     store.put(reference_fit_key(dataset_id), json.dumps(record.to_dict(), indent=1).encode())
 
