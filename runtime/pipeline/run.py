@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from typing import Any
 
 from runtime.aws.manifest import AUTO, replicates_per_child
 from runtime.aws.stack import stack_command
@@ -119,18 +120,7 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
     model_info = read_model_info(request.model)
     if not model_info.parameters:
         raise StanFleetError(f"{request.model} declares no parameters: there is nothing to calibrate")
-    generator: Generator
-    posterior_record = None
-    if request.posterior is not None:
-        posterior = open_posterior(request, model_info, backend.local_engine, backend.store)
-        generator, dataset, posterior_record = posterior.generator, posterior.dataset, posterior.record
-        base_data = conform_base_data(model_info, posterior.generator.fixed_data)
-    else:
-        assert request.generator is not None
-        raw_base_data = load_base_data(request.data)
-        base_data = conform_base_data(model_info, raw_base_data)
-        generator = open_generator(request.generator, backend.local_engine, model_info, raw_base_data)
-        dataset = DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=request.seed)
+    generator, dataset, base_data, posterior_record = open_datasets(request, model_info, backend)
     spec = EnsembleSpec(
         model_name=request.model.stem,
         model_code=request.model.read_text(),
@@ -196,6 +186,26 @@ def _submit(request: EnsembleRequest, backend: Backend) -> EnsembleReport | Subm
             + "); the report covers the others; rerun the same command to fit them"
         )
     return written
+
+
+def open_datasets(
+    request: EnsembleRequest, model_info: ModelInfo, backend: Backend
+) -> tuple[Generator, DatasetSpec, dict[str, Any], dict[str, Any] | None]:
+    """Where the datasets come from.
+
+    Returns the generator, the dataset spec, the fits' base data, and posterior SBC's part of the run
+    record (None for prior SBC).
+    """
+    if request.posterior is not None:
+        posterior = open_posterior(request, model_info, backend.local_engine, backend.store)
+        base_data = conform_base_data(model_info, posterior.generator.fixed_data)
+        return posterior.generator, posterior.dataset, base_data, posterior.record
+    assert request.generator is not None  # EnsembleRequest.validate: one or the other
+    raw_base_data = load_base_data(request.data)
+    base_data = conform_base_data(model_info, raw_base_data)
+    generator = open_generator(request.generator, backend.local_engine, model_info, raw_base_data)
+    dataset = DatasetSpec(generator=generator.source, base_data=raw_base_data, seed=request.seed)
+    return generator, dataset, base_data, None
 
 
 def fit_missing(
