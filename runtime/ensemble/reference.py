@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,9 +62,10 @@ class ReferenceFit:
         return (
             f"{self.chains} chains x {self.draws_per_chain} draws, thinned by {self.thin} to {self.kept}; "
             f"{self.divergences} divergent, {self.max_treedepth_hits} at max treedepth, "
-            f"min E-BFMI {self.min_ebfmi:.2f}, max R-hat {self.max_rhat:.3f} ({self.max_rhat_of}), "
-            f"min ESS bulk {self.min_ess_bulk:.0f} ({self.min_ess_bulk_of}), "
-            f"tail {self.min_ess_tail:.0f} ({self.min_ess_tail_of})"
+            f"min E-BFMI {_shown(self.min_ebfmi, '.2f')}, "
+            f"max R-hat {_shown(self.max_rhat, '.3f')} ({self.max_rhat_of}), "
+            f"min ESS bulk {_shown(self.min_ess_bulk, '.0f')} ({self.min_ess_bulk_of}), "
+            f"tail {_shown(self.min_ess_tail, '.0f')} ({self.min_ess_tail_of})"
         )
 
     @property
@@ -75,6 +77,11 @@ class ReferenceFit:
             f"warning: the reference fit has {'; '.join(self.problems)}: its draws may not be the posterior, "
             "and posterior SBC then checks the wrong thing"
         )
+
+
+def _shown(value: float | None, spec: str) -> str:
+    """A diagnostic as the terminal shows it; ``n/a`` where it has no value (R-hat of one chain)."""
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
 def kept_draws(chains: int, draws_per_chain: int, thin: int) -> int:

@@ -83,3 +83,9 @@ def test_a_record_without_problems_gives_no_warning_and_with_them_says_why() -> 
         "warning: the reference fit has 3 divergent transitions: its draws may not be the posterior"
     )
     assert "2 chains x 6 draws, thinned by 2 to 6" in RECORD.describe()
+
+
+def test_a_diagnostic_without_a_value_reads_n_a() -> None:
+    one_chain = ReferenceFit(**{**RECORD.to_dict(), "chains": 1, "max_rhat": float("nan")})
+    assert "max R-hat n/a (mu)" in one_chain.describe()
+    assert "max R-hat n/a" in ReferenceFit(**{**RECORD.to_dict(), "max_rhat": None}).describe()  # type: ignore[arg-type]
