@@ -49,9 +49,9 @@ def test_other_prefixes_leave_no_gap_over_twice_the_even_spacing() -> None:
         assert gaps.max() <= 2 * 400 / prefix + 1
 
 
-def test_the_order_does_not_depend_on_how_many_replicates_are_asked_for() -> None:
-    assert draw_order(400)[:200].tolist() == draw_order(400)[:200].tolist()
-    assert draw_order(400)[0] == 0 and draw_order(400)[1] == 200
+def test_the_order_halves_the_gaps_position_by_position() -> None:
+    # It takes no R: replicate r's draw is position r, whatever R (a larger R keeps earlier draws).
+    assert draw_order(400)[:8].tolist() == [0, 200, 100, 300, 50, 250, 150, 350]
 
 
 def test_pooled_draws_thin_each_chain_and_pool_them_chain_after_chain() -> None:
