@@ -95,7 +95,11 @@ class DeclaredAugmentation:
 
     sizes: dict[str, tuple[str, ...]]
     repeated: dict[str, tuple[str, ...]]
-    identity: dict[str, str]
+
+    @property
+    def identity(self) -> dict[str, str]:
+        """Nothing beyond the model's code and the ``--predictive`` pairs, which identify the draws already."""
+        return {}
 
     @property
     def replaced(self) -> frozenset[str]:
@@ -165,7 +169,7 @@ def plan_augmentation(
                 )
         repeated[size] = tuple(rows)
     return DeclaredAugmentation(
-        sizes={size: tuple(predicted) for size, predicted in sizes.items()}, repeated=repeated, identity={}
+        sizes={size: tuple(predicted) for size, predicted in sizes.items()}, repeated=repeated
     )
 
 
@@ -173,7 +177,9 @@ class HookAugmentation:
     """``--augment package.module:function``, called as ``function(observed, simulated) -> data``."""
 
     def __init__(self, target: str) -> None:
-        self._function: Callable[..., Any] = load_function(target, flag="--augment", what="augment")
+        self._function: Callable[..., Any] = load_function(
+            target, flag="--augment", what="augment", expected="package.module:function"
+        )
         self._target = target
         self._identity = {"augment": target, "augment_code": function_source(self._function)}
 

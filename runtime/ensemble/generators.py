@@ -117,18 +117,19 @@ class PythonGenerator:
 
 def load_python_generator(target: str) -> PythonGeneratorFunction:
     """Import the ``--generator`` ``package.module:function``; a clear error when it cannot be found."""
-    return load_function(target, flag="--generator", what="generator")
+    return load_function(
+        target, flag="--generator", what="generator", expected="a .stan file or package.module:function"
+    )
 
 
-def load_function(target: str, *, flag: str, what: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` given to ``flag``; a one-line error naming it when it cannot be found."""
+def load_function(target: str, *, flag: str, what: str, expected: str) -> Callable[..., Any]:
+    """Import ``package.module:function`` given to ``flag``; a one-line error naming it when it cannot be found.
+
+    ``expected`` says what ``flag`` takes, for the error on a target without ``module:function``.
+    """
     module_name, _, function_name = target.partition(":")
     if not module_name or not function_name:
-        raise StanFleetError(
-            f"{flag} must be "
-            + ("a .stan file or " if flag == "--generator" else "")
-            + f"package.module:function, got {target!r}"
-        )
+        raise StanFleetError(f"{flag} must be {expected}, got {target!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

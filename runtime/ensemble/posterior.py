@@ -89,8 +89,9 @@ class PosteriorGenerator:
 
     def check_replicates(self, replicates: int) -> None:
         """Refuse more replicates than the reference fit keeps draws."""
-        reference = self.reference
-        check_replicates(replicates, reference.chains, reference.draws_per_chain, reference.thin)
+        check_replicates(
+            replicates, self.reference.chains, self.reference.draws_per_chain, self.reference.thin
+        )
 
     def simulate_block(self, dataset_id: str, block: int) -> list[SimulatedReplicate]:
         """θ* and the augmented data of every replicate of ``block``.

@@ -26,9 +26,9 @@ from runtime.store.protocol import ObjectStore
 class ReferenceFit:
     """What the report shows of the reference fit, and how its draws are thinned.
 
-    ``kept`` draws remain after keeping every ``thin``-th draw of each of ``chains`` chains; the worst
-    R-hat and ESS are over every scalar of the parameters, each with the scalar's name. ``problems``
-    says in words what a diagnostic flags (empty when none does).
+    :attr:`kept` draws remain after keeping every ``thin``-th draw of each of ``chains`` chains; the
+    worst R-hat and ESS are over every scalar of the parameters, each with the scalar's name.
+    ``problems`` says in words what a diagnostic flags (empty when none does).
     """
 
     engine: str
@@ -36,7 +36,6 @@ class ReferenceFit:
     chains: int
     draws_per_chain: int
     thin: int
-    kept: int
     divergences: int
     max_treedepth_hits: int
     min_ebfmi: float
@@ -48,14 +47,19 @@ class ReferenceFit:
     min_ess_tail_of: str
     problems: list[str] = field(default_factory=list)
 
+    @property
+    def kept(self) -> int:
+        """The draws left for replicates: every ``thin``-th draw of each chain."""
+        return kept_draws(self.chains, self.draws_per_chain, self.thin)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (the run record and summary.json carry it)."""
-        return asdict(self)
+        """Plain-JSON form, with :attr:`kept` (the run record and summary.json carry it)."""
+        return {**asdict(self), "kept": self.kept}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ReferenceFit:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**raw)
+        """Inverse of :meth:`to_dict` (``kept`` is derived again)."""
+        return cls(**{name: value for name, value in raw.items() if name != "kept"})
 
     def describe(self) -> str:
         """One line: the draws, the sampler diagnostics and the worst convergence diagnostics."""

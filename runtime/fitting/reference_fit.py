@@ -7,14 +7,15 @@ report.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from runtime.engines.base import CompiledModel, Draws
 from runtime.engines.settings import AUTO_THIN, SamplerSettings
-from runtime.ensemble.reference import ReferenceFit, kept_draws
+from runtime.ensemble.reference import ReferenceFit
 from runtime.errors import MachineryError, StanFleetError
 from runtime.fitting.diagnostics import summarize_scalars
 from runtime.fitting.scoring import fit_diagnostics
@@ -67,10 +68,10 @@ def reference_record(
     else:
         thin = int(settings.thin)
     sampler = fit_diagnostics(draws)
-    worst_rhat, worst_bulk, worst_tail = (
-        int(np.nanargmax(summaries.rhat)) if np.isfinite(summaries.rhat).any() else 0,
-        int(np.nanargmin(summaries.ess_bulk)) if np.isfinite(summaries.ess_bulk).any() else 0,
-        int(np.nanargmin(summaries.ess_tail)) if np.isfinite(summaries.ess_tail).any() else 0,
+    worst_rhat = _worst(summaries.rhat, np.nanargmax)
+    worst_bulk, worst_tail = (
+        _worst(summaries.ess_bulk, np.nanargmin),
+        _worst(summaries.ess_tail, np.nanargmin),
     )
     record = ReferenceFit(
         engine=engine,
@@ -78,7 +79,6 @@ def reference_record(
         chains=chains,
         draws_per_chain=per_chain,
         thin=thin,
-        kept=kept_draws(chains, per_chain, thin),
         divergences=sampler.divergences,
         max_treedepth_hits=sampler.max_treedepth_hits,
         min_ebfmi=sampler.min_ebfmi,
@@ -89,7 +89,12 @@ def reference_record(
         min_ess_tail=float(summaries.ess_tail[worst_tail]),
         min_ess_tail_of=names[worst_tail],
     )
-    return ReferenceFit(**{**record.to_dict(), "problems": reference_problems(record)})
+    return replace(record, problems=reference_problems(record))
+
+
+def _worst(values: np.ndarray, pick: Callable[[np.ndarray], np.intp]) -> int:
+    """The index ``pick`` (``np.nanargmax``/``np.nanargmin``) chooses; 0 when no value is finite."""
+    return int(pick(values)) if np.isfinite(values).any() else 0
 
 
 def reference_problems(record: ReferenceFit) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ RECORD = ReferenceFit(
     chains=2,
     draws_per_chain=6,
     thin=2,
-    kept=6,
     divergences=0,
     max_treedepth_hits=0,
     min_ebfmi=1.0,
@@ -78,7 +78,7 @@ def test_the_record_and_draws_round_trip_and_are_written_once(tmp_path: Path) ->
 
 def test_a_record_without_problems_gives_no_warning_and_with_them_says_why() -> None:
     assert RECORD.warning is None
-    flagged = ReferenceFit(**{**RECORD.to_dict(), "problems": ["3 divergent transitions"]})
+    flagged = replace(RECORD, problems=["3 divergent transitions"])
     assert flagged.warning is not None and flagged.warning.startswith(
         "warning: the reference fit has 3 divergent transitions: its draws may not be the posterior"
     )
@@ -86,6 +86,6 @@ def test_a_record_without_problems_gives_no_warning_and_with_them_says_why() -> 
 
 
 def test_a_diagnostic_without_a_value_reads_n_a() -> None:
-    one_chain = ReferenceFit(**{**RECORD.to_dict(), "chains": 1, "max_rhat": float("nan")})
+    one_chain = replace(RECORD, chains=1, max_rhat=float("nan"))
     assert "max R-hat n/a (mu)" in one_chain.describe()
-    assert "max R-hat n/a" in ReferenceFit(**{**RECORD.to_dict(), "max_rhat": None}).describe()  # type: ignore[arg-type]
+    assert "max R-hat n/a" in replace(RECORD, max_rhat=None).describe()  # type: ignore[arg-type]
