@@ -48,7 +48,7 @@ from runtime.fitting.session import (
     run_worker,
     serve_assignments,
 )
-from runtime.fitting.stop_signals import StopRequested, raise_on_stop_signals
+from runtime.fitting.stop_signals import exit_on_stop_signals
 from runtime.fitting.worker_interface import (
     ARRAY_CHILD_WINDOW,
     LOCAL_WORKER_WINDOW,
@@ -104,8 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.ensemble_id is None) != args.assignment_on_stdin:
         parser.error("--ensemble-id is required, except with --assignment-on-stdin (which reads it)")
 
+    sessions: list[WorkerSession] = []  # the session this worker opens, once it is open
+
+    def write_held() -> None:
+        for session in sessions:
+            session.close()
+
     def fit_or_compile() -> int:
-        raise_on_stop_signals()
+        exit_on_stop_signals(write_held)
         follow_parent(os.environ)
         forked_children_die_with_this_process()
         store = open_store(args.store)
@@ -115,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.engine is not None:
                 get_engine(args.engine)  # its imports take a third of a second: before the work comes
             window = batch_window(os.environ, LOCAL_WORKER_WINDOW)
-            serve_assignments(store, sys.stdin, report_channel(), cores=cores, window=window)
+            reports = report_channel()
+            serve_assignments(store, sys.stdin, reports, cores=cores, window=window, on_open=sessions.append)
             return 0
         if args.compile_only:
             compile_ensemble_model(store, ensemble_id, args.compiled_marker)
@@ -123,19 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.plan is not None:
             replicates = replicates_of_child(store, args.plan, child_index(os.environ))
 
-        def watch_for_spot_reclaim(session: WorkerSession) -> None:
-            watch_for_interruption(lambda notice: session.write_each_from_now())
+        def on_open(session: WorkerSession) -> None:
+            sessions.append(session)
+            watch_for_interruption(lambda notice: session.write_each_from_now())  # a spot reclaim
 
         window = batch_window(os.environ, ARRAY_CHILD_WINDOW)
-        run_worker(store, ensemble_id, replicates, cores=cores, window=window, on_open=watch_for_spot_reclaim)
+        run_worker(store, ensemble_id, replicates, cores=cores, window=window, on_open=on_open)
         return 0
 
-    try:
-        return exit_status(fit_or_compile)
-    except StopRequested as stop:
-        print(f"{stop}: the results held were written", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(stop.exit_status)  # at once: an interrupted sampler pool can hold up a normal exit
+    return exit_status(fit_or_compile)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ def with_retries(
     """Run ``action`` until it returns, at most ``attempts`` times; its value, or the last error's line.
 
     Returns ``(value, None)`` or ``(None, error)``. Each failure is logged on stderr as ``<subject>: attempt i of n <failure>: <error>`` with its full
-    text; the pause before attempt i + 1 is ``delay * i``. Only Exceptions are retried: a stop signal
-    (a SystemExit) goes through.
+    text; the pause before attempt i + 1 is ``delay * i``. Only Exceptions are retried: an interrupt
+    (a KeyboardInterrupt, a SystemExit) goes through.
     """
     error = ""
     for attempt in range(1, attempts + 1):

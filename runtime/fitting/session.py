@@ -8,6 +8,7 @@ are retried.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -210,9 +211,8 @@ def run_worker(
 ) -> None:
     """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
 
-    Results are written in batches (``window``), the last one on the way out, also when a
-    :class:`~runtime.fitting.stop_signals.StopRequested` (SIGTERM) unwinds the fits. ``on_open`` is
-    given the session before the first fit. Raises StanFleetError, once the others are fitted and
+    Results are written in batches (``window``), the last one on the way out. ``on_open`` is given the
+    session before the first fit (closing it from another thread writes what it holds: a stop signal). Raises StanFleetError, once the others are fitted and
     stored, if errors of the machinery left some without a result.
     """
     unfitted: list[int] = []
@@ -240,20 +240,28 @@ def serve_assignments(
     *,
     cores: int = 1,
     window: BatchWindow = LOCAL_WORKER_WINDOW,
+    on_open: Callable[[WorkerSession], None] = lambda session: None,
 ) -> None:
     """Fit each ``ENSEMBLE_ID REPLICATES`` line read from ``assignments`` until an empty line or the end.
 
     Report on ``reports``, one line each: ``fitted R`` once the worker is done with an assigned replicate
     (ready for more work), ``stored R1,R2,...`` once results are in the store (or were already), and
     ``unfitted R ERROR`` for a replicate that errors of the machinery left without a result. The results
-    held are written before returning, also when a StopRequested (SIGTERM) unwinds the fits.
+    held are written before returning. ``on_open`` is given the session before the first fit, as
+    :func:`run_worker` does.
+
+    Reports that find no reader (the dispatcher was killed) are dropped, and so are the later ones: the
+    results are in the store all the same, and the work goes on until the input ends or a stop comes.
     """
     lock = threading.Lock()  # batches are written, and reported, from the timer thread too
 
     def report(line: str) -> None:
         with lock:
-            reports.write(line + "\n")
-            reports.flush()
+            try:
+                reports.write(line + "\n")
+                reports.flush()
+            except BrokenPipeError:
+                discard_writes(reports)
 
     def stored(replicates: list[int], error: str | None) -> None:
         if error is None:
@@ -263,11 +271,19 @@ def serve_assignments(
                 report(f"unfitted {replicate} {error}")
 
     with WorkerSession(store, cores=cores, window=window, on_stored=stored) as session:
+        on_open(session)
         for line in iter(assignments.readline, ""):
             if not line.strip():  # the end of the work
                 return
             ensemble_id, replicates = line.split()
             session.fit(ensemble_id, parse_replicates(replicates), on_fitted=lambda r: report(f"fitted {r}"))
+
+
+def discard_writes(channel: TextIO) -> None:
+    """Send what is written to ``channel`` from now on, and what its buffer still holds, to the null device."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, channel.fileno())
+    os.close(null)
 
 
 def replicates_of_child(store: ObjectStore, plan_key: str, child: int) -> list[int]:

@@ -53,6 +53,7 @@ from tests.runtime.helpers.poisson_example import (
     example_arguments,
     submit_command,
 )
+from tests.runtime.helpers.processes import descendants, still_alive
 
 FAST = [*QUICK_SAMPLER, "--workers", "2", "--no-progress"]
 PLOTS = [f"{name}.png" for name in FIGURE_NAMES]
@@ -684,15 +685,26 @@ def test_two_identical_submissions_at_once_fit_every_replicate_once(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_a_submitter_killed_holding_the_lock_leaves_it_free(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.skipif(
+    sys.platform != "linux", reason="the death signals of the submitter's children are Linux's"
+)
+def test_a_submitter_killed_holding_the_lock_leaves_it_free_and_no_process_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the workers' logs, kept when their submitter is killed
     process = submit_process(tmp_path, "--replicates", "12")
     deadline = time.monotonic() + 240
     while len(stored_payloads(tmp_path)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
+    started_by_it = descendants(process.pid)  # the workers and their sampler pools
     process.kill()  # the submitter alone: its workers write what they hold and stop, the kernel drops its lock
     process.communicate(timeout=60)  # ends once every process holding its output has died
+    deadline = time.monotonic() + 30
+    while still_alive(started_by_it) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert still_alive(started_by_it) == set()
+    logs = "".join(log.read_text() for log in tmp_path.glob("stanfleet-workers-*/worker-*.log"))
+    assert "fitted" in logs and "Traceback" not in logs
     started = time.monotonic()
     assert run(tmp_path, "--replicates", "12") == 0
     output = capsys.readouterr().out

@@ -19,6 +19,7 @@ from runtime.store.local import LocalDirectoryStore
 from runtime.worker import main
 from tests.runtime.helpers.engines_present import ENGINES
 from tests.runtime.helpers.hand_built_ensemble import publish_ensemble
+from tests.runtime.helpers.processes import processes_in_group
 
 ROOT = Path(__file__).resolve().parents[2]
 FITTED = re.compile(r"^replicate (\d+): fitted", re.MULTILINE)
@@ -91,19 +92,6 @@ def test_a_missing_plan_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ensemble_id = publish_ensemble(store, bad_replicates=set())
     assert main(["--store", str(tmp_path), "--ensemble-id", ensemble_id, "--plan", "claims/none.json"]) == 1
     assert "plan claims/none.json is not in the store" in capsys.readouterr().err
-
-
-def processes_in_group(group: int) -> list[int]:
-    """Live members of a process group (zombies excluded)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == group:
-            members.append(int(stat.parent.name))
-    return members
 
 
 @pytest.mark.slow
@@ -226,3 +214,45 @@ def test_a_worker_told_to_stop_writes_the_results_it_holds_then_exits(tmp_path: 
     held = replicates_of_result_key(written)
     assert len(held) >= 2 and held == list(range(len(held)))  # every fit finished before the stop
     assert [int(r) for r in FITTED.findall(log)][: len(held)] == held
+
+
+def test_a_worker_whose_dispatcher_is_gone_still_writes_what_it_holds_and_exits_when_told_to_stop(
+    tmp_path: Path,
+) -> None:
+    """A killed submitter leaves its workers' reports unread, then the kernel sends them SIGTERM.
+
+    A report nobody reads must not replace the stop: an exit through the interpreter's shutdown would
+    wait for the sampler pool of the abandoned fit, which can block forever on that fit's messages.
+    """
+    store = LocalDirectoryStore(tmp_path / "store")
+    ensemble_id = publish_ensemble(store, bad_replicates=set())
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "runtime.worker", "--store", str(tmp_path / "store"), "--assignment-on-stdin"],
+        cwd=ROOT,
+        env={**os.environ, BATCH_SECONDS_VARIABLE: "600"},  # nothing written unless told to stop
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert worker.stdin is not None and worker.stdout is not None and worker.stderr is not None
+        worker.stdin.write(f"{ensemble_id} 0-99\n")
+        worker.stdin.flush()
+        reports = [worker.stdout.readline(), worker.stdout.readline()]
+        assert reports == ["fitted 0\n", "fitted 1\n"]
+        worker.stdout.close()  # the dispatcher is gone: the next report finds no reader
+        time.sleep(0.5)  # a fit or two more, reported to nobody
+        worker.send_signal(signal.SIGTERM)
+        status = worker.wait(timeout=60)
+        log = worker.stderr.read()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert status == 128 + signal.SIGTERM, log
+    assert "stopped by SIGTERM: the results held were written" in log
+    assert "Traceback" not in log
+    (written,) = store.list_keys(results_prefix(ensemble_id))
+    assert replicates_of_result_key(written) == [int(r) for r in FITTED.findall(log)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from runtime.fitting.retries import with_retries
-from runtime.fitting.stop_signals import StopRequested
 
 
 def test_an_action_that_recovers_returns_its_value_and_logs_each_failure(
@@ -42,13 +41,13 @@ def test_a_persistent_error_gives_its_last_line_after_every_attempt() -> None:
     assert len(calls) == 3
 
 
-def test_a_stop_signal_is_not_retried() -> None:
+def test_an_interrupt_is_not_retried() -> None:
     calls: list[int] = []
 
     def action() -> None:
         calls.append(1)
-        raise StopRequested(15)
+        raise KeyboardInterrupt
 
-    with pytest.raises(StopRequested):
+    with pytest.raises(KeyboardInterrupt):
         with_retries(action, attempts=3, delay=0.0, subject="s", failure="f")
     assert calls == [1]
