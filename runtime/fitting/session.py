@@ -212,8 +212,9 @@ def run_worker(
     """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
 
     Results are written in batches (``window``), the last one on the way out. ``on_open`` is given the
-    session before the first fit (closing it from another thread writes what it holds: a stop signal). Raises StanFleetError, once the others are fitted and
-    stored, if errors of the machinery left some without a result.
+    session before the first fit (a stop signal closes it from another thread, which writes what it
+    holds). Raises StanFleetError, once the others are fitted and stored, if errors of the machinery left
+    some without a result.
     """
     unfitted: list[int] = []
 
