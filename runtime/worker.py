@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def write_held() -> None:
         for session in sessions:
-            session.close()
+            session.seal()
 
     def fit_or_compile() -> int:
         exit_on_stop_signals(write_held)

@@ -94,6 +94,16 @@ class ResultBatcher:
         with self._lock:
             self._write_held()
 
+    def seal(self) -> None:
+        """Write the results held and take no more: the calling thread keeps the lock for good.
+
+        For the thread of a stop signal, which ends the process next: a result added meanwhile (a fit
+        that ends during the write) waits until then, unwritten and unreported, instead of being
+        reported as fitted and then lost.
+        """
+        self._lock.acquire()
+        self._write_held()
+
     def close(self) -> None:
         """Write the results held, then stop the timer. Closing twice writes nothing more."""
         try:

@@ -106,6 +106,11 @@ class WorkerSession:
         if self._work is not None:
             self._work.results.close()
 
+    def seal(self) -> None:
+        """Write the results held and take no more (see :meth:`ResultBatcher.seal`): for a stop signal."""
+        if self._work is not None:
+            self._work.results.seal()
+
     def write_each_from_now(self) -> None:
         """Write the results held now, and each later one the moment it is fitted (a spot notice)."""
         with self._window_lock:
@@ -212,8 +217,7 @@ def run_worker(
     """Fit and score every listed replicate that has no result yet, each fit on ``cores`` cores.
 
     Results are written in batches (``window``), the last one on the way out. ``on_open`` is given the
-    session before the first fit (a stop signal closes it from another thread, which writes what it
-    holds). Raises StanFleetError, once the others are fitted and stored, if errors of the machinery left
+    session before the first fit (a stop signal's thread seals it: writes what it holds). Raises StanFleetError, once the others are fitted and stored, if errors of the machinery left
     some without a result.
     """
     unfitted: list[int] = []

@@ -3,6 +3,7 @@ what it holds, and what the readers make of it."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,3 +116,18 @@ def test_a_window_of_scattered_replicates_is_written_as_several_objects_with_sho
     assert sorted(r for batch in reported for r in batch) == every_other
     assert max(len(key.rsplit("/", 1)[1]) for key in store.list_keys(results_prefix(ENSEMBLE))) < 200
     assert [r.replicate for r in load_results(store, ENSEMBLE, 100)] == every_other
+
+
+def test_a_sealed_batcher_writes_what_it_holds_and_a_later_result_waits_unwritten(tmp_path: Path) -> None:
+    """A stop signal's thread seals the batcher, then ends the process: a fit that ends meanwhile must
+    not be reported as fitted and then lost."""
+    store = LocalDirectoryStore(tmp_path)
+    batcher = ResultBatcher(store, ENSEMBLE, BatchWindow(100, 600))
+    batcher.add(failed_result(3))
+    batcher.seal()
+    assert stored_batches(store) == [[3]]
+    added_later = threading.Thread(target=batcher.add, args=(failed_result(4),), daemon=True)
+    added_later.start()
+    added_later.join(timeout=1.0)
+    assert added_later.is_alive()  # waiting for the end of the process
+    assert stored_batches(store) == [[3]]
